@@ -1,0 +1,29 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to homelab.pangolin_authentik
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment(object):
+    # Attributes of every module that changes something.
+    DOCUMENTATION = r'''
+attributes:
+  check_mode:
+    support: full
+    description: Reports what would change and sends no write.
+  diff_mode:
+    support: full
+    description: Shows the managed fields before and after; secrets are redacted.
+'''
+
+    # Attributes of the read-only *_info modules.
+    INFO_MODULE = r'''
+attributes:
+  check_mode:
+    support: full
+    description: The module only reads.
+  diff_mode:
+    support: N/A
+    description: The module changes nothing.
+'''

@@ -1,0 +1,50 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to homelab.pangolin_authentik
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment(object):
+    # Connection options shared by every module that talks to Pangolin.
+    DOCUMENTATION = r'''
+options:
+  pangolin_url:
+    description:
+      - Base URL of Pangolin's Integration API, for example C(https://api.example.com) or C(http://pangolin:3003).
+      - A trailing C(/v1) is accepted and ignored.
+      - The Integration API must be enabled (C(flags.enable_integration_api=true) in Pangolin's C(config.yml)).
+      - If not set, the value of the E(PANGOLIN_URL) environment variable is used.
+    type: str
+    required: true
+  pangolin_api_key:
+    description:
+      - Pangolin API key as C(<key id>.<secret>), sent as a bearer token.
+      - The key needs the actions of the operations the module performs; every key needs them, root keys included.
+      - If not set, the value of the E(PANGOLIN_API_KEY) environment variable is used.
+    type: str
+    required: true
+  validate_certs:
+    description:
+      - Verify the server's TLS certificate. Only turn this off for a throw-away test setup.
+    type: bool
+    default: true
+  ca_path:
+    description:
+      - PEM file of the CA that signed the server's certificate, when it is not in the system trust store.
+    type: path
+  timeout:
+    description:
+      - Seconds to wait for each answer.
+    type: int
+    default: 30
+  retries:
+    description:
+      - How many times a read or an update is retried after a connection error, a timeout, HTTP 429 (honouring
+        C(Retry-After)) or a 5xx answer, with exponential backoff. Each retry is reported as a warning.
+      - Creates are never re-sent blindly; after an unanswered create the module looks for the object first.
+    type: int
+    default: 3
+requirements:
+  - requests
+'''

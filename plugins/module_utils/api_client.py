@@ -1,0 +1,260 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to homelab.pangolin_authentik
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one HTTP layer every module of the collection talks through.
+
+It knows about base URLs, bearer tokens, TLS options, bounded retries and
+turning any failure into one clear sentence with no secret in it. The
+API-specific clients (``pangolin.py``, ``authentik.py``) only add paths,
+envelopes and hints.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+try:
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    HAS_REQUESTS = True
+    REQUESTS_IMPORT_ERROR = None
+except ImportError as _exc:  # pragma: no cover - reported by the module
+    HAS_REQUESTS = False
+    REQUESTS_IMPORT_ERROR = _exc
+
+try:
+    from urllib.parse import urlsplit
+except ImportError:  # pragma: no cover
+    from urlparse import urlsplit  # type: ignore
+
+RETRY_STATUSES = frozenset((429, 500, 502, 503, 504))
+# Retrying must not turn a short outage into a run that hangs for minutes.
+MAX_RETRY_WAIT = 30.0
+MAX_RETRY_TOTAL = 120.0
+REDACTED = "**REDACTED**"
+
+
+class ApiError(Exception):
+    """A failed API call, already phrased for the operator.
+
+    ``status`` is the HTTP status (None when no answer arrived) and
+    ``body`` the decoded answer, for callers that react to specific errors.
+    ``uncertain`` is true when a write may have happened although no
+    answer said so (connection lost after sending, or a 5xx).
+    """
+
+    def __init__(self, message, status=None, body=None, uncertain=False):
+        super(ApiError, self).__init__(message)
+        self.message = message
+        self.status = status
+        self.body = body
+        self.uncertain = uncertain
+
+    def __str__(self):
+        return self.message
+
+
+class Secrets(object):
+    """Values that must never leave the module, and how to scrub them."""
+
+    def __init__(self):
+        self._values = set()
+
+    def add(self, value):
+        if value and isinstance(value, str) and len(value) >= 4:
+            self._values.add(value)
+            # A Pangolin key is "<id>.<secret>": the secret alone is just as sensitive.
+            if "." in value:
+                self._values.add(value.split(".", 1)[1])
+
+    def scrub(self, text):
+        if not isinstance(text, str):
+            return text
+        for value in sorted(self._values, key=len, reverse=True):
+            if len(value) >= 4:
+                text = text.replace(value, REDACTED)
+        return text
+
+    def scrub_obj(self, obj):
+        """Scrub secrets inside any JSON-like value."""
+        if isinstance(obj, dict):
+            return dict((k, self.scrub_obj(v)) for k, v in obj.items())
+        if isinstance(obj, list):
+            return [self.scrub_obj(v) for v in obj]
+        return self.scrub(obj)
+
+
+def normalize_base_url(url, suffix, option):
+    """Return ``url`` without trailing slash and without ``suffix``.
+
+    Operators paste either ``https://api.example.com`` or
+    ``https://api.example.com/v1``; both must work.
+    """
+    if not url or not isinstance(url, str):
+        raise ApiError("%s is required (or set its environment variable)" % option)
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ApiError("%s must be an http:// or https:// URL, got %r" % (option, url))
+    if parts.query or parts.fragment:
+        raise ApiError("%s must not carry a query or fragment, got %r" % (option, url))
+    url = url.rstrip("/")
+    if url.endswith(suffix):
+        url = url[: -len(suffix)].rstrip("/")
+    return url
+
+
+def excerpt(text, limit=160):
+    """A short single-line excerpt of an answer that is not JSON (HTML error pages)."""
+    text = re.sub(r"<[^>]+>", " ", text or "")
+    text = re.sub(r"\s+", " ", text).strip()
+    return text[:limit] + ("..." if len(text) > limit else "")
+
+
+class ApiClient(object):
+    """HTTP client with bearer auth, TLS options and bounded, warned retries.
+
+    Subclasses set ``api_name`` and ``api_prefix`` and implement
+    ``error_detail(status, body)`` and ``hint(status, detail, action)``.
+    """
+
+    api_name = "API"
+    api_prefix = ""
+    url_option = "url"
+    token_option = "token"
+
+    def __init__(self, base_url, token, validate_certs=True, ca_path=None, timeout=30,
+                 retries=3, warn=None, secrets=None, retry_backoff=0.5):
+        self.secrets = secrets or Secrets()
+        self.secrets.add(token)
+        self.base_url = normalize_base_url(base_url, self.api_prefix, self.url_option)
+        if not token:
+            raise ApiError("%s is required (or set its environment variable)" % self.token_option)
+        self.token = token
+        self.timeout = timeout
+        self.retries = max(0, int(retries))
+        self.retry_backoff = retry_backoff
+        self.warn = warn or (lambda msg: None)
+        self.request_count = 0
+        self.session = requests.Session()
+        # Our own retry loop decides what may be re-sent; the adapter must never retry.
+        self.session.mount("http://", HTTPAdapter(max_retries=0))
+        self.session.mount("https://", HTTPAdapter(max_retries=0))
+        self.session.headers.update({
+            "Authorization": "Bearer %s" % token,
+            "Accept": "application/json",
+            "User-Agent": "homelab.pangolin_authentik",
+        })
+        if not validate_certs:
+            self.session.verify = False
+            try:
+                import urllib3
+
+                urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+            except Exception:  # pragma: no cover
+                pass
+        elif ca_path:
+            self.session.verify = ca_path
+
+    # -- hooks for subclasses ------------------------------------------
+    def error_detail(self, status, body):
+        """The server's own message from its error body."""
+        return None
+
+    def hint(self, status, detail, action):
+        return None
+
+    # -- requests ------------------------------------------------------
+    def url(self, path):
+        return self.base_url + self.api_prefix + path
+
+    def request(self, method, path, operation, params=None, body=None, idempotent=None,
+                ok=(200, 201, 204), action=None):
+        """Send one request and return ``(status, decoded body)``.
+
+        ``operation`` names what is being done ("list rules of resource 3")
+        for error messages. Requests that are not ``idempotent`` (creates)
+        are never re-sent: a lost answer raises an uncertain ApiError and
+        the caller looks before creating again.
+        """
+        if idempotent is None:
+            idempotent = method == "GET"
+        deadline = time.time() + MAX_RETRY_TOTAL
+        attempt = 0
+        while True:
+            attempt += 1
+            status, decoded, raw, error, retry_after = self._send(method, path, params, body)
+            retryable = error is not None or status in RETRY_STATUSES
+            if retryable and idempotent and attempt <= self.retries:
+                wait = min(retry_after if retry_after is not None else self.retry_backoff * (2 ** (attempt - 1)),
+                           MAX_RETRY_WAIT)
+                if time.time() + wait < deadline:
+                    reason = error or "HTTP %s" % status
+                    self.warn(self.secrets.scrub("%s: %s failed (%s); retry %d of %d in %.1fs"
+                                                 % (self.api_name, operation, reason, attempt, self.retries, wait)))
+                    time.sleep(wait)
+                    continue
+            if error is not None:
+                raise ApiError(self.secrets.scrub("%s: %s failed: %s" % (self.api_name, operation, error)),
+                               uncertain=method != "GET")
+            if status in ok:
+                return status, decoded
+            raise self._failure(operation, status, decoded, raw, action, method)
+
+    def _send(self, method, path, params, body):
+        """One attempt: (status, decoded, raw text, connection error, Retry-After)."""
+        self.request_count += 1
+        kwargs = {"params": params, "timeout": self.timeout}
+        if body is not None:
+            kwargs["data"] = json.dumps(body)
+            kwargs["headers"] = {"Content-Type": "application/json"}
+        try:
+            resp = self.session.request(method, self.url(path), **kwargs)
+        except requests.exceptions.SSLError as exc:
+            return None, None, None, self._tls_error(exc), None
+        except requests.exceptions.Timeout:
+            return None, None, None, "no answer within %ss (timeout)" % self.timeout, None
+        except requests.exceptions.ConnectionError as exc:
+            return None, None, None, "cannot connect to %s (%s)" % (self.base_url, _short_reason(exc)), None
+        except requests.exceptions.RequestException as exc:
+            return None, None, None, _short_reason(exc), None
+        raw = resp.text
+        try:
+            decoded = resp.json() if raw else None
+        except ValueError:
+            decoded = None
+        retry_after = None
+        if resp.status_code == 429:
+            try:
+                retry_after = float(resp.headers.get("Retry-After", ""))
+            except ValueError:
+                retry_after = None
+        return resp.status_code, decoded, raw, None, retry_after
+
+    def _tls_error(self, exc):
+        reason = _short_reason(exc)
+        return ("TLS verification of %s failed (%s); set ca_path to the CA that signed the server's "
+                "certificate, or validate_certs: false for a test setup" % (self.base_url, reason))
+
+    def _failure(self, operation, status, decoded, raw, action, method):
+        detail = self.error_detail(status, decoded) if decoded is not None else None
+        if detail is None:
+            text = excerpt(raw)
+            detail = ("answer is not JSON: %s" % text) if text else "empty answer"
+        message = "%s: %s failed: HTTP %s %s" % (self.api_name, operation, status, detail)
+        hint = self.hint(status, detail, action)
+        if hint:
+            message += " (%s)" % hint
+        return ApiError(self.secrets.scrub(message), status=status, body=decoded,
+                        uncertain=method != "GET" and status >= 500)
+
+
+def _short_reason(exc):
+    text = str(exc)
+    # requests nests the useful part deep inside urllib3's repr.
+    match = re.search(r"\[SSL: [A-Z_]+\] [^(\]]+|\[Errno -?\d+\] [^')]+|Connection refused|"
+                      r"Connection reset by peer|RemoteDisconnected\([^)]*\)|certificate verify failed[^')]*", text)
+    return match.group(0).strip() if match else excerpt(text, 200)

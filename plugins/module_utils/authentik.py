@@ -1,0 +1,190 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to homelab.pangolin_authentik
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Client for authentik's REST API (``/api/v3``), on the shared HTTP layer.
+
+What it knows so modules don't have to: trailing slashes, page-number
+pagination, exact ``name=`` filters re-checked client-side (unknown filters
+are silently ignored), and the field names of the server's version (unknown
+body fields are silently dropped).
+"""
+
+from __future__ import annotations
+
+import re
+
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import (
+    ApiClient,
+    ApiError,
+)
+
+# Versions where field names changed (docs: version matrix).
+HEADERS_MAPPING_SINCE = (2025, 4)
+DESTINATION_RENAME_SINCE = (2025, 8)
+
+
+def authentik_argument_spec():
+    """Connection options shared by every authentik module."""
+    from ansible.module_utils.basic import env_fallback
+
+    return dict(
+        authentik_url=dict(type="str", required=True, fallback=(env_fallback, ["AUTHENTIK_URL"])),
+        authentik_token=dict(type="str", required=True, no_log=True, fallback=(env_fallback, ["AUTHENTIK_TOKEN"])),
+        validate_certs=dict(type="bool", default=True),
+        ca_path=dict(type="path"),
+        timeout=dict(type="int", default=30),
+        retries=dict(type="int", default=3),
+    )
+
+
+def parse_version(text):
+    """``2026.5.0-rc1`` → (2026, 5, 0)."""
+    match = re.match(r"^(\d{4})\.(\d{1,2})(?:\.(\d+))?", text or "")
+    if not match:
+        raise ApiError("authentik reported an unknown version %r" % (text,))
+    return (int(match.group(1)), int(match.group(2)), int(match.group(3) or 0))
+
+
+class AuthentikClient(ApiClient):
+    api_name = "authentik API"
+    api_prefix = "/api/v3"
+    url_option = "authentik_url"
+    token_option = "authentik_token"
+
+    def __init__(self, *args, **kwargs):
+        super(AuthentikClient, self).__init__(*args, **kwargs)
+        self._version = None
+
+    @classmethod
+    def from_module(cls, module):
+        params = module.params
+        return cls(params["authentik_url"], params["authentik_token"], validate_certs=params["validate_certs"],
+                   ca_path=params.get("ca_path"), timeout=params["timeout"], retries=params["retries"],
+                   warn=module.warn)
+
+    # -- errors ----------------------------------------------------------
+    def error_detail(self, status, body):
+        if isinstance(body, dict):
+            if isinstance(body.get("detail"), str):
+                return body["detail"]
+            parts = []
+            for field, messages in body.items():
+                if isinstance(messages, list):
+                    messages = " ".join(str(m) for m in messages)
+                parts.append("%s: %s" % (field, messages))
+            if parts:
+                return "; ".join(parts)
+        if isinstance(body, str) and body:
+            return body
+        return None
+
+    def hint(self, status, detail, action):
+        if status in (401, 403):
+            return ("authentik answers 403 for a missing, wrong or expired token as well as for a missing "
+                    "permission: check authentik_token and that its user may do this")
+        if status == 404 and detail.startswith("answer is not JSON"):
+            return "is authentik_url the authentik server?"
+        return None
+
+    # -- version -----------------------------------------------------------
+    @property
+    def version(self):
+        """The server's (year, month, patch), read once per client."""
+        if self._version is None:
+            _status, body = self.request("GET", "/admin/version/", "read the authentik version")
+            if not isinstance(body, dict) or "version_current" not in body:
+                raise ApiError("%s: read the authentik version: the answer is not authentik's; does authentik_url "
+                               "point at authentik?" % self.api_name)
+            self._version = parse_version(body["version_current"])
+        return self._version
+
+    def at_least(self, since):
+        return self.version[:2] >= since
+
+    @property
+    def version_text(self):
+        return "%d.%d.%d" % self.version
+
+    # -- generic CRUD ------------------------------------------------------
+    def list(self, path, what, params=None):
+        """Every row of a list endpoint, following page numbers until ``next == 0``."""
+        rows, page = [], 1
+        while True:
+            query = dict(params or {})
+            query.update(page=page, page_size=100)
+            _status, body = self.request("GET", path, "list %s" % what, params=query)
+            if not isinstance(body, dict) or "results" not in body:
+                raise ApiError("%s: list %s: the answer is not an authentik list; does authentik_url point at "
+                               "authentik?" % (self.api_name, what))
+            rows.extend(body["results"])
+            following = (body.get("pagination") or {}).get("next") or 0
+            if not following or following == page:
+                return rows
+            page = following
+
+    def find_by(self, path, what, field, value, extra=None):
+        """The one object whose ``field`` equals ``value``, or None.
+
+        The exact filter narrows the list; the client-side check guards against
+        a server that ignored the filter.
+        """
+        params = {field: value}
+        params.update(extra or {})
+        found = [row for row in self.list(path, what, params) if row.get(field) == value]
+        if len(found) > 1:
+            raise ApiError("%s %r is ambiguous: %d objects carry it" % (what, value, len(found)))
+        return found[0] if found else None
+
+    def get(self, path, what):
+        return self.request("GET", path, "read %s" % what)[1]
+
+    def create(self, path, what, body):
+        return self.request("POST", path, "create %s" % what, body=body, idempotent=False)[1]
+
+    def put(self, path, what, body):
+        return self.request("PUT", path, "update %s" % what, body=body, idempotent=True)[1]
+
+    def patch(self, path, what, body):
+        return self.request("PATCH", path, "update %s" % what, body=body, idempotent=True)[1]
+
+    def delete(self, path, what):
+        self.request("DELETE", path, "delete %s" % what, idempotent=True, ok=(200, 202, 204))
+
+    def post_action(self, path, what, body):
+        return self.request("POST", path, what, body=body, idempotent=True, ok=(200, 204))[1]
+
+    # -- users -------------------------------------------------------------
+    def find_user(self, username):
+        return self.find_by("/core/users/", "user", "username", username, {"include_groups": "false"})
+
+    def user_pk(self, username, option="username"):
+        user = self.find_user(username)
+        if user is None:
+            raise ApiError("%s %r: authentik has no user with that username" % (option, username))
+        return user["pk"]
+
+    def users_by_username(self, usernames):
+        """{username: user} for the given usernames, with as few requests as possible."""
+        usernames = list(dict.fromkeys(usernames))
+        if len(usernames) <= 3:
+            found = dict((u, self.find_user(u)) for u in usernames)
+            return dict((u, row) for u, row in found.items() if row is not None)
+        wanted = set(usernames)
+        rows = self.list("/core/users/", "users", {"include_groups": "false"})
+        return dict((row["username"], row) for row in rows if row.get("username") in wanted)
+
+    def find_group(self, name):
+        return self.find_by("/core/groups/", "group", "name", name, {"include_users": "false"})
+
+    def group_pk(self, name, option="group"):
+        group = self.find_group(name)
+        if group is None:
+            raise ApiError("%s %r: authentik has no group with that name" % (option, name))
+        return group["pk"]
+
+    def owner_of_name(self, family, name):
+        """Which object of any type in ``family`` ("propertymappings" or "policies") holds ``name``."""
+        row = self.find_by("/%s/all/" % family, family, "name", name)
+        if row is None:
+            return None
+        return "%s %r (pk %s)" % (row.get("verbose_name") or row.get("component") or "object", name, row.get("pk"))

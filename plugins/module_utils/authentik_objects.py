@@ -1,0 +1,425 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to homelab.pangolin_authentik
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The authentik objects the collection manages, as ``ObjectKind``s.
+
+Views use one set of field names whatever the server's version; the kinds
+translate to the names the server understands (``webhook_mapping`` before
+2025.4, ``group`` before 2025.8, ...).
+"""
+
+from __future__ import annotations
+
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import ApiError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import (
+    DESTINATION_RENAME_SINCE,
+    HEADERS_MAPPING_SINCE,
+)
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import (
+    InputError,
+    ObjectKind,
+    _is_conflict,
+)
+
+
+def check_name(name, option="name"):
+    """authentik accepts any text; refuse what would only confuse (blank, control characters)."""
+    if not isinstance(name, str) or not name.strip():
+        raise InputError("%s must be a non-empty string, got %r" % (option, name))
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise InputError("%s %r contains a control character (newline, tab, ...)" % (option, name))
+    if len(name) > 150 and option.endswith("username"):
+        raise InputError("%s %r is longer than authentik's 150 characters" % (option, name))
+    return name
+
+
+class NamedKind(ObjectKind):
+    """An authentik object found by its unique ``name``.
+
+    ``fields`` maps view field names to API field names; ``family`` is the
+    set of types the name is unique across ("propertymappings", "policies").
+    """
+
+    path = None
+    what = None
+    family = None
+    fields = {}
+    id_field = "pk"
+
+    def __init__(self, client):
+        self.client = client
+        self._rows = None  # name -> raw row, when the whole list was read once
+
+    def describe(self, desired):
+        return "%s %r" % (self.what, desired.get("name"))
+
+    def preload(self):
+        """Read the whole list once; later finds are lookups (bulk modules)."""
+        self._rows = dict((row.get("name"), row) for row in self.client.list(self.path, self.what + "s"))
+        return self
+
+    def names(self):
+        return list(self._rows or {})
+
+    def api_fields(self):
+        return self.fields
+
+    def view(self, raw):
+        view = dict((k, raw.get(api)) for k, api in self.api_fields().items())
+        view["pk"] = raw.get("pk")
+        view["name"] = raw.get("name")
+        return view
+
+    def body(self, fields):
+        names = self.api_fields()
+        return dict((names.get(k, k), v) for k, v in fields.items() if k != "pk")
+
+    def find(self, desired):
+        if self._rows is not None:
+            raw = self._rows.get(desired["name"])
+        else:
+            raw = self.client.find_by(self.path, self.what, "name", desired["name"])
+        return self.view(raw) if raw else None
+
+    def refind(self, desired):
+        self._rows = None
+        return self.find(desired)
+
+    def create(self, desired):
+        try:
+            raw = self.client.create(self.path, self.describe(desired), self.body(self.comparable(desired)))
+        except ApiError as exc:
+            if _is_conflict(exc) and self.family and self.find(desired) is None:
+                owner = self.client.owner_of_name(self.family, desired["name"])
+                if owner:
+                    raise ApiError("%s: the name is already taken by %s; names are unique across all %s types "
+                                   "in authentik, choose another name" % (self.describe(desired), owner, self.family))
+            raise
+        return self.view(raw)
+
+    def update(self, current, desired, changes):
+        raw = self.client.patch("%s%s/" % (self.path, current["pk"]), self.describe(desired), self.body(changes))
+        return self.view(raw)
+
+    def delete(self, current):
+        self.client.delete("%s%s/" % (self.path, current["pk"]), self.describe(current))
+
+
+class WebhookMappingKind(NamedKind):
+    label = "authentik webhook mapping"
+    result_key = "mapping"
+    path = "/propertymappings/notification/"
+    what = "webhook mapping"
+    family = "propertymappings"
+    fields = {"expression": "expression"}
+
+    def __init__(self, client, secret=False):
+        super(WebhookMappingKind, self).__init__(client)
+        # A headers mapping's expression embeds the Pangolin key.
+        self.secret_fields = ("expression",) if secret else ()
+
+
+class ExpressionPolicyKind(NamedKind):
+    label = "authentik expression policy"
+    result_key = "policy"
+    path = "/policies/expression/"
+    what = "expression policy"
+    family = "policies"
+    fields = {"expression": "expression"}
+
+
+class EventMatcherPolicyKind(NamedKind):
+    label = "authentik event matcher policy"
+    result_key = "policy"
+    path = "/policies/event_matcher/"
+    what = "event matcher policy"
+    family = "policies"
+    fields = {"action": "action", "app": "app", "client_ip": "client_ip"}
+
+
+class TransportKind(NamedKind):
+    label = "authentik notification transport"
+    result_key = "transport"
+    path = "/events/transports/"
+    what = "notification transport"
+
+    def api_fields(self):
+        fields = {"mode": "mode", "webhook_url": "webhook_url", "send_once": "send_once"}
+        if self.client.at_least(HEADERS_MAPPING_SINCE):
+            fields.update(body_mapping="webhook_mapping_body", headers_mapping="webhook_mapping_headers")
+        else:
+            fields.update(body_mapping="webhook_mapping")
+        if self.client.at_least(DESTINATION_RENAME_SINCE):
+            fields.update(email_subject_prefix="email_subject_prefix", email_template="email_template")
+        return fields
+
+    def check_supported(self, desired):
+        fields = self.api_fields()
+        for name in ("headers_mapping", "email_subject_prefix", "email_template"):
+            if desired.get(name) is not None and name not in fields:
+                raise InputError("%s: %s needs a newer authentik than %s"
+                                 % (self.describe(desired), name, self.client.version_text))
+
+    def create(self, desired):
+        self.check_supported(desired)
+        return super(TransportKind, self).create(desired)
+
+    def update(self, current, desired, changes):
+        self.check_supported(desired)
+        changes = dict(changes)
+        # authentik checks webhook_url only when mode is in the request.
+        changes["mode"] = desired.get("mode") or current.get("mode")
+        return super(TransportKind, self).update(current, desired, changes)
+
+
+class NotificationRuleKind(NamedKind):
+    label = "authentik notification rule"
+    result_key = "notification_rule"
+    path = "/events/rules/"
+    what = "notification rule"
+    unordered_fields = ("transports",)
+
+    def api_fields(self):
+        fields = {"transports": "transports", "severity": "severity"}
+        if self.client.at_least(DESTINATION_RENAME_SINCE):
+            fields.update(destination_group="destination_group", destination_event_user="destination_event_user")
+        else:
+            fields.update(destination_group="group")
+        return fields
+
+    def view(self, raw):
+        view = super(NotificationRuleKind, self).view(raw)
+        if "destination_event_user" not in self.api_fields():
+            view["destination_event_user"] = False
+        return view
+
+    def check_supported(self, desired):
+        if desired.get("destination_event_user") and "destination_event_user" not in self.api_fields():
+            raise InputError("%s: destination_event_user needs authentik 2025.8 or newer (this server runs %s); "
+                             "use destination_group instead" % (self.describe(desired), self.client.version_text))
+
+    def body(self, fields):
+        body = super(NotificationRuleKind, self).body(fields)
+        if "destination_event_user" not in self.api_fields():
+            body.pop("destination_event_user", None)
+        return body
+
+    def create(self, desired):
+        self.check_supported(desired)
+        return super(NotificationRuleKind, self).create(desired)
+
+    def update(self, current, desired, changes):
+        self.check_supported(desired)
+        return super(NotificationRuleKind, self).update(current, desired, changes)
+
+
+class GroupKind(NamedKind):
+    label = "authentik group"
+    result_key = "group"
+    path = "/core/groups/"
+    what = "group"
+    fields = {"is_superuser": "is_superuser", "attributes": "attributes"}
+
+    def find(self, desired):
+        raw = self.client.find_by(self.path, self.what, "name", desired["name"], {"include_users": "false"})
+        return self.view(raw) if raw else None
+
+
+class BindingKind(ObjectKind):
+    """The binding of one policy to one target (a notification rule)."""
+
+    label = "authentik policy binding"
+    result_key = "binding"
+    id_field = "pk"
+    path = "/policies/bindings/"
+
+    def __init__(self, client, target, policy, policy_name=None, bindings=None):
+        self.client = client
+        self.target = target
+        self.policy = policy
+        self.policy_name = policy_name or policy
+        self._bindings = bindings
+
+    def describe(self, desired):
+        return "binding of policy %r to notification rule %s" % (self.policy_name, self.target)
+
+    @staticmethod
+    def view(raw):
+        return dict((k, raw.get(k)) for k in ("pk", "target", "policy", "order", "enabled", "negate", "timeout"))
+
+    def find(self, desired):
+        if self._bindings is None:
+            self._bindings = self.client.list(self.path, "policy bindings", {"target": self.target})
+        found = [b for b in self._bindings if str(b.get("target")) == str(self.target)
+                 and str(b.get("policy")) == str(self.policy)]
+        return self.view(found[0]) if found else None
+
+    def refind(self, desired):
+        self._bindings = None
+        return self.find(desired)
+
+    def full_body(self, current, desired):
+        # Bindings are written whole: PATCH without target/policy fails in authentik.
+        body = dict(order=0, enabled=True, negate=False, timeout=30)
+        if current:
+            body.update(dict((k, current[k]) for k in body if current.get(k) is not None))
+        body.update(self.comparable(desired))
+        body.update(target=self.target, policy=self.policy)
+        return body
+
+    def create(self, desired):
+        raw = self.client.create(self.path, self.describe(desired), self.full_body(None, desired))
+        self._bindings = None
+        return self.view(raw)
+
+    def update(self, current, desired, changes):
+        raw = self.client.put("%s%s/" % (self.path, current["pk"]), self.describe(desired),
+                              self.full_body(current, desired))
+        self._bindings = None
+        return self.view(raw)
+
+    def delete(self, current):
+        self.client.delete("%s%s/" % (self.path, current["pk"]), self.describe(current))
+        self._bindings = None
+
+
+class UserKind(ObjectKind):
+    """A user, found by username. Group membership is changed one group at a time.
+
+    ``groups`` in a desired user lists group names; ``groups_mode`` says
+    whether they are added (``add``), removed (``remove``) or are the whole
+    membership (``exact``). PUT would wipe memberships, so users are only
+    ever PATCHed and memberships go through add_user/remove_user.
+    """
+
+    label = "authentik user"
+    result_key = "user"
+    id_field = "pk"
+    path = "/core/users/"
+    fields = ("name", "email", "is_active", "path")
+
+    def __init__(self, client, groups_mode="add"):
+        self.client = client
+        self.groups_mode = groups_mode
+        self._group_names = {}
+
+    def describe(self, desired):
+        return "user %r" % desired.get("username")
+
+    def group_names(self, pks):
+        missing = [pk for pk in pks if pk not in self._group_names]
+        if missing:
+            for row in self.client.list("/core/groups/", "groups", {"include_users": "false"}):
+                self._group_names[row["pk"]] = row["name"]
+        return sorted(self._group_names.get(pk, pk) for pk in pks)
+
+    def view(self, raw):
+        view = dict((k, raw.get(k)) for k in self.fields)
+        view.update(pk=raw.get("pk"), username=raw.get("username"), groups=self.group_names(raw.get("groups") or []))
+        return view
+
+    def find(self, desired):
+        raw = self.client.find_by(self.path, "user", "username", desired["username"])
+        return self.view(raw) if raw else None
+
+    def wanted_groups(self, current_groups, listed):
+        current_groups = set(current_groups or [])
+        if listed is None:
+            return sorted(current_groups)
+        if self.groups_mode == "add":
+            return sorted(current_groups | set(listed))
+        if self.groups_mode == "remove":
+            return sorted(current_groups - set(listed))
+        return sorted(set(listed))
+
+    def comparable(self, desired):
+        return dict((k, v) for k, v in desired.items() if v is not None and k not in ("password",))
+
+    def changes(self, current, desired):
+        wanted = dict(self.comparable(desired))
+        wanted["groups"] = self.wanted_groups(current.get("groups"), desired.get("groups"))
+        return dict((k, v) for k, v in wanted.items() if current.get(k) != v)
+
+    def predict(self, current, desired):
+        after = dict(current or {"pk": None, "groups": []})
+        after.update(self.comparable(desired))
+        after["groups"] = self.wanted_groups((current or {}).get("groups"), desired.get("groups"))
+        return after
+
+    def verify(self, written, desired):
+        pass  # each write below is checked by reading the user back
+
+    def create(self, desired):
+        body = dict((k, desired[k]) for k in self.fields if desired.get(k) is not None)
+        body.update(username=desired["username"], name=desired.get("name") or "")
+        raw = self.client.create(self.path, self.describe(desired), body)
+        current = self.view(raw)
+        return self._write_groups(current, desired)
+
+    def update(self, current, desired, changes):
+        fields = dict((k, v) for k, v in changes.items() if k in self.fields)
+        if fields:
+            self.client.patch("%s%s/" % (self.path, current["pk"]), self.describe(desired), fields)
+        return self._write_groups(current, desired)
+
+    def _write_groups(self, current, desired):
+        wanted = self.wanted_groups(current.get("groups"), desired.get("groups"))
+        have = set(current.get("groups") or [])
+        for name in sorted(set(wanted) - have):
+            self._membership(name, current["pk"], "add_user")
+        for name in sorted(have - set(wanted)):
+            self._membership(name, current["pk"], "remove_user")
+        return self.find(desired)
+
+    def _membership(self, group_name, user_pk, action):
+        group = self.client.find_group(group_name)
+        if group is None:
+            raise ApiError("groups: authentik has no group %r" % group_name)
+        self.client.post_action("/core/groups/%s/%s/" % (group["pk"], action),
+                                "%s user %s %s group %r" % (action.split("_")[0], user_pk,
+                                                            "to" if action == "add_user" else "from", group_name),
+                                {"pk": user_pk})
+
+    def delete(self, current):
+        self.client.delete("%s%s/" % (self.path, current["pk"]), self.describe(current))
+
+    def set_password(self, pk, password, username):
+        try:
+            self.client.post_action("%s%s/set_password/" % (self.path, pk), "set the password of user %r" % username,
+                                    {"password": password})
+        except ApiError as exc:
+            if exc.status == 400:
+                raise ApiError("password: authentik refused the password of user %r (its password policy?)"
+                               % username)
+            raise
+
+
+def resolve_reference(kind, name, option, check_mode=False):
+    """The pk of the object ``name`` of ``kind``, for a field that references it.
+
+    In check mode an object an earlier task would have created does not
+    exist yet; stand in a readable marker instead of failing the dry run.
+    """
+    found = kind.find({"name": name})
+    if found is not None:
+        return found["pk"]
+    if check_mode:
+        return "(%s %r, not created yet)" % (kind.what, name)
+    raise InputError("%s: authentik has no %s named %r" % (option, kind.what, name))
+
+
+def check_webhook_url(url, option="webhook_url"):
+    """authentik's URL validator, applied before writing (underscored hosts are refused)."""
+    try:
+        from urllib.parse import urlsplit
+    except ImportError:  # pragma: no cover
+        from urlparse import urlsplit  # type: ignore
+    if not isinstance(url, str) or not url:
+        raise InputError("%s is required for a webhook transport" % option)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InputError("%s must be an http:// or https:// URL, got %r" % (option, url))
+    if "_" in parts.hostname or any(c.isspace() for c in url):
+        raise InputError("%s %r is not a URL authentik accepts (no underscores in host names, no spaces)"
+                         % (option, url))
+    return url

@@ -1,0 +1,67 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to homelab.pangolin_authentik
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What every module does around its own logic: errors, secrets, results."""
+
+from __future__ import annotations
+
+import traceback
+
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import (
+    HAS_REQUESTS,
+    REQUESTS_IMPORT_ERROR,
+    ApiError,
+    Secrets,
+)
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import (
+    InputError,
+    Reconciler,
+)
+
+SECRET_OPTIONS = ("pangolin_api_key", "authentik_token", "webhook_api_key", "api_key", "password")
+
+
+def module_secrets(module):
+    """Every secret the module was given, so no output can carry one."""
+    secrets = Secrets()
+    for name in SECRET_OPTIONS:
+        secrets.add(module.params.get(name))
+    return secrets
+
+
+def run(module, body):
+    """Run ``body(module, reconciler)`` and exit with its result dict.
+
+    Bad input and API failures become one ``fail_json`` message with every
+    secret scrubbed; anything else is a bug and keeps its traceback (also
+    scrubbed).
+    """
+    if not HAS_REQUESTS:
+        from ansible.module_utils.basic import missing_required_lib
+
+        module.fail_json(msg=missing_required_lib("requests"), exception=str(REQUESTS_IMPORT_ERROR))
+    secrets = module_secrets(module)
+    reconciler = Reconciler(check_mode=module.check_mode, secrets=secrets)
+    try:
+        result = body(module, reconciler)
+    except (InputError, ApiError) as exc:
+        partial = dict(changed=reconciler.changed)
+        if reconciler.changed and module._diff:
+            partial["diff"] = reconciler.diffs()
+        module.fail_json(msg=secrets.scrub(str(exc)), **secrets.scrub_obj(partial))
+    except Exception as exc:  # pragma: no cover - a bug; still never leak a secret
+        module.fail_json(msg=secrets.scrub("unexpected error: %s" % exc),
+                         exception=secrets.scrub(traceback.format_exc()))
+    if not module._diff:
+        result.pop("diff", None)
+    module.exit_json(**secrets.scrub_obj(result))
+
+
+def single_result(reconciler, outcome, kind, **extra):
+    """Result of a module that manages one object."""
+    result = dict(changed=outcome.changed, action=outcome.action)
+    result[kind.result_key] = reconciler.redact(kind, outcome.after)
+    if outcome.changed:
+        result["diff"] = outcome.diff(reconciler.redact)
+    result.update(extra)
+    return result

@@ -1,0 +1,225 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to homelab.pangolin_authentik
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Client for Pangolin's Integration API (``/v1``), on the shared HTTP layer."""
+
+from __future__ import annotations
+
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import (
+    ApiClient,
+    ApiError,
+)
+
+# Every rule field Pangolin stores; compare on these only (docs: list rows and
+# create answers carry different extra keys).
+RULE_FIELDS = ("action", "match", "value", "priority", "enabled")
+
+
+def pangolin_argument_spec():
+    """Connection options shared by every Pangolin module."""
+    from ansible.module_utils.basic import env_fallback
+
+    return dict(
+        pangolin_url=dict(type="str", required=True, fallback=(env_fallback, ["PANGOLIN_URL"])),
+        pangolin_api_key=dict(type="str", required=True, no_log=True,
+                              fallback=(env_fallback, ["PANGOLIN_API_KEY"])),
+        validate_certs=dict(type="bool", default=True),
+        ca_path=dict(type="path"),
+        timeout=dict(type="int", default=30),
+        retries=dict(type="int", default=3),
+    )
+
+
+class PangolinClient(ApiClient):
+    api_name = "Pangolin API"
+    api_prefix = "/v1"
+    url_option = "pangolin_url"
+    token_option = "pangolin_api_key"
+
+    def __init__(self, base_url, api_key, **kwargs):
+        if api_key and "." not in api_key:
+            # Pangolin answers this with a 500; say what is wrong instead.
+            raise ApiError("pangolin_api_key must have the form <key id>.<secret> as Pangolin shows it "
+                           "at creation; the value given has no '.'")
+        super(PangolinClient, self).__init__(base_url, api_key, **kwargs)
+
+    @classmethod
+    def from_module(cls, module):
+        params = module.params
+        return cls(params["pangolin_url"], params["pangolin_api_key"],
+                   validate_certs=params["validate_certs"], ca_path=params.get("ca_path"),
+                   timeout=params["timeout"], retries=params["retries"], warn=module.warn)
+
+    # -- envelope ------------------------------------------------------
+    def error_detail(self, status, body):
+        if isinstance(body, dict) and isinstance(body.get("message"), str):
+            return body["message"]
+        return None
+
+    def hint(self, status, detail, action):
+        if status == 401:
+            return "pangolin_api_key is not accepted: check the key id and secret"
+        if status == 403 and "root access" in detail:
+            return "this needs a root API key (Server Admin > API Keys)"
+        if status == 403 and "permission" in detail and action:
+            return "grant the key the '%s' action" % action
+        if status == 403 and "access to this organization" in detail:
+            return "the key belongs to another organization"
+        if status == 404 and detail.startswith("answer is not JSON"):
+            return "is pangolin_url the Integration API (port 3003, enable_integration_api: true)?"
+        return None
+
+    def call(self, method, path, operation, action, body=None, params=None, idempotent=None, ok=(200, 201)):
+        """Send a request and unwrap Pangolin's ``{data, success, ...}`` envelope."""
+        status, decoded = self.request(method, path, operation, params=params, body=body,
+                                       idempotent=idempotent, ok=ok, action=action)
+        if not isinstance(decoded, dict) or "data" not in decoded or decoded.get("success") is not True:
+            raise ApiError("%s: %s: the answer is not a Pangolin API envelope; does pangolin_url point "
+                           "at Pangolin's Integration API?" % (self.api_name, operation))
+        return decoded["data"]
+
+    # -- resources -----------------------------------------------------
+    def get_resource(self, resource_id):
+        return self.call("GET", "/resource/%d" % resource_id, "read resource %d" % resource_id, "getResource")
+
+    def update_resource(self, resource_id, fields):
+        if not fields:
+            raise ValueError("refusing to send an empty resource update")
+        return self.call("POST", "/resource/%d" % resource_id, "update resource %d" % resource_id,
+                         "updateResource", body=fields, idempotent=True)
+
+    def list_resources(self, org_id, query=None):
+        """Every resource of an org (page-based, unlike the rules list)."""
+        resources, page = [], 1
+        while True:
+            params = {"page": page, "pageSize": 100}
+            if query:
+                params["query"] = query
+            data = self.call("GET", "/org/%s/resources" % _seg(org_id), "list resources of org %r" % org_id,
+                             "listResources", params=params)
+            batch = data.get("resources") or []
+            resources.extend(batch)
+            total = (data.get("pagination") or {}).get("total", len(resources))
+            if not batch or len(resources) >= total:
+                return resources
+            page += 1
+
+    def get_org(self, org_id):
+        return self.call("GET", "/org/%s" % _seg(org_id), "read org %r" % org_id, "getOrg")
+
+    def resolve_resource(self, org_id, name_or_domain):
+        """The id of the resource whose name, niceId or full domain is ``name_or_domain``."""
+        wanted = name_or_domain.strip()
+        matches = [r for r in self.list_resources(org_id)
+                   if wanted in (r.get("name"), r.get("niceId"), r.get("fullDomain"))
+                   or (r.get("fullDomain") or "").lower() == wanted.lower()]
+        ids = sorted(set(r["resourceId"] for r in matches))
+        if not ids:
+            self.get_org(org_id)  # a missing org gets its own clear 404
+            raise ApiError("resource %r: no resource of org %r has that name, nice id or full domain"
+                           % (name_or_domain, org_id))
+        if len(ids) > 1:
+            raise ApiError("resource %r is ambiguous in org %r: resources %s match; use resource_id"
+                           % (name_or_domain, org_id, ", ".join(str(i) for i in ids)))
+        return ids[0]
+
+    # -- rules ---------------------------------------------------------
+    def list_rules(self, resource_id):
+        # One call: the server sorts only within a page, so never page (docs 3.4).
+        data = self.call("GET", "/resource/%d/rules" % resource_id, "list rules of resource %d" % resource_id,
+                         "listResourceRules", params={"limit": 1000})
+        return [normalize_rule(r) for r in data.get("rules") or []]
+
+    def create_rule(self, resource_id, rule):
+        body = dict((k, rule[k]) for k in RULE_FIELDS if rule.get(k) is not None)
+        data = self.call("PUT", "/resource/%d/rule" % resource_id,
+                         "create rule with priority %s on resource %d" % (rule.get("priority"), resource_id),
+                         "createResourceRule", body=body, idempotent=False, ok=(201, 200))
+        return normalize_rule(data)
+
+    def update_rule(self, resource_id, rule_id, rule):
+        # Pangolin requires priority on every update; send the whole rule (docs 3.2).
+        body = dict((k, rule[k]) for k in RULE_FIELDS if rule.get(k) is not None)
+        data = self.call("POST", "/resource/%d/rule/%d" % (resource_id, rule_id),
+                         "update rule %d of resource %d" % (rule_id, resource_id),
+                         "updateResourceRule", body=body, idempotent=True)
+        return normalize_rule(data)
+
+    def delete_rule(self, resource_id, rule_id):
+        self.call("DELETE", "/resource/%d/rule/%d" % (resource_id, rule_id),
+                  "delete rule %d of resource %d" % (rule_id, resource_id), "deleteResourceRule",
+                  idempotent=True)
+
+    # -- identity providers ----------------------------------------------
+    def list_idps(self):
+        idps, offset = [], 0
+        while True:
+            data = self.call("GET", "/idp", "list identity providers", "listIdps",
+                             params={"limit": 1000, "offset": offset})
+            batch = data.get("idps") or []
+            idps.extend(batch)
+            total = (data.get("pagination") or {}).get("total", len(idps))
+            if not batch or len(idps) >= total:
+                return idps
+            offset = len(idps)
+
+    def resolve_idp(self, name):
+        ids = sorted(set(i["idpId"] for i in self.list_idps() if i.get("name") == name))
+        if not ids:
+            raise ApiError("idp_name %r: Pangolin has no identity provider with that name" % name)
+        if len(ids) > 1:
+            raise ApiError("idp_name %r is ambiguous: identity providers %s; use idp_id"
+                           % (name, ", ".join(str(i) for i in ids)))
+        return ids[0]
+
+    def get_idp(self, idp_id):
+        return self.call("GET", "/idp/%d" % idp_id, "read identity provider %d" % idp_id, "getIdp")
+
+    def update_idp(self, idp_id, fields):
+        return self.call("POST", "/idp/%d/oidc" % idp_id, "update identity provider %d" % idp_id,
+                         "updateIdp", body=fields, idempotent=True)
+
+    def list_idp_org_policies(self, idp_id):
+        policies, offset = [], 0
+        while True:
+            data = self.call("GET", "/idp/%d/org" % idp_id, "list org policies of identity provider %d" % idp_id,
+                             "listIdpOrgs", params={"limit": 1000, "offset": offset})
+            batch = data.get("policies") or []
+            policies.extend(batch)
+            total = (data.get("pagination") or {}).get("total", len(policies))
+            if not batch or len(policies) >= total:
+                return policies
+            offset = len(policies)
+
+    def create_idp_org_policy(self, idp_id, org_id, fields):
+        return self.call("PUT", "/idp/%d/org/%s" % (idp_id, _seg(org_id)),
+                         "create org policy of identity provider %d for org %r" % (idp_id, org_id),
+                         "createIdpOrg", body=fields, idempotent=False, ok=(201, 200))
+
+    def update_idp_org_policy(self, idp_id, org_id, fields):
+        if not fields:
+            raise ValueError("refusing to send an empty org policy update (Pangolin answers 500)")
+        return self.call("POST", "/idp/%d/org/%s" % (idp_id, _seg(org_id)),
+                         "update org policy of identity provider %d for org %r" % (idp_id, org_id),
+                         "updateIdpOrg", body=fields, idempotent=True)
+
+    def delete_idp_org_policy(self, idp_id, org_id):
+        return self.call("DELETE", "/idp/%d/org/%s" % (idp_id, _seg(org_id)),
+                         "delete org policy of identity provider %d for org %r" % (idp_id, org_id),
+                         "deleteIdpOrg", idempotent=True)
+
+
+def normalize_rule(raw):
+    """The comparable view of a rule row: ``rule_id`` plus the rule fields."""
+    rule = dict((k, raw.get(k)) for k in RULE_FIELDS)
+    rule["rule_id"] = raw.get("ruleId")
+    return rule
+
+
+def _seg(value):
+    """Quote one path segment (org ids are free text)."""
+    try:
+        from urllib.parse import quote
+    except ImportError:  # pragma: no cover
+        from urllib import quote  # type: ignore
+    return quote(str(value), safe="")

@@ -1,0 +1,239 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to homelab.pangolin_authentik
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: login_ip_whitelist
+short_description: Whitelist each user's login IP on a Pangolin resource through authentik notifications
+version_added: 0.1.0
+description:
+  - For every user in O(users), ensures the chain that makes authentik write the user's login IP into a Pangolin
+    rule reserved for that user, so apps that cannot follow an SSO redirect (Jellyfin's TV and phone apps) get in.
+  - Per user, in this order so that a rerun after any failure repairs the chain
+    - a Pangolin C(ACCEPT)/C(IP) rule at the user's priority, created with O(placeholder) and never reverted afterwards
+      (authentik rewrites its value at each login);
+    - a webhook body mapping rendering a full rule update with the login's client IP;
+    - a webhook transport to C(<webhook_url>/v1/resource/<id>/rule/<rule id>), the rule id re-read every run;
+    - an expression policy matching a C(login) event of the user's pk;
+    - a notification rule sending to the event user through the transport, with the policy bound.
+  - All per-user objects are named O(name_prefix) followed by the username. With O(prune=true), objects carrying the
+    prefix whose username is no longer listed are removed; nothing without the prefix is ever touched.
+  - Every list is read once and every input, user and priority is checked before the first write; an unchanged user
+    costs no request of its own. This is the module the C(jellyfin_whitelist) role runs; the single-object modules
+    share its comparison code.
+  - The shared headers mapping (M(homelab.pangolin_authentik.authentik_webhook_mapping) with
+    C(template=pangolin_headers)) and C(applyRules) on the resource (M(homelab.pangolin_authentik.pangolin_resource))
+    are managed by their own modules.
+author:
+  - homelab.pangolin_authentik contributors
+extends_documentation_fragment:
+  - homelab.pangolin_authentik.pangolin
+  - homelab.pangolin_authentik.authentik
+  - homelab.pangolin_authentik.attributes
+  - ansible.builtin.action_common_attributes
+options:
+  resource_id:
+    description:
+      - Id of the Pangolin resource. Mutually exclusive with O(resource).
+    type: int
+  resource:
+    description:
+      - Name, nice id or full domain of the resource, resolved within O(org_id).
+    type: str
+  org_id:
+    description:
+      - Organization of O(resource).
+    type: str
+  users:
+    description:
+      - The users, each a dict with C(username) (the authentik username, required), C(priority) (optional; when absent
+        the priority an earlier run gave the user is kept, or the lowest free one in O(priority_start)..O(priority_end)
+        is allocated) and C(state) (C(present) or C(absent), default C(present)).
+    type: list
+    elements: raw
+    required: true
+  name_prefix:
+    description:
+      - Prefix of the names of the objects created per user.
+    type: str
+    default: jellyfin-whitelist-
+  priority_start:
+    description:
+      - First priority allocated to users without one.
+    type: int
+    default: 100
+  priority_end:
+    description:
+      - Last priority allocated to users without one.
+    type: int
+    default: 999
+  placeholder:
+    description:
+      - Value of a newly created rule until the user's first login; an address no client has.
+    type: str
+    default: 0.0.0.0
+  action:
+    description:
+      - Action of the users' rules.
+    type: str
+    choices: [ACCEPT, PASS]
+    default: ACCEPT
+  webhook_url:
+    description:
+      - Base URL of Pangolin's Integration API as authentik's worker reaches it. Defaults to O(pangolin_url).
+    type: str
+  headers_mapping:
+    description:
+      - Name of the webhook mapping that adds Pangolin's bearer key to each webhook.
+    type: str
+    required: true
+  destination_group:
+    description:
+      - Only for authentik older than 2025.8, which cannot send to the event's user; a group with at least one member
+        (C(send_once) makes it post once).
+    type: str
+  prune:
+    description:
+      - Also remove the objects of users no longer listed (objects named with O(name_prefix) only).
+    type: bool
+    default: false
+'''
+
+EXAMPLES = r'''
+- name: Whitelist the login IPs of alice and bob
+  homelab.pangolin_authentik.login_ip_whitelist:
+    pangolin_url: https://api.example.com
+    pangolin_api_key: "{{ vault_pangolin_api_key }}"
+    authentik_url: https://auth.example.com
+    authentik_token: "{{ vault_authentik_token }}"
+    resource: jellyfin.example.com
+    org_id: homelab
+    headers_mapping: jellyfin-whitelist pangolin headers
+    users:
+      - username: alice
+        priority: 100
+      - username: bob
+      - username: carol
+        state: absent
+'''
+
+RETURN = r'''
+users:
+  description: One entry per user, in the order processed (pruned users last).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    username:
+      description: authentik username.
+      type: str
+    state:
+      description: present or absent.
+      type: str
+    priority:
+      description: Priority of the user's rule.
+      type: int
+    rule_id:
+      description: Id of the user's Pangolin rule (null when absent, or in check mode before creation).
+      type: int
+    changed:
+      description: Whether anything of this user changed.
+      type: bool
+    changes:
+      description: What changed, one line per object.
+      type: list
+      elements: str
+resource_id:
+  description: Id of the Pangolin resource.
+  returned: always
+  type: int
+requests:
+  description: Number of HTTP requests sent to each API by this run.
+  returned: always
+  type: dict
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import (
+    AuthentikClient,
+    authentik_argument_spec,
+)
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_runner import run
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin import (
+    PangolinClient,
+    pangolin_argument_spec,
+)
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import (
+    check_name,
+    check_webhook_url,
+)
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.whitelist import (
+    WhitelistPlan,
+    check_placeholder,
+    check_priority_range,
+)
+
+
+def manage_whitelist(module, reconciler):
+    params = module.params
+    # Inputs first: nothing is read or written before they all pass.
+    prefix = check_name(params["name_prefix"], "name_prefix")
+    priority_range = check_priority_range(params["priority_start"], params["priority_end"])
+    placeholder = check_placeholder(params["placeholder"])
+    headers_mapping = check_name(params["headers_mapping"], "headers_mapping")
+    webhook_url = check_webhook_url(params["webhook_url"] or params["pangolin_url"], "webhook_url")
+    pangolin = PangolinClient.from_module(module)
+    authentik = AuthentikClient.from_module(module)
+    if params["resource_id"] is not None:
+        resource_id = params["resource_id"]
+    else:
+        resource_id = pangolin.resolve_resource(params["org_id"], params["resource"])
+    plan = WhitelistPlan(pangolin, authentik, resource_id, params["users"], prefix, priority_range,
+                         placeholder=placeholder, action=params["action"], prune=params["prune"],
+                         headers_mapping=headers_mapping, webhook_url=_api_base(webhook_url),
+                         destination_group=params["destination_group"], check_mode=module.check_mode)
+    plan.plan()
+    users = plan.apply(reconciler)
+    return dict(changed=reconciler.changed, users=users, resource_id=resource_id, diff=reconciler.diffs(),
+                requests=dict(pangolin=pangolin.request_count, authentik=authentik.request_count))
+
+
+def _api_base(url):
+    url = url.rstrip("/")
+    return url[:-3] if url.endswith("/v1") else url
+
+
+def main():
+    argument_spec = pangolin_argument_spec()
+    argument_spec.update(authentik_argument_spec())
+    argument_spec.update(
+        resource_id=dict(type="int"),
+        resource=dict(type="str"),
+        org_id=dict(type="str"),
+        users=dict(type="list", elements="raw", required=True),
+        name_prefix=dict(type="str", default="jellyfin-whitelist-"),
+        priority_start=dict(type="int", default=100),
+        priority_end=dict(type="int", default=999),
+        placeholder=dict(type="str", default="0.0.0.0"),
+        action=dict(type="str", default="ACCEPT", choices=["ACCEPT", "PASS"]),
+        webhook_url=dict(type="str"),
+        headers_mapping=dict(type="str", required=True),
+        destination_group=dict(type="str"),
+        prune=dict(type="bool", default=False),
+    )
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        mutually_exclusive=[("resource_id", "resource")],
+        required_one_of=[("resource_id", "resource")],
+        required_by={"resource": "org_id"},
+        supports_check_mode=True,
+    )
+    run(module, manage_whitelist)
+
+
+if __name__ == "__main__":
+    main()
