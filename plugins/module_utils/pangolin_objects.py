@@ -127,8 +127,8 @@ class RuleKind(ObjectKind):
 
     def predict(self, current, desired):
         after = super(RuleKind, self).predict(current, desired)
-        if current and self.webhook_owned:
-            after["value"] = current.get("value")
+        # A webhook-owned value is kept as it is, or created from the placeholder.
+        after["value"] = current.get("value") if current else desired.get("value")
         return after
 
 
