@@ -218,7 +218,7 @@ class GroupKind(NamedKind):
     result_key = "group"
     path = "/core/groups/"
     what = "group"
-    fields = {"is_superuser": "is_superuser", "attributes": "attributes"}
+    fields = {"attributes": "attributes"}
 
     def find(self, desired):
         raw = self.client.find_by(self.path, self.what, "name", desired["name"], {"include_users": "false"})

@@ -73,6 +73,9 @@ URL_RE = re.compile(
     + _HOST + _DOMAIN + r")(?::\d{1,5})?(?:[/?#][^\s]*)?\Z", re.IGNORECASE)
 
 
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
+
+
 def parse_version(version):
     m = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", version)
     return tuple(int(x or 0) for x in m.groups())
@@ -201,6 +204,10 @@ class ExprLogger:
 
 class SkipObject(Exception):
     pass
+
+
+class MappingFailed(Exception):
+    """A webhook mapping raised: the event is recorded, nothing is sent."""
 
 
 def user_dict(user):
@@ -800,7 +807,7 @@ class AuthentikSimulator(SimulatorBase):
             if not resp.ok:  # raise_for_status -> NotificationTransportError
                 record["exception"] = "%s Error for url: %s" % (resp.status_code, job["url"])
             return record, resp
-        except (requests.RequestException, ValueError, TypeError) as exc:
+        except (requests.RequestException, ValueError, TypeError, AttributeError) as exc:
             record.update(status=None, response=None, exception=str(exc))
             return record, None
         finally:
@@ -1047,9 +1054,7 @@ class AuthentikSimulator(SimulatorBase):
             elif mode == "prefix":
                 records = [r for r in records if str(get(r, accessor) or "").startswith(value)]
             else:
-                records = [r for r in records if str(get(r, accessor)) == value
-                           or (isinstance(get(r, accessor), str) and value.lower() == get(r, accessor).lower()
-                               and accessor == "uuid")]
+                records = [r for r in records if str(get(r, accessor)) == value]
         search = req.q("search")
         if search:
             fields = self.SEARCH[base]
@@ -1133,7 +1138,7 @@ class AuthentikSimulator(SimulatorBase):
         if base == "propertymappings/notification":
             return {"pk": r["pk"], "name": r["name"], "expression": r["expression"]}
         if base == "propertymappings/all":
-            component, verbose, plural, meta = MAPPING_META.get(r["_type"], MAPPING_META["scope"])
+            component, verbose, plural, meta = MAPPING_META.get(r.get("_type", "notification"), MAPPING_META["scope"])
             return {"pk": r["pk"], "managed": None, "name": r["name"], "expression": r["expression"],
                     "component": component, "verbose_name": verbose, "verbose_name_plural": plural,
                     "meta_model_name": meta}
@@ -1331,6 +1336,9 @@ class AuthentikSimulator(SimulatorBase):
                         data.get("name") or "PolicyEvaluator", "exec")
             except (SyntaxError, ValueError) as exc:
                 errors["expression"] = ["Expression Syntax Error: %s" % exc]
+        email = data.get("email") if base == "core/users" else None
+        if isinstance(email, str) and email and "email" not in errors and not EMAIL_RE.match(email):
+            errors["email"] = ["Enter a valid email address."]
         if base == "core/users" and data.get("type") == "internal_service_account":
             errors["type"] = ["Can't change internal service account to other user type."]
 
@@ -1557,10 +1565,6 @@ class AuthentikSimulator(SimulatorBase):
         if resp is None or not resp.ok:
             return Response(500, record["exception"])
         return Response(200, {"messages": [str(resp.status_code), resp.text]})
-
-
-class MappingFailed(Exception):
-    pass
 
 
 def main(argv=None):
