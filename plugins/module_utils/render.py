@@ -113,8 +113,12 @@ def rendered_values(expression):
     for node in ast.walk(tree):
         if isinstance(node, ast.Dict):
             for key, value in zip(node.keys, node.values):
-                if isinstance(key, ast.Constant) and isinstance(value, ast.Constant):
-                    values[key.value] = value.value
+                if not isinstance(key, ast.Constant):
+                    continue
+                try:
+                    values[key.value] = ast.literal_eval(value)
+                except ValueError:
+                    pass  # not a literal (the client IP lookup)
     return values
 
 

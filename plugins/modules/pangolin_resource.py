@@ -1,0 +1,230 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to homelab.pangolin_authentik
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: pangolin_resource
+short_description: Manage the access settings of an existing Pangolin resource
+version_added: 0.1.0
+description:
+  - Sets the access settings of an existing Pangolin resource through Pangolin's Integration API
+    (C(POST /v1/resource/{id})).
+  - Only the settings given are compared and sent; every other field of the resource is left as it is. A run that
+    changes nothing sends no write.
+  - Creating, renaming and deleting resources is out of scope; O(state) only accepts C(present), and the resource
+    must already exist.
+  - On Pangolin 1.19 and newer, O(apply_rules), O(sso) and O(email_whitelist_enabled) live on the resource's inline
+    default policy; the values shown are the effective ones Pangolin returns for the resource.
+  - The key needs the actions C(getResource) and C(updateResource), and C(listResources) when the resource is given
+    by O(resource).
+author:
+  - homelab.pangolin_authentik contributors
+extends_documentation_fragment:
+  - homelab.pangolin_authentik.pangolin
+  - homelab.pangolin_authentik.attributes
+  - ansible.builtin.action_common_attributes
+options:
+  resource_id:
+    description:
+      - Id of the resource. Mutually exclusive with O(resource).
+    type: int
+  resource:
+    description:
+      - Name, nice id or full domain of the resource, resolved within O(org_id). Mutually exclusive with O(resource_id).
+    type: str
+  org_id:
+    description:
+      - Organization of O(resource). Required with O(resource).
+      - With O(resource_id), the module fails when the resource belongs to another organization.
+    type: str
+  apply_rules:
+    description:
+      - Whether the resource's rules are evaluated. Rules (M(homelab.pangolin_authentik.pangolin_rule)) do nothing
+        while this is off.
+      - Only for C(http) resources.
+    type: bool
+  sso:
+    description:
+      - Whether visitors must authenticate (Pangolin's platform SSO) before reaching the resource.
+      - Only for C(http) resources.
+    type: bool
+  block_access:
+    description:
+      - Whether every request to the resource is denied.
+      - Only for C(http) resources.
+    type: bool
+  email_whitelist_enabled:
+    description:
+      - Whether the e-mail whitelist (one-time passcode by e-mail) is enabled.
+      - Only for C(http) resources.
+    type: bool
+  enabled:
+    description:
+      - Whether the resource is enabled at all.
+    type: bool
+  state:
+    description:
+      - Only C(present) is supported; the module never creates or deletes a resource.
+    type: str
+    choices: [present]
+    default: present
+'''
+
+EXAMPLES = r'''
+- name: Evaluate the rules of the Jellyfin resource
+  homelab.pangolin_authentik.pangolin_resource:
+    pangolin_url: https://api.example.com
+    pangolin_api_key: "{{ vault_pangolin_api_key }}"
+    resource: jellyfin.example.com
+    org_id: homelab
+    apply_rules: true
+
+- name: Keep SSO on and the resource enabled
+  homelab.pangolin_authentik.pangolin_resource:
+    resource_id: 3
+    sso: true
+    enabled: true
+'''
+
+RETURN = r'''
+resource:
+  description: The resource's settings after the run (predicted in check mode).
+  returned: always
+  type: dict
+  contains:
+    resource_id:
+      description: Id of the resource.
+      type: int
+      sample: 3
+    name:
+      description: Name of the resource.
+      type: str
+      sample: Jellyfin
+    full_domain:
+      description: Full domain of the resource; null for non-http resources.
+      type: str
+      sample: jellyfin.example.com
+    org_id:
+      description: Organization of the resource.
+      type: str
+      sample: homelab
+    apply_rules:
+      description: Whether the rules are evaluated.
+      type: bool
+      sample: true
+    sso:
+      description: Whether platform SSO is required.
+      type: bool
+      sample: true
+    block_access:
+      description: Whether all access is denied.
+      type: bool
+      sample: false
+    email_whitelist_enabled:
+      description: Whether the e-mail whitelist is enabled.
+      type: bool
+      sample: false
+    enabled:
+      description: Whether the resource is enabled.
+      type: bool
+      sample: true
+action:
+  description: What was done (or would be done in check mode); C(update) or null.
+  returned: always
+  type: str
+  sample: update
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import ApiError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_runner import run, single_result
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin import (
+    PangolinClient,
+    pangolin_argument_spec,
+)
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin_objects import (
+    RESOURCE_SETTINGS,
+    ResourceSettingsKind,
+)
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
+
+# Settings Pangolin accepts only in the update body of http resources.
+HTTP_ONLY = ("apply_rules", "sso", "block_access", "email_whitelist_enabled")
+
+
+class ResourceSettings(ResourceSettingsKind):
+    """ResourceSettingsKind that also remembers the mode and org read with the settings."""
+
+    raw = None
+
+    def find(self, desired):
+        try:
+            self.raw = self.client.get_resource(self.resource_id)
+        except ApiError as exc:
+            if exc.status == 404:
+                raise InputError("resource_id %s: Pangolin has no such resource" % self.resource_id)
+            raise
+        return self.view(self.raw)
+
+
+def resolve_resource_id(module, client):
+    params = module.params
+    if params["resource_id"] is not None:
+        if params["resource_id"] <= 0:
+            raise InputError("resource_id must be a positive integer, got %d" % params["resource_id"])
+        return params["resource_id"]
+    if not params["resource"].strip():
+        raise InputError("resource must be a non-empty name, nice id or full domain")
+    return client.resolve_resource(params["org_id"], params["resource"])
+
+
+def manage_resource(module, reconciler):
+    params = module.params
+    if params["org_id"] is not None and not params["org_id"].strip():
+        raise InputError("org_id must be a non-empty string")
+    desired = dict((opt, params[opt]) for opt in RESOURCE_SETTINGS)
+    client = PangolinClient.from_module(module)
+    resource_id = resolve_resource_id(module, client)
+    kind = ResourceSettings(client, resource_id)
+    current = kind.find(desired)
+    if params["org_id"] is not None and current["org_id"] != params["org_id"]:
+        raise InputError("resource_id %s belongs to org %r, not to org_id %r"
+                         % (resource_id, current["org_id"], params["org_id"]))
+    mode = kind.raw.get("mode")
+    http_only = [opt for opt in HTTP_ONLY if desired[opt] is not None]
+    if mode and mode != "http" and http_only:
+        raise InputError("resource %s (%s) is a %s resource: Pangolin accepts %s only on http resources"
+                         % (resource_id, current["name"], mode, ", ".join(http_only)))
+    outcome = reconciler.ensure(kind, desired, "present", current=current, lookup=False)
+    return single_result(reconciler, outcome, kind)
+
+
+def main():
+    argument_spec = pangolin_argument_spec()
+    argument_spec.update(
+        resource_id=dict(type="int"),
+        resource=dict(type="str"),
+        org_id=dict(type="str"),
+        apply_rules=dict(type="bool"),
+        sso=dict(type="bool"),
+        block_access=dict(type="bool"),
+        email_whitelist_enabled=dict(type="bool"),
+        enabled=dict(type="bool"),
+        state=dict(type="str", default="present", choices=["present"]),
+    )
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        mutually_exclusive=[("resource_id", "resource")],
+        required_one_of=[("resource_id", "resource")],
+        required_by={"resource": "org_id"},
+        supports_check_mode=True,
+    )
+    run(module, manage_resource)
+
+
+if __name__ == "__main__":
+    main()
