@@ -255,6 +255,6 @@ class ApiClient(object):
 def _short_reason(exc):
     text = str(exc)
     # requests nests the useful part deep inside urllib3's repr.
-    match = re.search(r"\[SSL: [A-Z_]+\] [^(\]]+|\[Errno -?\d+\] [^')]+|Connection refused|"
+    match = re.search(r"\[SSL: [A-Z_]+\] [^(\]]+|\[Errno -?\d+\] [^')\"]+|Connection refused|"
                       r"Connection reset by peer|RemoteDisconnected\([^)]*\)|certificate verify failed[^')]*", text)
     return match.group(0).strip() if match else excerpt(text, 200)

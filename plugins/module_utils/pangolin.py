@@ -60,7 +60,8 @@ class PangolinClient(ApiClient):
         if status == 401:
             return "pangolin_api_key is not accepted: check the key id and secret"
         if status == 403 and "root access" in detail:
-            return "this needs a root API key (Server Admin > API Keys)"
+            return "this needs a root API key (Server Admin > API Keys)%s" % (
+                " with the '%s' action" % action if action else "")
         if status == 403 and "permission" in detail and action:
             return "grant the key the '%s' action" % action
         if status == 403 and "access to this organization" in detail:

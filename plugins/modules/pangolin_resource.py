@@ -165,7 +165,7 @@ class ResourceSettings(ResourceSettingsKind):
         try:
             self.raw = self.client.get_resource(self.resource_id)
         except ApiError as exc:
-            if exc.status == 404:
+            if exc.status == 404 and isinstance(exc.body, dict):  # not an HTML page: Pangolin's own 404
                 raise InputError("resource_id %s: Pangolin has no such resource" % self.resource_id)
             raise
         return self.view(self.raw)

@@ -191,8 +191,18 @@ def read_resource(client, resource_id):
     try:
         return client.get_resource(resource_id)
     except ApiError as exc:
-        if exc.status == 404:
+        if exc.status == 404 and isinstance(exc.body, dict):  # not an HTML page: Pangolin's own 404
             return None
+        raise
+
+
+def check_org(client, org_id):
+    """An unknown organization is an error, not an empty list."""
+    try:
+        client.get_org(org_id)
+    except ApiError as exc:
+        if exc.status == 404 and isinstance(exc.body, dict):
+            raise InputError("org_id %r: Pangolin has no such organization" % org_id)
         raise
 
 
@@ -218,7 +228,7 @@ def list_resources(module, reconciler):
         rows = [r for r in client.list_resources(org_id, params["query"]) if name_matches(r, name)]
         selected = [d for d in (read_resource(client, r["resourceId"]) for r in rows) if d is not None]
     if not selected:
-        client.get_org(org_id)  # an unknown organization is an error, not an empty list
+        check_org(client, org_id)
     resources = [resource_view(detail, params["include_rules"], client) for detail in selected]
     return dict(changed=False, resources=resources)
 

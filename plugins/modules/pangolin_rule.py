@@ -14,7 +14,7 @@ description:
   - A rule is identified by its resource and its O(priority); Pangolin does not enforce unique priorities, so the
     module refuses to act when two rules of the resource share the priority and names both rule ids.
   - With O(webhook_owned=true) the rule's value belongs to someone else (authentik rewrites it with the client IP at
-    each login): O(value) is only the placeholder used when the rule is created, and the value of an existing rule
+    each login); O(value) is only the placeholder used when the rule is created, and the value of an existing rule
     is never compared, changed or reverted.
   - Deletes only touch rule ids read from the resource's own rule list (Pangolin would delete another resource's
     rule if asked).

@@ -27,6 +27,8 @@ Run it alone with ``python -m tests.simulators.authentik --port 9000``.
 
 import argparse
 import builtins
+import importlib
+import importlib.util
 import ipaddress
 import json
 import math
@@ -34,19 +36,54 @@ import queue
 import re
 import signal
 import socket
+import sys
 import threading
 import time
 import traceback
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from textwrap import indent
+from types import ModuleType, SimpleNamespace
 
-import authentik_client as akc
 import pydantic
 import requests
 
 from tests.simulators.base import Response, SimulatorBase
+
+REQUEST_MODELS = [m + "Request" for m in ("NotificationWebhookMapping", "NotificationTransport", "NotificationRule",
+                                          "ExpressionPolicy", "EventMatcherPolicy", "PolicyBinding", "User", "Group")]
+
+
+def load_client_models(names=tuple(REQUEST_MODELS + ["Patched" + m for m in REQUEST_MODELS] + ["EventActions"])):
+    """The official pydantic models from ``authentik_client``, without its package ``__init__``.
+
+    That ``__init__`` imports every API and ~900 models (about 20 s); the request
+    models only need their own modules, so they are loaded under stand-in parent
+    packages which are removed again: a later real ``import authentik_client``
+    still runs the full ``__init__`` and reuses these same modules.
+    """
+    if "authentik_client" in sys.modules:
+        return sys.modules["authentik_client"]
+    root = Path(importlib.util.find_spec("authentik_client").origin).parent
+    stubs = {}
+    for name, path in (("authentik_client", root), ("authentik_client.models", root / "models")):
+        stubs[name] = sys.modules[name] = ModuleType(name)
+        stubs[name].__path__ = [str(path)]
+    try:
+        found = {}
+        for name in names:
+            module = importlib.import_module("authentik_client.models." + re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower())
+            found[name] = getattr(module, name)
+        return SimpleNamespace(**found)
+    finally:
+        for name, stub in stubs.items():
+            if sys.modules.get(name) is stub:
+                del sys.modules[name]
+
+
+akc = load_client_models()
 
 ANON_PK = 1
 ADMIN_PK = 4
@@ -308,11 +345,11 @@ def drf_errors(exc, relations):
 class Kind:
     """One model endpoint: its store, 404 name, pydantic request models and audit name."""
 
-    def __init__(self, store, model, request_model, app, model_name, int_pk=False, tag=None, ordering="name"):
+    def __init__(self, store, model, request_model, app, model_name, tag=None, ordering="name"):
         self.store, self.model, self.app, self.model_name = store, model, app, model_name
         self.create_model = getattr(akc, request_model)
         self.patch_model = getattr(akc, "Patched" + request_model)
-        self.int_pk, self.tag, self.ordering = int_pk, tag, ordering
+        self.tag, self.ordering = tag, ordering
 
 
 KINDS = {
@@ -320,14 +357,15 @@ KINDS = {
                                           "authentik_events", "notificationwebhookmapping"),
     "events/transports": Kind("transports", "NotificationTransport", "NotificationTransportRequest",
                               "authentik_events", "notificationtransport"),
-    "events/rules": Kind("rules", "NotificationRule", "NotificationRuleRequest", "authentik_events", "notificationrule"),
+    "events/rules": Kind("rules", "NotificationRule", "NotificationRuleRequest",
+                         "authentik_events", "notificationrule"),
     "policies/expression": Kind("policies", "ExpressionPolicy", "ExpressionPolicyRequest",
                                 "authentik_policies_expression", "expressionpolicy", tag="expression"),
     "policies/event_matcher": Kind("policies", "EventMatcherPolicy", "EventMatcherPolicyRequest",
                                    "authentik_policies_event_matcher", "eventmatcherpolicy", tag="event_matcher"),
     "policies/bindings": Kind("bindings", "PolicyBinding", "PolicyBindingRequest", "authentik_policies",
                               "policybinding", ordering="order"),
-    "core/users": Kind("users", "User", "UserRequest", "authentik_core", "user", int_pk=True, ordering="username"),
+    "core/users": Kind("users", "User", "UserRequest", "authentik_core", "user", ordering="username"),
     "core/groups": Kind("groups", "Group", "GroupRequest", "authentik_core", "group"),
 }
 READ_ONLY = {"propertymappings/all": "PropertyMapping", "policies/all": "Policy", "events/events": "Event"}
@@ -1360,7 +1398,8 @@ class AuthentikSimulator(SimulatorBase):
                 own = instance["pk"] if instance else None
                 if any(b["policy"] == policy and b["target"] == target and b["order"] == order and b["pk"] != own
                        for b in self.bindings.values()):
-                    raise bad_request({"non_field_errors": ["The fields policy, target, order must make a unique set."]})
+                    raise bad_request({"non_field_errors": [
+                        "The fields policy, target, order must make a unique set."]})
             if "target" not in data:  # attrs.get("target").supported_policy_binding_targets() on None (§6)
                 raise ApiError(500, HTML_500, "text/html")
             count = sum(1 for k in ("group", "policy", "user") if data.get(k))

@@ -129,7 +129,9 @@ class SimulatorBase:
             self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
             scheme = "https"
         self.base_url = "%s://%s:%d" % (scheme, host, self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # short poll interval: stop() returns in ~50 ms instead of ~0.5 s
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
         self._thread.start()
         return self.base_url
 

@@ -1,0 +1,162 @@
+"""Both simulators plus a real ``ansible-playbook`` run of ``playbooks/site.yml``.
+
+Shared by the end-to-end tests, the benchmark and the demo: seed N users,
+write an inventory pointing at the simulators, run the playbook (optionally
+in check/diff mode or at -vvv) and collect what it printed and what it sent.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from tests.simulators.authentik import AuthentikSimulator
+from tests.simulators.pangolin import PangolinSimulator
+
+REPO = Path(__file__).resolve().parents[1]
+COLLECTIONS = REPO / "tests" / ".collections"
+AUTHENTIK_TOKEN = "ak-test-token-7c1d2f0b9e8a4c6d"
+PANGOLIN_KEY = "rootkey0000001.s3cr3tpangolinrootkeyvalue00000000000000"
+WEBHOOK_KEY = "rulekey0000001.s3cr3tpangolinwebhookkeyvalue0000000000"
+
+
+def ensure_collection_link():
+    link = COLLECTIONS / "ansible_collections" / "homelab" / "pangolin_authentik"
+    if not link.exists():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            link.symlink_to(REPO, target_is_directory=True)
+        except FileExistsError:
+            pass
+
+
+class PlaybookEnv(object):
+    """A Pangolin and an authentik simulator, seeded for the Jellyfin setup."""
+
+    def __init__(self, users=0, authentik_version="2026.5.0-rc1", workdir=None):
+        ensure_collection_link()
+        self.pangolin = PangolinSimulator()
+        self.authentik = AuthentikSimulator(version=authentik_version)
+        self.pangolin.start()
+        self.authentik.start()
+        self.pangolin_key = self.pangolin.add_api_key(root=True, key=PANGOLIN_KEY)
+        self.webhook_key = self.pangolin.add_api_key(org_id="homelab", actions=["updateResourceRule"],
+                                                     key=WEBHOOK_KEY)
+        self.authentik.add_token(AUTHENTIK_TOKEN, superuser=True)
+        self.resource_id = self.pangolin.add_resource("homelab", "Jellyfin", subdomain="jellyfin",
+                                                      full_domain="jellyfin.example.com")
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="site-"))
+        self.usernames = []
+        for index in range(users):
+            self.add_user("user%03d" % index)
+
+    def add_user(self, username, **kwargs):
+        self.authentik.add_user(username, name=username.title(), email="%s@example.com" % username, **kwargs)
+        self.usernames.append(username)
+        return username
+
+    def close(self):
+        self.pangolin.stop()
+        self.authentik.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- inventory -----------------------------------------------------------
+    def inventory(self, users=None, **overrides):
+        """Write an inventory like the example one, pointing at the simulators."""
+        data = {
+            "authentik_url": self.authentik.base_url,
+            "authentik_token": AUTHENTIK_TOKEN,
+            "pangolin_url": self.pangolin.base_url,
+            "pangolin_api_key": self.pangolin_key,
+            "jellyfin_whitelist_resource": "jellyfin.example.com",
+            "jellyfin_whitelist_org_id": "homelab",
+            "jellyfin_whitelist_webhook_api_key": self.webhook_key,
+            "jellyfin_whitelist_users": [{"username": u} for u in self.usernames] if users is None else users,
+        }
+        data.update(overrides)
+        inventory = self.workdir / "inventory"
+        (inventory / "group_vars" / "all").mkdir(parents=True, exist_ok=True)
+        (inventory / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {"localhost": {
+            "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}))
+        (inventory / "group_vars" / "all" / "main.yml").write_text(yaml.safe_dump(data, sort_keys=False))
+        return inventory
+
+    # -- running -------------------------------------------------------------
+    def run(self, *args, inventory=None, check=False, diff=False, verbosity=0, stdout_callback="json", env=None):
+        """Run site.yml; returns (returncode, parsed JSON or None, raw stdout, raw stderr)."""
+        inventory = inventory or self.inventory()
+        command = [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(inventory),
+                   str(REPO / "playbooks" / "site.yml")]
+        if check:
+            command.append("--check")
+        if diff:
+            command.append("--diff")
+        if verbosity:
+            command.append("-" + "v" * verbosity)
+        command.extend(args)
+        full_env = dict(os.environ)
+        full_env.update({
+            "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
+            "ANSIBLE_STDOUT_CALLBACK": stdout_callback,
+            "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_RETRY_FILES_ENABLED": "0",
+            "ANSIBLE_LOCALHOST_WARNING": "0",
+            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
+            "ANSIBLE_LOCAL_TEMP": str(self.workdir / "tmp"),
+            "ANSIBLE_HOME": str(self.workdir / "home"),
+        })
+        for name in ("AUTHENTIK_URL", "AUTHENTIK_TOKEN", "PANGOLIN_URL", "PANGOLIN_API_KEY"):
+            full_env.pop(name, None)
+        full_env.update(env or {})
+        proc = subprocess.run(command, capture_output=True, text=True, env=full_env, cwd=str(REPO), timeout=600)
+        parsed = None
+        if stdout_callback == "json":
+            try:
+                parsed = json.loads(proc.stdout[proc.stdout.index("{"):])
+            except ValueError:
+                parsed = None
+        return proc.returncode, parsed, proc.stdout, proc.stderr
+
+    # -- reading results -----------------------------------------------------
+    @staticmethod
+    def task_results(parsed, name_part):
+        """The localhost result of every task whose name contains ``name_part``."""
+        found = []
+        for play in (parsed or {}).get("plays", []):
+            for task in play.get("tasks", []):
+                if name_part in task["task"]["name"]:
+                    found.append(task["hosts"].get("localhost"))
+        return found
+
+    @staticmethod
+    def stats(parsed):
+        return (parsed or {}).get("stats", {}).get("localhost", {})
+
+    def whitelist_users(self, parsed):
+        results = self.task_results(parsed, "login → webhook → Pangolin rule chain")
+        return dict((u["username"], u) for u in results[-1]["users"]) if results and results[-1] else {}
+
+    def rule_of(self, username, parsed=None):
+        """The Pangolin rule the user's transport points at, read through the simulator."""
+        transport = [t for t in self.authentik.transports.values()
+                     if t.get("name") == "jellyfin-whitelist-" + username]
+        if not transport:
+            return None
+        rule_id = int(transport[0]["webhook_url"].rstrip("/").rsplit("/", 1)[1])
+        rules = [r for r in self.pangolin.rules(self.resource_id) if r["ruleId"] == rule_id]
+        return rules[0] if rules else None
+
+    def writes(self):
+        return self.pangolin.writes() + self.authentik.writes()

@@ -1,0 +1,428 @@
+"""The authentik simulator: observed answers replayed, the notification pipeline end to end,
+and the API quirks the modules must cope with."""
+
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.simulators.authentik import AuthentikSimulator
+from tests.simulators.base import Response, SimulatorBase
+
+ROOT = Path(__file__).resolve().parents[1]
+OBSERVED = ROOT.parent / "shared" / "specs" / "observed-authentik-2026.5.0-rc1.json"
+TOKEN = "test-token"
+
+BODY_MAPPING = (
+    "event = request.context['notification'].event\n"
+    "ip = getattr(event, 'client_ip', None)\n"
+    'return {"action": "ACCEPT", "match": "IP", "value": ip or "0.0.0.0", "priority": 100, "enabled": True}'
+)
+HEADERS_MAPPING = 'return {"Authorization": "Bearer pangolin-key", "Content-Type": "application/json"}'
+POLICY = ('event = request.context.get("event")\n'
+          'return event is not None and event.action == "login" and event.user.get("pk") == %d')
+
+
+class Receiver(SimulatorBase):
+    """Webhook target: records every request, answers the scripted statuses then 200."""
+
+    def __init__(self):
+        super().__init__()
+        self.statuses = []
+        self.received = []
+
+    def handle(self, request):
+        self.received.append(request)
+        status = self.statuses.pop(0) if self.statuses else 200
+        return Response(status, {"ok": status < 300})
+
+
+class Api:
+    def __init__(self, sim, token=TOKEN):
+        self.sim, self.token = sim, token
+        self.http = requests.Session()  # keep-alive: the suite stays fast
+
+    def __call__(self, method, path, body=None, token=None, **params):
+        headers = {"Authorization": "Bearer %s" % (token or self.token)}
+        return self.http.request(method, self.sim.base_url + "/api/v3" + path, json=body, headers=headers,
+                                 params=params, timeout=10)
+
+    def ok(self, method, path, body=None, status=None, **params):
+        resp = self(method, path, body, **params)
+        assert resp.status_code == (status or {"POST": 201, "DELETE": 204}.get(method, 200)), resp.text
+        return resp.json() if resp.content else None
+
+
+@pytest.fixture
+def sim():
+    with AuthentikSimulator() as s:
+        s.add_token(TOKEN)
+        yield s
+
+
+@pytest.fixture
+def api(sim):
+    return Api(sim)
+
+
+@pytest.fixture
+def receiver():
+    with Receiver() as r:
+        yield r
+
+
+# -- 1. replay of what a real 2026.5.0-rc1 server answered ---------------------------
+def test_replay_observed_transcript():
+    if not OBSERVED.exists():
+        pytest.skip("observed authentik transcript not found (shared/specs lives beside the repo)")
+    spec = json.loads(OBSERVED.read_text())
+    with AuthentikSimulator(version=spec["server"].split()[-1]) as sim:
+        sim.add_token(TOKEN)
+        sim.add_user("alice", name="Alice")  # the users list must not be empty
+        captured = {"nothing": str(uuid.uuid4())}
+        for index, step in enumerate(spec["steps"]):
+            headers = {"Authorization": "Bearer " + TOKEN}
+            for key, value in (step["headers"] or {}).items():
+                headers[key] = "Bearer not-a-token" if value == "<not a token>" else value
+            path = step["path"]
+            for name, value in captured.items():
+                path = path.replace("{%s}" % name, value)
+            resp = requests.request(step["method"], sim.base_url + path, headers=headers,
+                                    data=json.dumps(step["body"]) if step["body"] is not None else None,
+                                    timeout=10)
+            seen = step["observed"]
+            where = "step %d %s %s" % (index, step["method"], path)
+            assert resp.status_code == seen["status"], where
+            try:
+                body, is_json = resp.json(), True
+            except ValueError:
+                body, is_json = None, False
+            assert is_json == seen["json"], where
+            if not is_json:
+                continue
+            assert sorted(body) == sorted(seen["keys"]), where
+            if "pagination_keys" in seen:
+                assert sorted(body["pagination"]) == sorted(seen["pagination_keys"]), where
+            if seen.get("result_keys") and body.get("results"):
+                assert sorted(body["results"][0]) == sorted(seen["result_keys"]), where
+            for name, keys in spec["captured"].get(str(index), {}).items():
+                value = body
+                for key in keys:
+                    value = value[key]
+                captured[name] = str(value)
+
+
+# -- 2. the pipeline, end to end ----------------------------------------------------
+def build_chain(api, receiver, user_pk, version_new=True):
+    body = api.ok("POST", "/propertymappings/notification/", {"name": "body", "expression": BODY_MAPPING})
+    heads = api.ok("POST", "/propertymappings/notification/", {"name": "heads", "expression": HEADERS_MAPPING})
+    transport = {"name": "to-pangolin", "mode": "webhook", "webhook_url": receiver.base_url + "/v1/rule",
+                 "send_once": True}
+    if version_new:
+        transport.update(webhook_mapping_body=body["pk"], webhook_mapping_headers=heads["pk"])
+    else:
+        transport.update(webhook_mapping=body["pk"])
+    transport = api.ok("POST", "/events/transports/", transport)
+    policy = api.ok("POST", "/policies/expression/", {"name": "login-of-user", "expression": POLICY % user_pk})
+    return body, heads, transport, policy
+
+
+def test_pipeline_end_to_end(sim, api, receiver):
+    alice = sim.add_user("alice", email="alice@example.com", password="secret")
+    sim.add_user("bob")
+    body, _, transport, policy = build_chain(api, receiver, alice)
+    rule = api.ok("POST", "/events/rules/", {"name": "alice-login", "transports": [transport["pk"]],
+                                             "destination_event_user": True})
+    api.ok("POST", "/policies/bindings/", {"policy": policy["pk"], "target": rule["pk"], "order": 0})
+    assert receiver.received == []  # the writes' model_* events do not match the policy
+
+    event = sim.login("alice", "203.0.113.7")
+    assert event.action == "login" and event.user == {"pk": alice, "username": "alice",
+                                                      "email": "alice@example.com"}
+    assert len(receiver.received) == 1
+    got = receiver.received[0]
+    assert got.method == "POST" and got.path == "/v1/rule"
+    assert got.json() == {"action": "ACCEPT", "match": "IP", "value": "203.0.113.7", "priority": 100,
+                          "enabled": True}
+    assert got.headers["authorization"] == "Bearer pangolin-key"
+    assert got.headers["user-agent"] == "authentik@2026.5.0-rc1"
+    assert got.headers["content-type"] == "application/json"
+    assert sim.deliveries[-1]["status"] == 200 and sim.deliveries[-1]["rule"] == "alice-login"
+
+    sim.login("bob", "198.51.100.1")
+    assert sim.login("alice", "203.0.113.8", password="wrong").action == "login_failed"
+    assert len(receiver.received) == 1
+
+    receiver.statuses = [500, 500]
+    sim.login("alice", "203.0.113.9")
+    assert [d["attempt"] for d in sim.deliveries[-3:]] == [1, 2, 3]
+    assert [d["status"] for d in sim.deliveries[-3:]] == [500, 500, 200]
+    assert len(receiver.received) == 4
+
+    api.ok("PATCH", "/propertymappings/notification/%s/" % body["pk"], {"expression": "return 1 / 0"})
+    sim.login("alice", "203.0.113.10")
+    assert len(receiver.received) == 4
+    failures = sim.events_of("property_mapping_exception")
+    assert len(failures) == 1 and "ZeroDivisionError" in failures[0].context["message"]
+
+
+def test_policy_exception_and_negate(sim, api, receiver):
+    alice = sim.add_user("alice")
+    _, _, transport, _ = build_chain(api, receiver, alice)
+    rule = api.ok("POST", "/events/rules/", {"name": "r", "transports": [transport["pk"]],
+                                             "destination_event_user": True})
+    broken = api.ok("POST", "/policies/expression/", {"name": "broken", "expression": "return undefined_name"})
+    api.ok("POST", "/policies/bindings/", {"policy": broken["pk"], "target": rule["pk"], "order": 0})
+    before = len(sim.events_of("policy_exception"))  # the binding's own model_created event ran it too
+    sim.login("alice", "203.0.113.7")
+    assert receiver.received == []
+    after = sim.events_of("policy_exception")
+    assert len(after) == before + 1  # the loop guard keeps it from re-firing on its own event
+    assert after[-1].user["username"] == "alice" and after[-1].context["policy_uuid"] == broken["pk"].replace("-", "")
+    deny = api.ok("POST", "/policies/expression/", {"name": "deny", "expression": "return False"})
+    api.ok("POST", "/policies/bindings/", {"policy": deny["pk"], "target": rule["pk"], "order": 1,
+                                           "negate": True})
+    before = len(receiver.received)  # that write's model_created event (by akadmin) already fired: real
+    sim.login("alice", "203.0.113.9")
+    assert [r.json()["value"] for r in receiver.received[before:]] == ["203.0.113.9"]
+
+
+def test_no_bindings_or_recipients_send_nothing(sim, api, receiver):
+    alice = sim.add_user("alice")
+    _, _, transport, policy = build_chain(api, receiver, alice)
+    rule = api.ok("POST", "/events/rules/", {"name": "r", "transports": [transport["pk"]]})
+    sim.login("alice", "203.0.113.7")  # no binding
+    api.ok("POST", "/policies/bindings/", {"policy": policy["pk"], "target": rule["pk"], "order": 0})
+    sim.login("alice", "203.0.113.7")  # no recipient
+    assert receiver.received == []
+
+
+def test_group_recipients_and_send_once(sim, api, receiver):
+    alice, bob = sim.add_user("alice", email="a@x"), sim.add_user("bob", email="b@x")
+    group = sim.add_group("watchers")
+    sim.groups[group]["users"] += [alice, bob]
+    transport = api.ok("POST", "/events/transports/", {"name": "t", "mode": "webhook",
+                                                       "webhook_url": receiver.base_url + "/hook"})
+    policy = api.ok("POST", "/policies/event_matcher/", {"name": "logins", "action": "login"})
+    rule = api.ok("POST", "/events/rules/", {"name": "r", "transports": [transport["pk"]],
+                                             "destination_group": group, "severity": "alert"})
+    api.ok("POST", "/policies/bindings/", {"policy": policy["pk"], "target": rule["pk"], "order": 0})
+    sim.login("alice", "203.0.113.7")
+    bodies = [r.json() for r in receiver.received]
+    assert [b["user_username"] for b in bodies] == ["alice", "bob"]  # one POST per member
+    assert bodies[0]["event_user_username"] == "alice" and bodies[0]["severity"] == "alert"
+    api.ok("PATCH", "/events/transports/%s/" % transport["pk"], {"send_once": True})
+    sim.login("bob", "203.0.113.7")
+    assert len(receiver.received) == 3
+
+
+def test_old_generation_field_names(receiver):
+    with AuthentikSimulator(version="2025.2.4") as sim:
+        sim.add_token(TOKEN)
+        api = Api(sim)
+        alice = sim.add_user("alice")
+        body, _, transport, policy = build_chain(api, receiver, alice, version_new=False)
+        assert transport["webhook_mapping"] == body["pk"] and "webhook_mapping_body" not in transport
+        # the new generation's names are silently dropped by an old server (§15.1)
+        dropped = api.ok("POST", "/events/transports/", {"name": "t2", "mode": "webhook", "webhook_url":
+                                                         receiver.base_url, "webhook_mapping_body": body["pk"]})
+        assert dropped["webhook_mapping"] is None
+        group = api.ok("POST", "/core/groups/", {"name": "g", "users": [alice]})
+        rule = api.ok("POST", "/events/rules/", {"name": "r", "transports": [transport["pk"]],
+                                                 "group": group["pk"], "destination_event_user": True})
+        assert rule["group"] == group["pk"] and rule["group_obj"]["name"] == "g"
+        assert "destination_group" not in rule and "destination_event_user" not in rule
+        other = api.ok("POST", "/events/rules/", {"name": "r2", "destination_group": group["pk"]})
+        assert other["group"] is None
+        api.ok("POST", "/policies/bindings/", {"policy": policy["pk"], "target": rule["pk"], "order": 0})
+        assert api.ok("GET", "/core/users/")["pagination"]["count"] == 2  # page size 100, no autocomplete
+        sim.login("alice", "203.0.113.7")
+        assert len(receiver.received) == 1
+        assert receiver.received[0].json()["value"] == "203.0.113.7"
+        assert receiver.received[0].headers["user-agent"] == "authentik@2025.2.4"
+        assert "authorization" not in receiver.received[0].headers
+
+
+def test_new_server_drops_old_names(api, receiver):
+    body = api.ok("POST", "/propertymappings/notification/", {"name": "b", "expression": "return {}"})
+    group = api.ok("POST", "/core/groups/", {"name": "g"})
+    transport = api.ok("POST", "/events/transports/", {"name": "t", "webhook_mapping": body["pk"]})
+    assert transport["webhook_mapping_body"] is None and "webhook_mapping" not in transport
+    assert transport["mode"] == "local"
+    rule = api.ok("POST", "/events/rules/", {"name": "r", "group": group["pk"]})
+    assert rule["destination_group"] is None and "group" not in rule
+
+
+def test_async_pipeline_and_control_route(receiver):
+    with AuthentikSimulator(async_pipeline=True) as sim:
+        sim.add_token(TOKEN)
+        api = Api(sim)
+        alice = sim.add_user("alice")
+        _, _, transport, policy = build_chain(api, receiver, alice)
+        rule = api.ok("POST", "/events/rules/", {"name": "r", "transports": [transport["pk"]],
+                                                 "destination_event_user": True})
+        api.ok("POST", "/policies/bindings/", {"policy": policy["pk"], "target": rule["pk"], "order": 0})
+        resp = requests.post(sim.base_url + "/_sim/login/", json={"username": "alice", "client_ip": "192.0.2.1"},
+                             timeout=10)
+        assert resp.status_code == 200 and resp.json()["event"] == "login"
+        assert sim.wait_idle(5)
+        assert [r.json()["value"] for r in receiver.received] == ["192.0.2.1"]
+
+
+def test_transport_test_action(api, receiver):
+    transport = api.ok("POST", "/events/transports/", {"name": "t", "mode": "webhook",
+                                                       "webhook_url": receiver.base_url + "/x"})
+    resp = api("POST", "/events/transports/%s/test/" % transport["pk"])
+    assert resp.status_code == 200 and resp.json()["messages"][0] == "200"
+    assert receiver.received[0].json()["body"] == "Test Notification"
+    receiver.statuses = [404]
+    resp = api("POST", "/events/transports/%s/test/" % transport["pk"])
+    assert resp.status_code == 500 and isinstance(resp.json(), str)
+
+
+# -- 3. API behaviours ----------------------------------------------------------------
+def test_trailing_slash_and_auth(sim, api):
+    resp = api("GET", "/core/users")
+    assert resp.status_code == 404 and "text/html" in resp.headers["content-type"]
+    assert api("GET", "/core/users/", token="wrong").json() == {"detail": "Token invalid/expired"}
+    resp = requests.get(sim.base_url + "/api/v3/core/users/", timeout=10)
+    assert resp.status_code == 403
+    assert resp.json() == {"detail": "Authentication credentials were not provided."}
+    sim.add_token("reader", superuser=False)
+    resp = api("POST", "/core/groups/", {"name": "x"}, token="reader")
+    assert resp.status_code == 403
+    assert resp.json() == {"detail": "You do not have permission to perform this action."}
+    assert api.ok("GET", "/admin/version/")["version_current"] == "2026.5.0-rc1"
+
+
+def test_pagination(sim, api):
+    for i in range(25):
+        sim.add_user("user%02d" % i)
+    first = api.ok("GET", "/core/users/")
+    assert first["pagination"] == {"next": 2, "previous": 0, "count": 26, "current": 1, "total_pages": 2,
+                                   "start_index": 1, "end_index": 20}
+    assert first["autocomplete"] == {} and first["results"][0]["username"] == "akadmin"
+    page = api.ok("GET", "/core/users/", page=3, page_size=10)
+    assert page["pagination"]["next"] == 0 and page["pagination"]["previous"] == 2
+    assert [u["username"] for u in page["results"]] == ["user19", "user20", "user21", "user22",
+                                                        "user23", "user24"]
+    assert len(api.ok("GET", "/core/users/", page_size=500)["results"]) == 26  # capped at 100
+    assert api("GET", "/core/users/", page=9).status_code == 404
+
+
+def test_filters_exact_and_unknown_ignored(api):
+    for name in ("alpha", "Alpha", "beta"):
+        api.ok("POST", "/propertymappings/notification/", {"name": name, "expression": "return {}"})
+    assert [m["name"] for m in api.ok("GET", "/propertymappings/notification/", name="alpha")["results"]] == ["alpha"]
+    assert api.ok("GET", "/propertymappings/notification/", name__iexact="alpha")["pagination"]["count"] == 3
+    assert api.ok("GET", "/propertymappings/notification/", search="ALP")["pagination"]["count"] == 2
+
+
+def test_cross_type_name_uniqueness(sim, api):
+    sim.add_other_property_mapping("taken")
+    assert api.ok("GET", "/propertymappings/notification/", name="taken")["results"] == []
+    resp = api("POST", "/propertymappings/notification/", {"name": "taken", "expression": "return {}"})
+    assert resp.status_code == 400
+    assert resp.json() == {"name": ["property mapping with this name already exists."]}
+    assert api.ok("GET", "/propertymappings/all/", name="taken")["pagination"]["count"] == 1
+    sim.add_other_policy("pol")
+    resp = api("POST", "/policies/expression/", {"name": "pol", "expression": "return True"})
+    assert resp.status_code == 400 and list(resp.json()) == ["name"]
+    api.ok("POST", "/policies/event_matcher/", {"name": "matcher", "action": "login"})
+    assert api("POST", "/policies/expression/", {"name": "matcher", "expression": "return 1"}).status_code == 400
+    assert api.ok("GET", "/policies/all/", search="pol")["pagination"]["count"] == 1
+
+
+def test_put_wipes_groups_patch_keeps(sim, api):
+    group = api.ok("POST", "/core/groups/", {"name": "jellyfin"})
+    user = api.ok("POST", "/core/users/", {"username": "carol", "name": "Carol", "groups": [group["pk"]]})
+    assert user["groups"] == [group["pk"]] and isinstance(user["pk"], int)
+    patched = api.ok("PATCH", "/core/users/%d/" % user["pk"], {"name": "Caroline"})
+    assert patched["groups"] == [group["pk"]]
+    put = api.ok("PUT", "/core/users/%d/" % user["pk"], {"username": "carol", "name": "Carol"})
+    assert put["groups"] == []
+    assert api("POST", "/core/groups/%s/add_user/" % group["pk"], {"pk": user["pk"]}).status_code == 204
+    assert api.ok("GET", "/core/groups/%s/" % group["pk"])["users"] == [user["pk"]]
+    assert api("POST", "/core/groups/%s/add_user/" % group["pk"], {"pk": 999}).json() == {"detail": "Not found."}
+    assert api.ok("PUT", "/core/groups/%s/" % group["pk"], {"name": "jellyfin"})["users"] == []
+    resp = api("POST", "/core/users/%d/set_password/" % user["pk"], {"password": ""})
+    assert resp.status_code == 400 and resp.content == b""
+    assert api("POST", "/core/users/%d/set_password/" % user["pk"], {"password": "pw"}).status_code == 204
+    assert api.ok("GET", "/core/users/", username="car")["results"] == []
+    resp = api("POST", "/core/users/", {"username": "carol", "name": ""})
+    assert resp.json() == {"username": ["A user with that username already exists."]}
+
+
+def test_binding_validation(api):
+    rule = api.ok("POST", "/events/rules/", {"name": "r"})
+    policy = api.ok("POST", "/policies/expression/", {"name": "p", "expression": "return True"})
+    group = api.ok("POST", "/core/groups/", {"name": "g"})
+    resp = api("POST", "/policies/bindings/", {"target": rule["pk"], "order": 0})
+    assert resp.json() == {"non_field_errors": ["One of 'group', 'policy', 'user' must be set."]}
+    resp = api("POST", "/policies/bindings/", {"target": rule["pk"], "order": 0, "policy": policy["pk"],
+                                               "group": group["pk"]})
+    assert resp.json() == {"non_field_errors": ["Only one of 'group', 'policy', 'user' can be set."]}
+    binding = api.ok("POST", "/policies/bindings/", {"target": rule["pk"], "order": 0, "policy": policy["pk"]})
+    assert binding["enabled"] is True and binding["timeout"] == 30 and binding["policy_obj"]["bound_to"] == 1
+    resp = api("POST", "/policies/bindings/", {"target": rule["pk"], "order": 0, "policy": policy["pk"]})
+    assert resp.json() == {"non_field_errors": ["The fields policy, target, order must make a unique set."]}
+    assert api("PATCH", "/policies/bindings/%s/" % binding["pk"], {"order": 3}).status_code == 500
+    resp = api("POST", "/policies/bindings/", {"order": 1, "policy": policy["pk"]})
+    assert resp.json() == {"target": ["This field is required."]}
+    assert api.ok("GET", "/policies/bindings/", target=rule["pk"], policy=policy["pk"])["pagination"]["count"] == 1
+    assert api("DELETE", "/events/rules/%s/" % rule["pk"]).status_code == 204
+    assert api.ok("GET", "/policies/bindings/")["results"] == []  # cascade
+
+
+def test_expression_validation(api):
+    resp = api("POST", "/policies/expression/", {"name": "p", "expression": "return ("})
+    assert resp.status_code == 400 and resp.json()["expression"][0].startswith("Expression Syntax Error: ")
+    resp = api("POST", "/policies/expression/", {"name": "", "expression": ""})
+    assert resp.json() == {"name": ["This field may not be blank."], "expression": ["This field may not be blank."]}
+    assert api("POST", "/policies/expression/", {"expression": "return 1"}).json() == {
+        "name": ["This field is required."]}
+    # webhook mappings are not syntax-checked on save (§2)
+    api.ok("POST", "/propertymappings/notification/", {"name": "m", "expression": "return ("})
+
+
+def test_transport_validation(api):
+    resp = api("POST", "/events/transports/", {"name": "t", "mode": "webhook"})
+    assert resp.json() == {"webhook_url": ["Webhook URL may not be empty."]}
+    resp = api("POST", "/events/transports/", {"name": "t", "mode": "webhook", "webhook_url": "http://my_host/x"})
+    assert resp.json() == {"webhook_url": ["Enter a valid URL."]}
+    ok = api.ok("POST", "/events/transports/", {"name": "t", "mode": "webhook",
+                                                "webhook_url": "http://receiver:8080/x"})
+    assert ok["send_once"] is False and ok["mode_verbose"] == "Generic Webhook"
+    missing = str(uuid.uuid4())
+    resp = api("POST", "/events/transports/", {"name": "t2", "webhook_mapping_body": missing})
+    assert resp.json() == {"webhook_mapping_body": ['Invalid pk "%s" - object does not exist.' % missing]}
+    assert api("POST", "/events/transports/", {"name": "t2", "mode": "carrier-pigeon"}).json() == {
+        "mode": ['"carrier-pigeon" is not a valid choice.']}
+    # mode absent from a PATCH: the URL check does not run (§3)
+    api.ok("PATCH", "/events/transports/%s/" % ok["pk"], {"webhook_url": ""})
+    assert api("GET", "/events/transports/%s/" % missing).json() == {
+        "detail": "No NotificationTransport matches the given query."}
+
+
+def test_standalone_entry_point(tmp_path):
+    seed = tmp_path / "seed.json"
+    seed.write_text(json.dumps({"tokens": [{"key": "k", "superuser": True}],
+                                "users": [{"username": "alice", "password": "pw"}], "groups": [{"name": "g"}]}))
+    proc = subprocess.Popen([sys.executable, "-m", "tests.simulators.authentik", "--port", "0", "--seed", str(seed)],
+                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        info = json.loads(proc.stdout.readline())
+        assert info["users"] == {"alice": 5}
+        resp = requests.post(info["url"] + "/_sim/login/", json={"username": "alice", "client_ip": "192.0.2.5",
+                                                                 "password": "pw"}, timeout=10)
+        assert resp.json() == {"event": "login", "deliveries": []}
+        groups = requests.get(info["url"] + "/api/v3/core/groups/", params={"name": "g"},
+                              headers={"Authorization": "Bearer k"}, timeout=10).json()
+        assert groups["pagination"]["count"] == 1
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
