@@ -21,8 +21,8 @@ from tests.simulators.pangolin import PangolinSimulator
 REPO = Path(__file__).resolve().parents[1]
 COLLECTIONS = REPO / "tests" / ".collections"
 AUTHENTIK_TOKEN = "ak-test-token-7c1d2f0b9e8a4c6d"
-PANGOLIN_KEY = "rootkey0000001.s3cr3tpangolinrootkeyvalue00000000000000"
-WEBHOOK_KEY = "rulekey0000001.s3cr3tpangolinwebhookkeyvalue0000000000"
+PANGOLIN_KEY = "rootkey00000001.s3cr3tpangolinrootkeyvalue000000000000000"
+WEBHOOK_KEY = "rulekey00000001.s3cr3tpangolinwebhookkeyvalue00000000000"
 
 
 def ensure_collection_link():
@@ -93,7 +93,8 @@ class PlaybookEnv(object):
         return inventory
 
     # -- running -------------------------------------------------------------
-    def run(self, *args, inventory=None, check=False, diff=False, verbosity=0, stdout_callback="json", env=None):
+    def run(self, *args, inventory=None, check=False, diff=False, verbosity=0, stdout_callback="json_results",
+            env=None):
         """Run site.yml; returns (returncode, parsed JSON or None, raw stdout, raw stderr)."""
         inventory = inventory or self.inventory()
         command = [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(inventory),
@@ -109,6 +110,7 @@ class PlaybookEnv(object):
         full_env.update({
             "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
             "ANSIBLE_STDOUT_CALLBACK": stdout_callback,
+            "ANSIBLE_CALLBACK_PLUGINS": str(REPO / "tests" / "callback_plugins"),
             "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
             "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_RETRY_FILES_ENABLED": "0",
@@ -122,7 +124,7 @@ class PlaybookEnv(object):
         full_env.update(env or {})
         proc = subprocess.run(command, capture_output=True, text=True, env=full_env, cwd=str(REPO), timeout=600)
         parsed = None
-        if stdout_callback == "json":
+        if stdout_callback == "json_results":
             try:
                 parsed = json.loads(proc.stdout[proc.stdout.index("{"):])
             except ValueError:

@@ -66,7 +66,9 @@ def sim():
 
 @pytest.fixture
 def api(sim):
-    return Api(sim)
+    client = Api(sim)
+    yield client
+    client.http.close()  # before the server stops: it waits for open keep-alive connections
 
 
 @pytest.fixture
