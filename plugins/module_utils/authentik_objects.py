@@ -233,15 +233,16 @@ class BindingKind(ObjectKind):
     id_field = "pk"
     path = "/policies/bindings/"
 
-    def __init__(self, client, target, policy, policy_name=None, bindings=None):
+    def __init__(self, client, target, policy, policy_name=None, bindings=None, target_name=None):
         self.client = client
         self.target = target
         self.policy = policy
         self.policy_name = policy_name or policy
+        self.target_name = target_name or target
         self._bindings = bindings
 
     def describe(self, desired):
-        return "binding of policy %r to notification rule %s" % (self.policy_name, self.target)
+        return "binding of policy %r to notification rule %r" % (self.policy_name, self.target_name)
 
     @staticmethod
     def view(raw):

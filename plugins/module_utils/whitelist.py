@@ -273,7 +273,7 @@ class WhitelistPlan(object):
             desired_rule["destination_event_user"] = True
         notification = reconciler.ensure(self.notification_rules, desired_rule)
         binding_kind = BindingKind(self.authentik, notification.after["pk"], policy.after["pk"], name,
-                                   bindings=self.bindings)
+                                   bindings=self.bindings, target_name=name)
         exists = notification.after["pk"] is not None and policy.after["pk"] is not None
         reconciler.ensure(binding_kind, dict(order=0, enabled=True), lookup=exists)
         return rule_id

@@ -232,13 +232,10 @@ def present(module, reconciler, client):
     result["action"] = rule.action
     result["bindings"] = []
     for order, (policy_pk, policy_name) in enumerate(bound):
-        if rule.after["pk"] is None or policy_pk is None:
-            # Check mode, objects not created yet: the binding would be created too.
-            binding = reconciler.ensure(BindingKind(client, rule.after["pk"], policy_pk, policy_name),
-                                        dict(order=order, enabled=True), lookup=False)
-        else:
-            binding = reconciler.ensure(BindingKind(client, rule.after["pk"], policy_pk, policy_name),
-                                        dict(order=order, enabled=True))
+        kind = BindingKind(client, rule.after["pk"], policy_pk, policy_name, target_name=name)
+        # In check mode a rule or policy not created yet has no binding either.
+        exists = rule.after["pk"] is not None and policy_pk is not None
+        binding = reconciler.ensure(kind, dict(order=order, enabled=True), lookup=exists)
         result["bindings"].append(binding.after)
     result["changed"] = reconciler.changed
     result["diff"] = reconciler.diffs()
