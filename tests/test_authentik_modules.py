@@ -265,8 +265,8 @@ def test_mapping_headers_template_bad_key(env):
 
 
 def test_mapping_name_taken_by_another_mapping_type(env):
-    env.sim.add_other_property_mapping("taken")
-    msg = failed(mapping(env, name="taken"), "'taken'", "Scope Mapping", "already taken")
+    other = env.sim.add_other_property_mapping("taken")
+    msg = failed(mapping(env, name="taken"), "'taken'", "Scope Mapping", other, "already taken")
     assert "propertymappings" in msg
     assert [(m, p) for m, p, _ in writes(env)] == [("POST", "/api/v3/propertymappings/notification/")]
     assert env.sim.mappings == {}
@@ -297,6 +297,10 @@ def test_transport_create_noop_update_delete(env):
     same = ok(transport(env, body_mapping="body", headers_mapping="hdr"))
     assert same["changed"] is False and writes(env) == []
 
+    checked = ok(transport(env, check=True, diff=True, body_mapping="body", headers_mapping="hdr",
+                           webhook_url="http://receiver:8080/other", send_once=False))
+    assert checked["changed"] and checked["action"] == "update" and writes(env) == []
+    assert checked["transport"]["send_once"] is False and stored["send_once"] is True
     moved = ok(transport(env, diff=True, body_mapping="body", headers_mapping="hdr",
                          webhook_url="http://receiver:8080/other", send_once=False))
     assert moved["changed"] and moved["action"] == "update"
@@ -693,6 +697,15 @@ def test_user_info(env):
     assert [u["username"] for u in everyone["users"]] == ["akadmin", "alice", "bob"]
     failed(run(env, "authentik_user_info", dict(usernames=["alice", "ghost"], fail_on_missing=True)), "'ghost'")
     assert writes(env) == []
+
+
+def test_user_info_follows_pages(env):
+    for index in range(130):  # more than the largest page authentik 2025.12+ serves
+        env.sim.add_user("u%03d" % index)
+    everyone = ok(run(env, "authentik_user_info", {}))
+    assert len(everyone["users"]) == 131 and everyone["users"][-1]["username"] == "u129"
+    many = ok(run(env, "authentik_user_info", dict(usernames=["u000", "u050", "u129", "u200"])))
+    assert [u["username"] for u in many["users"]] == ["u000", "u050", "u129"] and many["missing"] == ["u200"]
 
 
 # -- connection --------------------------------------------------------------------

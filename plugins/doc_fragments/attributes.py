@@ -15,6 +15,8 @@ attributes:
   diff_mode:
     support: full
     description: Shows the managed fields before and after; secrets are redacted.
+  platform:
+    platforms: all
 '''
 
     # Attributes of the read-only *_info modules.
@@ -26,4 +28,6 @@ attributes:
   diff_mode:
     support: N/A
     description: The module changes nothing.
+  platform:
+    platforms: all
 '''

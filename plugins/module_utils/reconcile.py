@@ -218,4 +218,3 @@ def _is_conflict(exc):
         return False
     text = " ".join(str(v) for v in body.values())
     return "already exists" in text or "must make a unique set" in text
-

@@ -50,7 +50,8 @@ def py_literal(value):
     """A Python literal for a str/int/bool/None value (``repr`` round-trips)."""
     if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
         text = repr(value)
-        assert ast.literal_eval(text) == value
+        if ast.literal_eval(text) != value:
+            raise AssertionError("repr of %r does not round-trip" % (value,))
         return text
     raise TypeError("cannot render %r as a literal" % (value,))
 

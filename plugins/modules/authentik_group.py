@@ -14,7 +14,7 @@ description:
   - Members are not managed here (a group update that omitted them would wipe them); add users to groups with
     M(homelab.pangolin_authentik.authentik_user).
 author:
-  - homelab.pangolin_authentik contributors
+  - homelab.pangolin_authentik contributors (!UNKNOWN)
 extends_documentation_fragment:
   - homelab.pangolin_authentik.authentik
   - homelab.pangolin_authentik.attributes

@@ -23,7 +23,7 @@ description:
   - Field names follow the server's version (C(group) before authentik 2025.8, C(destination_group) and
     C(destination_event_user) since).
 author:
-  - homelab.pangolin_authentik contributors
+  - homelab.pangolin_authentik contributors (!UNKNOWN)
 extends_documentation_fragment:
   - homelab.pangolin_authentik.authentik
   - homelab.pangolin_authentik.attributes

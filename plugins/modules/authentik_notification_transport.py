@@ -17,7 +17,7 @@ description:
     (C(webhook_mapping) before authentik 2025.4, C(webhook_mapping_body) and C(webhook_mapping_headers) since) and
     fails clearly when a feature is too new for the server (a headers mapping before 2025.4).
 author:
-  - homelab.pangolin_authentik contributors
+  - homelab.pangolin_authentik contributors (!UNKNOWN)
 extends_documentation_fragment:
   - homelab.pangolin_authentik.authentik
   - homelab.pangolin_authentik.attributes

@@ -28,7 +28,7 @@ description:
   - Raw mappings are checked for JMESPath syntax before anything is sent when the C(jmespath) Python library is
     installed.
 author:
-  - homelab.pangolin_authentik contributors
+  - homelab.pangolin_authentik contributors (!UNKNOWN)
 extends_documentation_fragment:
   - homelab.pangolin_authentik.pangolin
   - homelab.pangolin_authentik.attributes

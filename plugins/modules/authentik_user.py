@@ -17,7 +17,7 @@ description:
   - The password is set through C(set_password) when the user is created, or at every run with
     O(update_password=always) (which then always reports a change).
 author:
-  - homelab.pangolin_authentik contributors
+  - homelab.pangolin_authentik contributors (!UNKNOWN)
 extends_documentation_fragment:
   - homelab.pangolin_authentik.authentik
   - homelab.pangolin_authentik.attributes

@@ -14,12 +14,11 @@ description:
     activity and group names.
   - Usernames are matched exactly (authentik's C(username) filter, re-checked client-side).
 author:
-  - homelab.pangolin_authentik contributors
+  - homelab.pangolin_authentik contributors (!UNKNOWN)
 extends_documentation_fragment:
   - homelab.pangolin_authentik.authentik
   - homelab.pangolin_authentik.attributes.INFO_MODULE
   - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.info_module
 options:
   usernames:
     description:

@@ -21,7 +21,7 @@ description:
   - authentik does not check webhook mappings when they are saved; a broken one would only fail at the next login.
     This module refuses any expression that is not valid Python before writing.
 author:
-  - homelab.pangolin_authentik contributors
+  - homelab.pangolin_authentik contributors (!UNKNOWN)
 extends_documentation_fragment:
   - homelab.pangolin_authentik.authentik
   - homelab.pangolin_authentik.attributes

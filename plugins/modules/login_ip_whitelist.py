@@ -28,7 +28,7 @@ description:
     C(template=pangolin_headers)) and C(applyRules) on the resource (M(homelab.pangolin_authentik.pangolin_resource))
     are managed by their own modules.
 author:
-  - homelab.pangolin_authentik contributors
+  - homelab.pangolin_authentik contributors (!UNKNOWN)
 extends_documentation_fragment:
   - homelab.pangolin_authentik.pangolin
   - homelab.pangolin_authentik.authentik

@@ -21,7 +21,7 @@ description:
   - The key needs the actions C(getResource) and C(updateResource), and C(listResources) when the resource is given
     by O(resource).
 author:
-  - homelab.pangolin_authentik contributors
+  - homelab.pangolin_authentik contributors (!UNKNOWN)
 extends_documentation_fragment:
   - homelab.pangolin_authentik.pangolin
   - homelab.pangolin_authentik.attributes

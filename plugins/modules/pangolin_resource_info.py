@@ -17,7 +17,7 @@ description:
   - The key needs the actions C(listResources) and C(getResource), C(listResourceRules) with O(include_rules=true),
     and C(getOrg) to tell an unknown organization from an empty one.
 author:
-  - homelab.pangolin_authentik contributors
+  - homelab.pangolin_authentik contributors (!UNKNOWN)
 extends_documentation_fragment:
   - homelab.pangolin_authentik.pangolin
   - homelab.pangolin_authentik.attributes.INFO_MODULE

@@ -20,7 +20,7 @@ description:
     rule if asked).
   - Rules are only evaluated when the resource has C(applyRules) on; see M(homelab.pangolin_authentik.pangolin_resource).
 author:
-  - homelab.pangolin_authentik contributors
+  - homelab.pangolin_authentik contributors (!UNKNOWN)
 extends_documentation_fragment:
   - homelab.pangolin_authentik.pangolin
   - homelab.pangolin_authentik.attributes
@@ -202,7 +202,7 @@ def main():
         priority=dict(type="int", required=True),
         action=dict(type="str", default="ACCEPT", choices=["ACCEPT", "DROP", "PASS"]),
         match=dict(type="str", default="IP", choices=["CIDR", "IP", "PATH", "COUNTRY", "COUNTRY_IS_NOT", "ASN",
-                                                       "REGION"]),
+                                                      "REGION"]),
         value=dict(type="str"),
         enabled=dict(type="bool", default=True),
         webhook_owned=dict(type="bool", default=False),

@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""One-command demo: the whole setup against local simulators of Pangolin and authentik.
+
+1. starts a Pangolin and an authentik simulator on loopback, seeded like a
+   fresh homelab (a Jellyfin resource, users alice and bob);
+2. runs ``playbooks/site.yml`` with the example inventory, the connection
+   settings pointed at the simulators;
+3. logs each user in on authentik from a distinct IP and prints the user's
+   Pangolin rule, now holding that IP;
+4. reruns the playbook: ``changed=0``, the IPs are kept;
+5. stops the simulators and ends with a success or failure line.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import requests
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.playbook_env import (  # noqa: E402
+    AUTHENTIK_TOKEN,
+    COLLECTIONS,
+    PANGOLIN_KEY,
+    WEBHOOK_KEY,
+    ensure_collection_link,
+)
+from tests.simulators.authentik import AuthentikSimulator  # noqa: E402
+from tests.simulators.pangolin import PangolinSimulator  # noqa: E402
+
+LOGINS = {"alice": "203.0.113.10", "bob": "198.51.100.20"}
+
+
+def say(text):
+    print("\n=== %s" % text, flush=True)
+
+
+def run_site(inventory, overrides):
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_RETRY_FILES_ENABLED="0", ANSIBLE_LOCALHOST_WARNING="0")
+    command = [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(inventory),
+               "-e", "@%s" % overrides, str(REPO / "playbooks" / "site.yml")]
+    proc = subprocess.run(command, env=env, cwd=str(REPO), capture_output=True, text=True)
+    print(proc.stdout[-6000:], end="")
+    if proc.returncode != 0:
+        print(proc.stderr[-3000:])
+        raise SystemExit("DEMO FAILED: site.yml exited with %d" % proc.returncode)
+    recap = re.search(r"localhost\s+:\s+ok=(\d+)\s+changed=(\d+)", proc.stdout)
+    return int(recap.group(2)) if recap else None
+
+
+def print_rules(pangolin_url, resource_id):
+    rules = requests.get("%s/v1/resource/%d/rules" % (pangolin_url, resource_id),
+                         headers={"Authorization": "Bearer " + PANGOLIN_KEY}, timeout=10).json()["data"]["rules"]
+    for rule in sorted(rules, key=lambda r: r["priority"]):
+        print("  rule %(ruleId)s: priority %(priority)s %(action)s %(match)s %(value)s" % rule)
+    return rules
+
+
+def main():
+    ensure_collection_link()
+    pangolin, authentik = PangolinSimulator(), AuthentikSimulator()
+    pangolin.start()
+    authentik.start()
+    try:
+        say("Simulators: Pangolin at %s, authentik at %s" % (pangolin.base_url, authentik.base_url))
+        pangolin.add_api_key(root=True, key=PANGOLIN_KEY)
+        pangolin.add_api_key(org_id="homelab", actions=["updateResourceRule"], key=WEBHOOK_KEY)
+        resource_id = pangolin.add_resource("homelab", "Jellyfin", subdomain="jellyfin",
+                                            full_domain="jellyfin.example.com")
+        authentik.add_token(AUTHENTIK_TOKEN)
+        for username in LOGINS:
+            authentik.add_user(username, name=username.title(), email="%s@example.com" % username)
+
+        workdir = Path(tempfile.mkdtemp(prefix="demo-"))
+        overrides = workdir / "simulators.yml"
+        # The example inventory as a newcomer would copy it; only the connection
+        # settings and secrets are pointed at the simulators.
+        overrides.write_text(yaml.safe_dump({
+            "authentik_url": authentik.base_url, "vault_authentik_token": AUTHENTIK_TOKEN,
+            "pangolin_url": pangolin.base_url, "vault_pangolin_api_key": PANGOLIN_KEY,
+            "vault_pangolin_webhook_key": WEBHOOK_KEY,
+            "ansible_python_interpreter": sys.executable,
+        }))
+        inventory = REPO / "inventory" / "example"
+
+        say("Converge: ansible-playbook -i inventory/example playbooks/site.yml")
+        run_site(inventory, overrides)
+        print_rules(pangolin.base_url, resource_id)
+
+        for username, ip in LOGINS.items():
+            say("%s logs in to authentik from %s" % (username, ip))
+            answer = requests.post(authentik.base_url + "/_sim/login/", json={"username": username, "client_ip": ip},
+                                   timeout=30).json()
+            print("  authentik recorded a %s event and sent %d webhook(s)" % (answer["event"],
+                                                                            len(answer["deliveries"])))
+        say("Pangolin rules after the logins")
+        rules = print_rules(pangolin.base_url, resource_id)
+        values = set(r["value"] for r in rules)
+        missing = [u for u, ip in LOGINS.items() if ip not in values]
+        if missing:
+            raise SystemExit("DEMO FAILED: no rule holds the login IP of %s" % ", ".join(missing))
+
+        say("Rerun: nothing should change and the IPs must stay")
+        changed = run_site(inventory, overrides)
+        rules_after = print_rules(pangolin.base_url, resource_id)
+        if changed != 0:
+            raise SystemExit("DEMO FAILED: the rerun reported changed=%s" % changed)
+        if sorted(json.dumps(r, sort_keys=True) for r in rules_after) != sorted(
+                json.dumps(r, sort_keys=True) for r in rules):
+            raise SystemExit("DEMO FAILED: the rerun changed the rules")
+    finally:
+        pangolin.stop()
+        authentik.stop()
+    say("DEMO OK: every user's login IP is whitelisted, and a rerun changed nothing")
+
+
+if __name__ == "__main__":
+    main()
