@@ -223,6 +223,15 @@ def test_mapping_headers_key_hidden_but_change_detected(env):
     assert rendered_values(expression)["Authorization"] == "Bearer " + WEBHOOK_KEY2
 
 
+@pytest.mark.parametrize("args", [dict(state="absent", expression=None), dict(expression="return {}")])
+def test_mapping_headers_key_hidden_when_run_without_it(env, args):
+    """Deleting or overwriting the headers mapping without its key must not print the old expression."""
+    ok(mapping(env, name="hdr", expression=None, template="pangolin_headers", webhook_api_key=WEBHOOK_KEY))
+    for check in (True, False):
+        result = ok(mapping(env, check=check, diff=True, name="hdr", **args))  # run() checks every key
+        assert result["changed"] and result["diff"]["before"]["expression"].startswith(REDACTED)
+
+
 def test_mapping_rule_body_template(env):
     ok(mapping(env, name="body", expression=None, template="pangolin_rule_body", priority=100))
     expression = only(env.sim.mappings, name="body")["expression"]

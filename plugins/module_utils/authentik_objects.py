@@ -20,6 +20,7 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconci
     ObjectKind,
     _is_conflict,
 )
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.render import rendered_values
 
 
 def check_name(name, option="name"):
@@ -117,6 +118,13 @@ class WebhookMappingKind(NamedKind):
         super(WebhookMappingKind, self).__init__(client)
         # A headers mapping's expression embeds the Pangolin key.
         self.secret_fields = ("expression",) if secret else ()
+
+    def view(self, raw):
+        view = super(WebhookMappingKind, self).view(raw)
+        if "Authorization" in rendered_values(view.get("expression")):
+            # A rendered headers mapping embeds a key even when this run was not given it (state=absent).
+            self.secret_fields = ("expression",)
+        return view
 
 
 class ExpressionPolicyKind(NamedKind):

@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# The test entry point: everything CI runs, in one script.
+#
+#   bash scripts/test.sh            # every phase (what CI runs)
+#   bash scripts/test.sh sanity     # only the named phases: pytest sanity lint smoke-218
+#
+# 1. virtualenvs: .venv (Python 3.12, ansible-core 2.20, requirements/test.txt)
+#    and .venv-218 (Python 3.11, ansible-core 2.18, requirements/test-ansible218.txt)
+# 2. pytest: the whole suite on ansible-core 2.20, two workers
+# 3. ansible-test sanity on a staged copy of the collection
+# 4. ansible-lint (profile production, see .ansible-lint)
+# 5. pytest smoke subset on ansible-core 2.18 / Python 3.11
+#
+# Every phase runs even when an earlier one failed; a summary with timings is
+# printed at the end and the exit status is non-zero if any phase failed.
+# Environment knobs: PYTEST_WORKERS (default 2), SKIP_PHASES (e.g. "lint smoke").
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT" || exit 1
+
+# Test files run on the older ansible-core; missing files are skipped.
+SMOKE_TESTS=(tests/test_pangolin_modules.py tests/test_authentik_modules.py tests/test_render.py)
+# Sanity tests left out, each with the reason (printed in the summary).
+SANITY_SKIPS=(
+    "pslint:the collection has no PowerShell code and pwsh is not installed"
+)
+PYTEST_WORKERS="${PYTEST_WORKERS:-2}"
+SKIP_PHASES=" ${SKIP_PHASES:-} "
+ONLY_PHASES=" $* "
+
+VENV="$ROOT/.venv"
+VENV_218="$ROOT/.venv-218"
+COLLECTION_NS=homelab
+COLLECTION_NAME=pangolin_authentik
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+export PYTHONDONTWRITEBYTECODE=1
+export ANSIBLE_NOCOLOR=1 PY_COLORS=0
+
+SUMMARY=()
+FAILED=0
+NOTES=()
+
+phase() {  # phase NAME COMMAND... : run, time and record one phase
+    local name="$1" start rc
+    shift
+    if [[ "$SKIP_PHASES" == *" $name "* ]] || { [ -n "${ONLY_PHASES// /}" ] && [ "$name" != venv ] \
+            && [[ "$ONLY_PHASES" != *" $name "* ]]; }; then
+        SUMMARY+=("$(printf '%-10s %-7s %5s' "$name" SKIPPED "-")")
+        return 0
+    fi
+    echo
+    echo "=== $name ==="
+    start=$(date +%s)
+    "$@"
+    rc=$?
+    local took=$(( $(date +%s) - start ))
+    if [ "$rc" -eq 0 ]; then
+        SUMMARY+=("$(printf '%-10s %-7s %4ss' "$name" ok "$took")")
+    else
+        SUMMARY+=("$(printf '%-10s %-7s %4ss  (exit %s)' "$name" FAILED "$took" "$rc")")
+        FAILED=1
+    fi
+    return 0
+}
+
+# -- phases ------------------------------------------------------------------
+
+setup_venvs() {
+    # The two environments are independent; build them side by side.
+    bash scripts/setup-venv.sh "$VENV_218" 3.11 requirements/test-ansible218.txt &
+    local old=$!
+    bash scripts/setup-venv.sh "$VENV" 3.12 requirements/test.txt
+    local rc_new=$? rc_old=0
+    wait "$old" || rc_old=$?
+    "$VENV/bin/ansible" --version 2>/dev/null | head -n1
+    "$VENV_218/bin/ansible" --version 2>/dev/null | head -n1
+    [ "$rc_new" -eq 0 ] && [ "$rc_old" -eq 0 ]
+}
+
+run_pytest() {  # run_pytest VENV ARGS... ; exit 5 (nothing collected) is a failure
+    local venv="$1" rc
+    shift
+    PATH="$venv/bin:$PATH" "$venv/bin/python" -m pytest "$@"
+    rc=$?
+    if [ "$rc" -eq 5 ]; then
+        echo "pytest collected no tests: treating as a failure" >&2
+    fi
+    return "$rc"
+}
+
+pytest_main() {
+    run_pytest "$VENV" -q -n "$PYTEST_WORKERS" -p no:cacheprovider tests/
+}
+
+pytest_smoke() {
+    local files=() f
+    for f in "${SMOKE_TESTS[@]}"; do
+        if [ -f "$f" ]; then files+=("$f"); else echo "smoke: $f does not exist, skipped"; fi
+    done
+    if [ "${#files[@]}" -eq 0 ]; then
+        echo "smoke: none of the smoke test files exist" >&2
+        return 1
+    fi
+    "$VENV_218/bin/ansible" --version | head -n1
+    run_pytest "$VENV_218" -q -n "$PYTEST_WORKERS" -p no:cacheprovider "${files[@]}"
+}
+
+sanity() {
+    # ansible-test needs .../ansible_collections/<ns>/<name>; test a staged copy
+    # of what ships (tests/ holds pytest suites and simulators, not ansible-test
+    # targets; tests/sanity, when present, is staged for ignore files).
+    local stage dest rc pip_version test_home log skip_args=() entry
+    stage="$(mktemp -d)"
+    dest="$stage/ansible_collections/$COLLECTION_NS/$COLLECTION_NAME"
+    mkdir -p "$dest"
+    tar -C "$ROOT" -cf - \
+        --exclude=./.git --exclude='./.venv*' --exclude=./.ansible --exclude=./.cache \
+        --exclude=./.pytest_cache --exclude=./.hypothesis --exclude=./.demo --exclude=./tests \
+        --exclude='*.tar.gz' --exclude=__pycache__ --exclude='*.pyc' . | tar -C "$dest" -xf - || return 1
+    if [ -d tests/sanity ]; then
+        mkdir -p "$dest/tests" && cp -a tests/sanity "$dest/tests/"
+    fi
+
+    # ansible-test bootstraps pip in its per-test virtualenvs from a script it
+    # downloads from ci-files.testing.ansible.com. Give it a local stand-in
+    # instead (ensurepip, then the pinned pip from the package index), inside a
+    # private HOME so a developer's own ~/.ansible is left alone; its sanity
+    # virtualenvs are cached there between runs.
+    test_home="$VENV/ansible-test-home"
+    pip_version="$(grep -oE "pip='[0-9.]+'" \
+        "$("$VENV/bin/python" -c 'import ansible_test, os; print(os.path.dirname(ansible_test.__file__))')/_internal/python_requirements.py" \
+        | head -n1 | tr -dc '0-9.')"
+    if [ -z "$pip_version" ]; then
+        echo "sanity: cannot tell which pip ansible-test bootstraps" >&2
+        return 1
+    fi
+    mkdir -p "$test_home/.ansible/test/cache"
+    cat >"$test_home/.ansible/test/cache/get_pip_${pip_version//./_}.py" <<'EOF'
+"""Local stand-in for get-pip.py: ensurepip, then the requested pip from the index."""
+import subprocess
+import sys
+
+args = [a for a in sys.argv[1:] if a not in ("--no-setuptools", "--no-wheel")]
+subprocess.check_call([sys.executable, "-m", "ensurepip", "--default-pip"], stdout=subprocess.DEVNULL)
+subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "--upgrade"] + args)
+EOF
+
+    for entry in "${SANITY_SKIPS[@]}"; do
+        skip_args+=(--skip-test "${entry%%:*}")
+        NOTES+=("sanity test ${entry%%:*} skipped: ${entry#*:}")
+    done
+    if ! command -v shellcheck >/dev/null 2>&1; then
+        skip_args+=(--skip-test shellcheck)
+        NOTES+=("sanity test shellcheck skipped: the shellcheck program is not installed")
+    fi
+
+    log="$(mktemp)"
+    (cd "$dest" && HOME="$test_home" PATH="$VENV/bin:$PATH" \
+        ansible-test sanity --python 3.12 --color no "${skip_args[@]}") >"$log" 2>&1
+    rc=$?
+    # Show what ran and what failed, without pip's download chatter.
+    grep -vE '^(Collecting|  Downloading|  Using cached|Installing collected|Successfully installed|Using cached pip|Installing requirements| +━)' \
+        "$log" | grep -v 'Using locale "C.UTF-8"'
+    rm -rf "$stage" "$log"
+    return "$rc"
+}
+
+lint() {
+    PATH="$VENV/bin:$PATH" ansible-lint --nocolor
+}
+
+# -- run -----------------------------------------------------------------------
+
+TOTAL_START=$(date +%s)
+phase venv setup_venvs
+if [ "$FAILED" -ne 0 ]; then
+    echo "virtualenv setup failed; nothing else can run" >&2
+else
+    phase pytest pytest_main
+    phase sanity sanity
+    phase lint lint
+    phase smoke-218 pytest_smoke
+fi
+
+echo
+echo "=== summary ($(( $(date +%s) - TOTAL_START ))s) ==="
+printf '%s\n' "${SUMMARY[@]}"
+for note in "${NOTES[@]}"; do
+    echo "note: $note"
+done
+if [ "$FAILED" -ne 0 ]; then
+    echo "RESULT: FAILED"
+    exit 1
+fi
+echo "RESULT: all phases passed"
