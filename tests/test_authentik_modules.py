@@ -456,7 +456,8 @@ def test_rule_check_mode_create_writes_nothing(env):
     env.sim.add_user("alice")
     result = ok(rule(env, check=True, diff=True, transports=["t-later"], login_of_user="alice"))
     assert result["changed"] and result["action"] == "create"
-    assert result["notification_rule"]["pk"] is None and "not created yet" in result["notification_rule"]["transports"][0]
+    assert result["notification_rule"]["pk"] is None
+    assert "not created yet" in result["notification_rule"]["transports"][0]
     assert len(result["bindings"]) == 1 and len(result["diff"]) == 3
     assert writes(env) == [] and env.sim.rules == {} and env.sim.policies == {}
 

@@ -197,12 +197,15 @@ class ApiClient(object):
                                                  % (self.api_name, operation, reason, attempt, self.retries, wait)))
                     time.sleep(wait)
                     continue
+            gave_up = " (gave up after %d attempts)" % attempt if attempt > 1 else ""
             if error is not None:
-                raise ApiError(self.secrets.scrub("%s: %s failed: %s" % (self.api_name, operation, error)),
+                raise ApiError(self.secrets.scrub("%s: %s failed: %s%s" % (self.api_name, operation, error, gave_up)),
                                uncertain=method != "GET")
             if status in ok:
                 return status, decoded
-            raise self._failure(operation, status, decoded, raw, action, method)
+            failure = self._failure(operation, status, decoded, raw, action, method)
+            failure.message += gave_up
+            raise failure
 
     def _send(self, method, path, params, body):
         """One attempt: (status, decoded, raw text, connection error, Retry-After)."""
@@ -243,7 +246,8 @@ class ApiClient(object):
         detail = self.error_detail(status, decoded) if decoded is not None else None
         if detail is None:
             text = excerpt(raw)
-            detail = ("answer is not JSON: %s" % text) if text else "empty answer"
+            label = "answer is not JSON" if decoded is None else "answer"
+            detail = ("%s: %s" % (label, text)) if text else "empty answer"
         message = "%s: %s failed: HTTP %s %s" % (self.api_name, operation, status, detail)
         hint = self.hint(status, detail, action)
         if hint:
