@@ -276,7 +276,7 @@ def test_mapping_headers_template_bad_key(env):
 def test_mapping_name_taken_by_another_mapping_type(env):
     other = env.sim.add_other_property_mapping("taken")
     msg = failed(mapping(env, name="taken"), "'taken'", "Scope Mapping", other, "already taken")
-    assert "propertymappings" in msg
+    assert "property mapping types" in msg
     assert [(m, p) for m, p, _ in writes(env)] == [("POST", "/api/v3/propertymappings/notification/")]
     assert env.sim.mappings == {}
 

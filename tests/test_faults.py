@@ -366,3 +366,13 @@ def test_concurrent_converges_end_like_one(stack, round_):
     stack.pangolin.__dict__.pop("_dispatch", None)
     stack.authentik.__dict__.pop("_dispatch", None)
     stack.assert_settled()
+
+
+def test_a_run_that_stops_after_the_rule_leaves_no_stray_rule(stack):
+    """The rule is created first; if the chain then fails, the next run must take that rule back."""
+    stack.authentik.inject("503", method="POST", path_regex=r"^/api/v3/propertymappings/notification/$",
+                           skip=1, count=-1)  # the headers mapping passes, every body mapping fails
+    results = stack.converge()
+    assert results[-1].get("failed") and "webhook mapping" in results[-1]["msg"], results[-1]
+    assert [r["priority"] for r in stack.pangolin.rules(stack.resource_id)] == [5, 100]
+    stack.assert_settled()

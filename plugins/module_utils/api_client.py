@@ -11,6 +11,7 @@ envelopes and hints.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import time
@@ -109,7 +110,7 @@ def normalize_base_url(url, suffix, option):
 
 def excerpt(text, limit=160):
     """A short single-line excerpt of an answer that is not JSON (HTML error pages)."""
-    text = re.sub(r"<[^>]+>", " ", text or "")
+    text = html.unescape(re.sub(r"<[^>]+>", " ", text or ""))
     text = re.sub(r"\s+", " ", text).strip()
     return text[:limit] + ("..." if len(text) > limit else "")
 

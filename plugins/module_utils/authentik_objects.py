@@ -83,18 +83,25 @@ class NamedKind(ObjectKind):
         return self.view(raw) if raw else None
 
     def refind(self, desired):
-        self._rows = None
-        return self.find(desired)
+        """Ask the server again for this one name, keeping the rest of a preloaded list."""
+        raw = self.client.find_by(self.path, self.what, "name", desired["name"])
+        if self._rows is not None:
+            if raw:
+                self._rows[desired["name"]] = raw
+            else:
+                self._rows.pop(desired["name"], None)
+        return self.view(raw) if raw else None
 
     def create(self, desired):
         try:
             raw = self.client.create(self.path, self.describe(desired), self.body(self.comparable(desired)))
         except ApiError as exc:
-            if _is_conflict(exc) and self.family and self.find(desired) is None:
+            if _is_conflict(exc) and self.family and self.refind(desired) is None:
                 owner = self.client.owner_of_name(self.family, desired["name"])
                 if owner:
+                    kinds = {"propertymappings": "property mapping", "policies": "policy"}[self.family]
                     raise ApiError("%s: the name is already taken by %s; names are unique across all %s types "
-                                   "in authentik, choose another name" % (self.describe(desired), owner, self.family))
+                                   "in authentik, choose another name" % (self.describe(desired), owner, kinds))
             raise
         return self.view(raw)
 

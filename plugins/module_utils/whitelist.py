@@ -18,7 +18,10 @@ from __future__ import annotations
 import re
 
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import ApiError
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import DESTINATION_RENAME_SINCE
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import (
+    DESTINATION_RENAME_SINCE,
+    HEADERS_MAPPING_SINCE,
+)
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import (
     BindingKind,
     ExpressionPolicyKind,
@@ -117,6 +120,9 @@ class WhitelistPlan(object):
             else:
                 raise InputError("headers_mapping: authentik has no webhook mapping named %r"
                                  % self.headers_mapping_name)
+        if not self.authentik.at_least(HEADERS_MAPPING_SINCE):
+            raise InputError("authentik %s cannot send headers with a webhook (needs 2025.4 or newer), and Pangolin "
+                             "needs its API key in the Authorization header" % self.authentik.version_text)
         self.group_pk = None
         if not self.authentik.at_least(DESTINATION_RENAME_SINCE):
             if not self.destination_group_name:
@@ -223,7 +229,15 @@ class WhitelistPlan(object):
 
     def _allocate(self, taken):
         start, end = self.priority_range
-        used = set(r["priority"] for r in self.rules) | set(taken)
+        # A lone placeholder rule nobody's transport points at is what a run that stopped
+        # (or a concurrent run) left after step 1: reuse it rather than strand it.
+        owned = self.owned_rule_ids()
+        counts = {}
+        for rule in self.rules:
+            counts[rule["priority"]] = counts.get(rule["priority"], 0) + 1
+        used = set(r["priority"] for r in self.rules
+                   if counts[r["priority"]] > 1 or r["rule_id"] in owned or r["action"] != self.action
+                   or r["match"] != "IP" or r["value"] != self.placeholder) | set(taken)
         for priority in range(start, end + 1):
             if priority not in used:
                 return priority

@@ -182,7 +182,6 @@ def main():
     module = AnsibleModule(
         argument_spec=argument_spec,
         mutually_exclusive=[("expression", "template")],
-        required_if=[("template", "pangolin_headers", ("webhook_api_key",))],
         supports_check_mode=True,
     )
     run(module, manage_mapping)
