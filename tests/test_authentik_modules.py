@@ -533,6 +533,20 @@ def test_rule_binds_existing_policies_after_the_managed_one(env):
     assert writes(env) == []
 
 
+def test_rule_unbinds_a_policy_dropped_from_the_list(env):
+    env.sim.add_user("alice")
+    existing = env.sim.add_other_policy("always")
+    ok(rule(env, login_of_user="alice", policies=["always"]))
+    result = ok(rule(env, login_of_user="alice", diff=True))
+    assert result["changed"] is True
+    managed = only(env.sim.policies, name="r1")["pk"]
+    assert [b["policy"] for b in env.sim.bindings.values()] == [managed]
+    assert existing in env.sim.policies  # unbound, not deleted
+    fresh_log(env)
+    assert ok(rule(env, login_of_user="alice"))["changed"] is False
+    assert writes(env) == []
+
+
 def test_rule_policy_name_taken_by_another_policy_type(env):
     env.sim.add_user("alice")
     env.sim.add_other_policy("r1")

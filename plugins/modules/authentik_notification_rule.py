@@ -74,6 +74,8 @@ options:
   policies:
     description:
       - Names of existing policies (of any type) to bind as well, after the managed one.
+      - The rule's policy bindings are exactly the managed policy and these; other policies bound to the rule are
+        unbound (user and group bindings are left alone).
     type: list
     elements: str
   state:
@@ -237,6 +239,16 @@ def present(module, reconciler, client):
         exists = rule.after["pk"] is not None and policy_pk is not None
         binding = reconciler.ensure(kind, dict(order=order, enabled=True), lookup=exists)
         result["bindings"].append(binding.after)
+    if rule.after["pk"] is not None:
+        # The rule's bindings are what this task lists: a policy dropped from
+        # the list must stop firing the rule.
+        wanted = set(str(pk) for pk, _name in bound)
+        for row in client.list("/policies/bindings/", "policy bindings", {"target": rule.after["pk"]}):
+            policy = row.get("policy")
+            if str(row.get("target")) == str(rule.after["pk"]) and policy and str(policy) not in wanted:
+                kind = BindingKind(client, rule.after["pk"], policy, (row.get("policy_obj") or {}).get("name"),
+                                   target_name=name)
+                reconciler.ensure(kind, {}, "absent", current=BindingKind.view(row))
     result["changed"] = reconciler.changed
     result["diff"] = reconciler.diffs()
     return result
