@@ -123,15 +123,13 @@ class WebhookMappingKind(NamedKind):
 
     def __init__(self, client, secret=False):
         super(WebhookMappingKind, self).__init__(client)
-        # A headers mapping's expression embeds the Pangolin key.
-        self.secret_fields = ("expression",) if secret else ()
+        self.secret = secret  # a headers mapping's expression embeds the Pangolin key
 
-    def view(self, raw):
-        view = super(WebhookMappingKind, self).view(raw)
-        if "Authorization" in rendered_values(view.get("expression")):
-            # A rendered headers mapping embeds a key even when this run was not given it (state=absent).
-            self.secret_fields = ("expression",)
-        return view
+    def is_secret(self, field, view):
+        # A headers mapping this collection rendered embeds a key even when
+        # this run was not given it (state=absent, or a plain expression now).
+        return field == "expression" and (
+            self.secret or "Authorization" in rendered_values((view or {}).get("expression")))
 
 
 class ExpressionPolicyKind(NamedKind):

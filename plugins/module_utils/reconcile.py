@@ -34,11 +34,15 @@ class ObjectKind(object):
 
     label = "object"
     id_field = "id"
-    secret_fields = ()  # fields shown redacted (their value embeds a secret)
+    secret_fields = ()  # fields always shown redacted (their value embeds a secret)
     unordered_fields = ()  # list fields compared as sets
 
     def describe(self, desired):
         return self.label
+
+    def is_secret(self, field, view):
+        """Whether ``field`` of ``view`` must never be shown."""
+        return field in self.secret_fields
 
     def find(self, desired):
         raise NotImplementedError
@@ -195,8 +199,8 @@ class Reconciler(object):
         if view is None:
             return None
         safe = copy.deepcopy(view)
-        for field in kind.secret_fields:
-            if field in safe and safe[field] is not None:
+        for field in list(safe):
+            if safe[field] is not None and (kind.is_secret(field, view) or kind.is_secret(field, other)):
                 differs = other is not None and other.get(field) != view.get(field)
                 safe[field] = REDACTED + (" (differs)" if differs else "")
         if self.secrets is not None:
