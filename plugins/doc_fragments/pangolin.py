@@ -6,7 +6,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment(object):
-    # Connection options shared by every module that talks to Pangolin.
+    # Options naming the server and key of every module that talks to Pangolin.
     DOCUMENTATION = r'''
 options:
   pangolin_url:
@@ -24,27 +24,4 @@ options:
       - If not set, the value of the E(PANGOLIN_API_KEY) environment variable is used.
     type: str
     required: true
-  validate_certs:
-    description:
-      - Verify the server's TLS certificate. Only turn this off for a throw-away test setup.
-    type: bool
-    default: true
-  ca_path:
-    description:
-      - PEM file of the CA that signed the server's certificate, when it is not in the system trust store.
-    type: path
-  timeout:
-    description:
-      - Seconds to wait for each answer.
-    type: int
-    default: 30
-  retries:
-    description:
-      - How many times a read or an update is retried after a connection error, a timeout, HTTP 429 (honouring
-        C(Retry-After)) or a 5xx answer, with exponential backoff. Each retry is reported as a warning.
-      - Creates are never re-sent blindly; after an unanswered create the module looks for the object first.
-    type: int
-    default: 3
-requirements:
-  - requests
 '''

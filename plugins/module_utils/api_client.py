@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 import time
 
@@ -88,6 +89,16 @@ class Secrets(object):
         return self.scrub(obj)
 
 
+def connection_argument_spec():
+    """The connection options every module has, whichever API it talks to."""
+    return dict(
+        validate_certs=dict(type="bool", default=True),
+        ca_path=dict(type="path"),
+        timeout=dict(type="int", default=30),
+        retries=dict(type="int", default=3),
+    )
+
+
 def normalize_base_url(url, suffix, option):
     """Return ``url`` without trailing slash and without ``suffix``.
 
@@ -135,8 +146,12 @@ class ApiClient(object):
         if not token:
             raise ApiError("%s is required (or set its environment variable)" % self.token_option)
         self.token = token
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise ApiError("timeout must be a positive number of seconds, got %r" % (timeout,))
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ApiError("retries must be 0 or a positive integer, got %r" % (retries,))
         self.timeout = timeout
-        self.retries = max(0, int(retries))
+        self.retries = retries
         self.retry_backoff = retry_backoff
         self.warn = warn or (lambda msg: None)
         self.request_count = 0
@@ -151,6 +166,7 @@ class ApiClient(object):
         })
         if not validate_certs:
             self.session.verify = False
+            self.warn("validate_certs is false: TLS certificates of %s are not verified" % self.base_url)
             try:
                 import urllib3
 
@@ -158,6 +174,8 @@ class ApiClient(object):
             except Exception:  # pragma: no cover
                 pass
         elif ca_path:
+            if not os.path.exists(ca_path):
+                raise ApiError("ca_path %r does not exist" % ca_path)
             self.session.verify = ca_path
 
     # -- hooks for subclasses ------------------------------------------
@@ -188,7 +206,8 @@ class ApiClient(object):
         while True:
             attempt += 1
             status, decoded, raw, error, retry_after = self._send(method, path, params, body)
-            retryable = error is not None or status in RETRY_STATUSES
+            # A certificate that fails verification does not get better by asking again.
+            retryable = (error is not None and not error.startswith("TLS verification")) or status in RETRY_STATUSES
             if retryable and idempotent and attempt <= self.retries:
                 wait = min(retry_after if retry_after is not None else self.retry_backoff * (2 ** (attempt - 1)),
                            MAX_RETRY_WAIT)
@@ -211,7 +230,8 @@ class ApiClient(object):
     def _send(self, method, path, params, body):
         """One attempt: (status, decoded, raw text, connection error, Retry-After)."""
         self.request_count += 1
-        kwargs = {"params": params, "timeout": self.timeout}
+        # verify per request: a session-level value loses to REQUESTS_CA_BUNDLE in the environment.
+        kwargs = {"params": params, "timeout": self.timeout, "verify": self.session.verify}
         if body is not None:
             kwargs["data"] = json.dumps(body)
             kwargs["headers"] = {"Content-Type": "application/json"}
@@ -222,7 +242,8 @@ class ApiClient(object):
         except requests.exceptions.Timeout:
             return None, None, None, "no answer within %ss (timeout)" % self.timeout, None
         except requests.exceptions.ConnectionError as exc:
-            return None, None, None, "cannot connect to %s (%s)" % (self.base_url, _short_reason(exc)), None
+            return None, None, None, "cannot connect to %s %s (%s)" % (self.url_option, self.base_url,
+                                                                      _short_reason(exc)), None
         except requests.exceptions.RequestException as exc:
             return None, None, None, _short_reason(exc), None
         raw = resp.text

@@ -16,6 +16,7 @@ import re
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import (
     ApiClient,
     ApiError,
+    connection_argument_spec,
 )
 
 # Versions where field names changed (docs: version matrix).
@@ -27,14 +28,12 @@ def authentik_argument_spec():
     """Connection options shared by every authentik module."""
     from ansible.module_utils.basic import env_fallback
 
-    return dict(
+    spec = dict(
         authentik_url=dict(type="str", required=True, fallback=(env_fallback, ["AUTHENTIK_URL"])),
         authentik_token=dict(type="str", required=True, no_log=True, fallback=(env_fallback, ["AUTHENTIK_TOKEN"])),
-        validate_certs=dict(type="bool", default=True),
-        ca_path=dict(type="path"),
-        timeout=dict(type="int", default=30),
-        retries=dict(type="int", default=3),
     )
+    spec.update(connection_argument_spec())
+    return spec
 
 
 def parse_version(text):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import (
     ApiClient,
     ApiError,
+    connection_argument_spec,
 )
 
 # Every rule field Pangolin stores; compare on these only (docs: list rows and
@@ -19,15 +20,13 @@ def pangolin_argument_spec():
     """Connection options shared by every Pangolin module."""
     from ansible.module_utils.basic import env_fallback
 
-    return dict(
+    spec = dict(
         pangolin_url=dict(type="str", required=True, fallback=(env_fallback, ["PANGOLIN_URL"])),
         pangolin_api_key=dict(type="str", required=True, no_log=True,
                               fallback=(env_fallback, ["PANGOLIN_API_KEY"])),
-        validate_certs=dict(type="bool", default=True),
-        ca_path=dict(type="path"),
-        timeout=dict(type="int", default=30),
-        retries=dict(type="int", default=3),
     )
+    spec.update(connection_argument_spec())
+    return spec
 
 
 class PangolinClient(ApiClient):

@@ -88,6 +88,13 @@ class RuleKind(ObjectKind):
         return fields
 
     def create(self, desired):
+        if not getattr(self, "_mode_checked", False):
+            # Pangolin keeps rules only for these modes (docs 3.1); say so before sending anything.
+            mode = self.client.get_resource(self.resource_id).get("mode")
+            if mode and mode not in ("http", "ssh", "rdp", "vnc"):
+                raise InputError("resource %s is a %s resource: Pangolin keeps rules only for http, ssh, rdp and "
+                                 "vnc resources" % (self.resource_id, mode))
+            self._mode_checked = True
         created = self.client.create_rule(self.resource_id, desired)
         # Priorities are not unique in Pangolin: a concurrent run may have
         # created a rule at the same priority. Keep the oldest, drop ours.

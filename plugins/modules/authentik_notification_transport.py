@@ -19,6 +19,7 @@ description:
 author:
   - homelab.pangolin_authentik contributors (!UNKNOWN)
 extends_documentation_fragment:
+  - homelab.pangolin_authentik.connection
   - homelab.pangolin_authentik.authentik
   - homelab.pangolin_authentik.attributes
   - ansible.builtin.action_common_attributes

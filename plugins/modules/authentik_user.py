@@ -19,6 +19,7 @@ description:
 author:
   - homelab.pangolin_authentik contributors (!UNKNOWN)
 extends_documentation_fragment:
+  - homelab.pangolin_authentik.connection
   - homelab.pangolin_authentik.authentik
   - homelab.pangolin_authentik.attributes
   - ansible.builtin.action_common_attributes
@@ -146,7 +147,8 @@ def manage_user(module, reconciler):
         if params["groups"] is not None:
             desired["groups"] = [check_name(g, "groups") for g in params["groups"]]
             missing = [g for g in desired["groups"] if client.find_group(g) is None]
-            if missing and params["groups_mode"] != "remove":
+            # In check mode a group an earlier task would create does not exist yet.
+            if missing and params["groups_mode"] != "remove" and not module.check_mode:
                 raise InputError("groups: authentik has no group %s" % ", ".join(repr(g) for g in missing))
         if params["password"] is not None and not params["password"]:
             raise InputError("password must not be empty")

@@ -1,0 +1,166 @@
+"""TLS: both simulators served over HTTPS with a throw-away CA.
+
+Without the CA the modules must fail with one clear TLS message that says
+how to fix it (ca_path); with ca_path they must work; with validate_certs
+false they must work and warn that nothing is verified.
+"""
+
+import datetime
+import ipaddress
+import json
+import time
+
+import pytest
+from ansible.module_utils.common import warnings as ansible_warnings
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from tests.module_harness import run_module as harness_run_module
+from tests.playbook_env import AUTHENTIK_TOKEN, PANGOLIN_KEY, WEBHOOK_KEY
+from tests.simulators.authentik import AuthentikSimulator
+from tests.simulators.pangolin import PangolinSimulator
+
+HEADERS = "jellyfin-whitelist pangolin headers"
+SECRETS = [PANGOLIN_KEY, PANGOLIN_KEY.split(".", 1)[1], WEBHOOK_KEY, WEBHOOK_KEY.split(".", 1)[1], AUTHENTIK_TOKEN]
+
+
+def run_module(name, args, check=False, diff=False):
+    ansible_warnings._global_warnings.clear()
+    result = harness_run_module(name, args, check=check, diff=diff)
+    text = json.dumps(result)
+    assert "Traceback" not in text
+    for secret in SECRETS:
+        assert secret not in text
+    return result
+
+
+def warning_texts(result):
+    return [w if isinstance(w, str) else (w.get("event") or w).get("msg", "") for w in result.get("warnings") or []]
+
+
+def _name(common_name):
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def make_pki(directory):
+    """A CA and a server certificate for 127.0.0.1 / localhost signed by it; returns the file paths."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_cert = (x509.CertificateBuilder().subject_name(_name("test CA")).issuer_name(_name("test CA"))
+               .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+               .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+               .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                            content_commitment=False, key_encipherment=False,
+                                            data_encipherment=False, key_agreement=False, encipher_only=False,
+                                            decipher_only=False), critical=True)
+               .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+               .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder().subject_name(_name("127.0.0.1")).issuer_name(ca_cert.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                                                        x509.DNSName("localhost")]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = dict(ca=directory / "ca.pem", cert=directory / "server.pem", key=directory / "server.key")
+    paths["ca"].write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    paths["cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths["key"].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+    return dict((k, str(v)) for k, v in paths.items())
+
+
+@pytest.fixture(scope="module")
+def https(tmp_path_factory):
+    pki = make_pki(tmp_path_factory.mktemp("pki"))
+    pangolin, authentik = PangolinSimulator(), AuthentikSimulator()
+    pangolin.start(certfile=pki["cert"], keyfile=pki["key"])
+    authentik.start(certfile=pki["cert"], keyfile=pki["key"])
+    pangolin.add_api_key(root=True, key=PANGOLIN_KEY)
+    authentik.add_token(AUTHENTIK_TOKEN, superuser=True)
+    resource_id = pangolin.add_resource("homelab", "Jellyfin", subdomain="jellyfin")
+    authentik.add_user("alice", name="Alice")
+    yield dict(pki=pki, pangolin=pangolin, authentik=authentik, resource_id=resource_id)
+    pangolin.stop()
+    authentik.stop()
+
+
+def converge(https, retries=0, **tls):
+    """The role's three module calls over HTTPS with the given TLS options; returns the results."""
+    pangolin = dict(pangolin_url=https["pangolin"].base_url, pangolin_api_key=PANGOLIN_KEY, retries=retries, **tls)
+    authentik = dict(authentik_url=https["authentik"].base_url, authentik_token=AUTHENTIK_TOKEN, retries=retries,
+                     **tls)
+    results = [run_module("pangolin_resource", dict(pangolin, resource_id=https["resource_id"], apply_rules=True)),
+               run_module("authentik_webhook_mapping", dict(authentik, name=HEADERS, template="pangolin_headers",
+                                                            webhook_api_key=WEBHOOK_KEY)),
+               run_module("login_ip_whitelist", dict(pangolin, resource_id=https["resource_id"], headers_mapping=HEADERS,
+                                                     users=[{"username": "alice"}], **authentik))]
+    return results
+
+
+def test_urls_are_https(https):
+    assert https["pangolin"].base_url.startswith("https://")
+    assert https["authentik"].base_url.startswith("https://")
+
+
+def reset_logs(https):
+    https["pangolin"].reset_log()
+    https["authentik"].reset_log()
+
+
+def test_unknown_ca_fails_clearly_and_is_not_retried(https):
+    reset_logs(https)
+    started = time.monotonic()
+    results = converge(https, retries=3)
+    for result in results:
+        assert result.get("failed"), result
+        msg = result["msg"]
+        assert "TLS verification of https://127.0.0.1:" in msg and "ca_path" in msg, msg
+        assert "certificate verify failed" in msg, msg
+        assert not warning_texts(result), result["warnings"]  # a bad certificate does not get better by retrying
+    assert time.monotonic() - started < 10
+    assert https["pangolin"].writes() == [] and https["authentik"].writes() == []
+
+
+def test_ca_path_works(https):
+    results = converge(https, ca_path=https["pki"]["ca"])
+    for result in results:
+        assert not result.get("failed"), result.get("msg")
+        assert not any("validate_certs" in w for w in warning_texts(result))
+    assert [u["priority"] for u in results[-1]["users"]] == [100]
+    again = converge(https, ca_path=https["pki"]["ca"])
+    assert not any(r.get("changed") or r.get("failed") for r in again)
+
+
+def test_validate_certs_false_works_and_warns(https):
+    results = converge(https, validate_certs=False)
+    for result in results:
+        assert not result.get("failed"), result.get("msg")
+    warned = [w for r in results for w in warning_texts(r)]
+    for base_url in (https["pangolin"].base_url, https["authentik"].base_url):
+        assert "validate_certs is false: TLS certificates of %s are not verified" % base_url in warned, warned
+
+
+def test_wrong_ca_fails(https, tmp_path):
+    other = make_pki(tmp_path)
+    result = run_module("pangolin_resource", dict(pangolin_url=https["pangolin"].base_url,
+                                                  pangolin_api_key=PANGOLIN_KEY, ca_path=other["ca"], retries=0,
+                                                  resource_id=https["resource_id"], apply_rules=True))
+    assert result.get("failed") and "TLS verification" in result["msg"] and "ca_path" in result["msg"], result
+
+
+def test_missing_ca_file_is_a_clear_error(https, tmp_path):
+    reset_logs(https)
+    missing = str(tmp_path / "no-such-ca.pem")
+    result = run_module("authentik_group", dict(authentik_url=https["authentik"].base_url,
+                                                authentik_token=AUTHENTIK_TOKEN, ca_path=missing, retries=0,
+                                                name="g"))
+    assert result.get("failed"), result
+    assert "ca_path" in result["msg"] and missing in result["msg"], result["msg"]
+    assert https["authentik"].log == []  # refused before the first request
