@@ -37,7 +37,7 @@ find_python() {
     cands+=("/usr/bin/python$want" "/usr/local/bin/python$want" python3)
     for cand in "${cands[@]}"; do
         [ -n "$cand" ] || continue
-        if "$cand" -c "import sys, venv; sys.exit(0 if '%d.%d' % sys.version_info[:2] == '$want' else 1)" \
+        if "$cand" -c "import sys, venv, ensurepip; sys.exit(0 if '%d.%d' % sys.version_info[:2] == '$want' else 1)" \
                 >/dev/null 2>&1; then
             "$cand" -c 'import sys; print(sys.executable)'
             return 0
@@ -54,7 +54,7 @@ else
 fi
 
 PY_ID="$("$PY" -c 'import sys; print(sys.version.split()[0], sys.executable)')"
-REQ_HASH="$(cat "$REQS" | sha256sum | cut -d' ' -f1)"
+REQ_HASH="$(sha256sum <"$REQS" | cut -d' ' -f1)"
 STAMP="$VENV/.requirements-stamp"
 WANT_STAMP="$PY_ID $REQ_HASH"
 

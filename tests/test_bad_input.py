@@ -181,7 +181,7 @@ CASES = [
 ]
 
 
-REAL_RUN_ONLY = {"unknown-headers-mapping", "unknown-body-mapping", "rule-on-tcp-resource"}
+REAL_RUN_ONLY = {"unknown-headers-mapping", "unknown-body-mapping", "rule-on-tcp-resource", "user-unknown-group"}
 
 
 def build_args(world, module, overrides):

@@ -99,8 +99,9 @@ def converge(https, retries=0, **tls):
     results = [run_module("pangolin_resource", dict(pangolin, resource_id=https["resource_id"], apply_rules=True)),
                run_module("authentik_webhook_mapping", dict(authentik, name=HEADERS, template="pangolin_headers",
                                                             webhook_api_key=WEBHOOK_KEY)),
-               run_module("login_ip_whitelist", dict(pangolin, resource_id=https["resource_id"], headers_mapping=HEADERS,
-                                                     users=[{"username": "alice"}], **authentik))]
+               run_module("login_ip_whitelist", dict(pangolin, resource_id=https["resource_id"],
+                                                     headers_mapping=HEADERS, users=[{"username": "alice"}],
+                                                     **authentik))]
     return results
 
 

@@ -90,10 +90,15 @@ class RuleKind(ObjectKind):
     def create(self, desired):
         if not getattr(self, "_mode_checked", False):
             # Pangolin keeps rules only for these modes (docs 3.1); say so before sending anything.
-            mode = self.client.get_resource(self.resource_id).get("mode")
+            try:
+                mode = self.client.get_resource(self.resource_id).get("mode")
+            except ApiError as exc:
+                if exc.status != 403:
+                    raise
+                mode = None  # a key without getResource: Pangolin itself refuses other modes
             if mode and mode not in ("http", "ssh", "rdp", "vnc"):
-                raise InputError("resource %s is a %s resource: Pangolin keeps rules only for http, ssh, rdp and "
-                                 "vnc resources" % (self.resource_id, mode))
+                raise InputError("resource %s is a %s resource: Cannot create rule for non-http resource (Pangolin "
+                                 "keeps rules only for http, ssh, rdp and vnc resources)" % (self.resource_id, mode))
             self._mode_checked = True
         created = self.client.create_rule(self.resource_id, desired)
         # Priorities are not unique in Pangolin: a concurrent run may have
