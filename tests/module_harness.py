@@ -11,6 +11,8 @@ import importlib
 import io
 import json
 
+from ansible.module_utils.common import warnings as ansible_warnings
+
 try:
     from ansible.module_utils.testing import patch_module_args
 except ImportError:  # ansible-core < 2.19
@@ -32,6 +34,8 @@ def run_module(name, args, check=False, diff=False):
     full["_ansible_check_mode"] = check
     full["_ansible_diff"] = diff
     out = io.StringIO()
+    # Ansible collects warnings process-wide; a real module process starts empty.
+    ansible_warnings._global_warnings.clear()  # a list before ansible-core 2.19, a dict since
     with patch_module_args(full), contextlib.redirect_stdout(out):
         try:
             module.main()

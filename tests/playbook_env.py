@@ -143,6 +143,16 @@ class PlaybookEnv(object):
         return found
 
     @staticmethod
+    def failure(parsed):
+        """(task name, result) of the task that failed, or (None, None)."""
+        for play in (parsed or {}).get("plays", []):
+            for task in play.get("tasks", []):
+                result = task["hosts"].get("localhost") or {}
+                if result.get("failed"):
+                    return task["task"]["name"], result
+        return None, None
+
+    @staticmethod
     def stats(parsed):
         return (parsed or {}).get("stats", {}).get("localhost", {})
 

@@ -19,25 +19,14 @@ import uuid
 
 import pytest
 
-from ansible.module_utils.common import warnings as ansible_warnings
 
 from tests.module_harness import PACKAGE
-from tests.module_harness import run_module as harness_run_module
+from tests.module_harness import run_module
 from tests.playbook_env import AUTHENTIK_TOKEN, COLLECTIONS, REPO, PlaybookEnv
 
 PREFIX = "jellyfin-whitelist-"
 HEADERS = "jellyfin-whitelist pangolin headers"
 FOREIGN = dict(action="DROP", match="CIDR", value="10.0.0.0/8", priority=5)
-
-
-def run_module(name, args, check=False, diff=False):
-    """The harness's in-process run, with only this run's warnings in the result.
-
-    Ansible collects warnings process-wide; in-process runs would otherwise
-    carry the warnings of every earlier run.
-    """
-    ansible_warnings._global_warnings.clear()
-    return harness_run_module(name, args, check=check, diff=diff)
 
 
 class Stack(object):

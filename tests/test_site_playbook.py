@@ -122,17 +122,17 @@ def test_unknown_user_fails_before_any_write(env):
     inventory = env.inventory(users=[{"username": "user000"}, {"username": "nobody"}])
     rc, parsed, out, err = env.run(inventory=inventory)
     assert rc != 0
-    failed = env.task_results(parsed, "login → webhook → Pangolin rule chain")[-1]
+    task, failed = env.failure(parsed)
+    assert "before writing anything" in task
     assert "'nobody'" in failed["msg"] and "no user" in failed["msg"]
-    assert [w.path for w in env.pangolin.writes() if "/rule" in w.path] == []
-    assert not any(objects_named(env, "user000").values())
+    assert env.writes() == []  # not even applyRules or the headers mapping
 
 
 def test_missing_resource_is_a_clear_error_with_no_write(env):
     inventory = env.inventory(jellyfin_whitelist_resource="nope.example.com")
     rc, parsed, out, err = env.run(inventory=inventory)
     assert rc != 0
-    failed = env.task_results(parsed, "Let Pangolin evaluate")[-1]
+    task, failed = env.failure(parsed)
     assert "nope.example.com" in failed["msg"]
     assert env.writes() == []
 
@@ -141,7 +141,7 @@ def test_wrong_key_is_a_clear_error_with_no_write(env):
     inventory = env.inventory(pangolin_api_key="wrongkey0000001.nottherightsecret")
     rc, parsed, out, err = env.run(inventory=inventory)
     assert rc != 0
-    failed = env.task_results(parsed, "Let Pangolin evaluate")[-1]
+    task, failed = env.failure(parsed)
     assert "401" in failed["msg"] and "pangolin_api_key" in failed["msg"]
     assert "nottherightsecret" not in out + err
     assert env.writes() == []

@@ -243,7 +243,7 @@ class ApiClient(object):
             return None, None, None, "no answer within %ss (timeout)" % self.timeout, None
         except requests.exceptions.ConnectionError as exc:
             return None, None, None, "%s: cannot connect to %s (%s)" % (self.url_option, self.base_url,
-                                                                       _short_reason(exc)), None
+                                                                        _short_reason(exc)), None
         except requests.exceptions.RequestException as exc:
             return None, None, None, _short_reason(exc), None
         raw = resp.text
