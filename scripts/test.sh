@@ -187,7 +187,7 @@ EOF
     rc=$?
     # Show what ran and what failed, without pip's download chatter.
     grep -vE '^(Collecting|  Downloading|  Using cached|Installing collected|Successfully installed|Using cached pip|Installing requirements| +━)' \
-        "$log" | grep -v 'Using locale "C.UTF-8"'
+        "$log" | grep -vE 'Using locale "C.UTF-8"|^$'
     rm -rf "$stage" "$log"
     return "$rc"
 }
