@@ -1,7 +1,7 @@
 # Developer shortcuts; `make test` is exactly what CI runs (.ci/run).
 BUILD_DIR ?= build
 
-.PHONY: test sanity lint smoke build clean
+.PHONY: test sanity lint smoke build clean demo
 
 test:
 	bash scripts/test.sh
@@ -26,7 +26,10 @@ build:
 	if [ -n "$$leaked" ]; then echo "development files in $$tarball:"; echo "$$leaked"; exit 1; fi; \
 	echo "built $$tarball ($$(tar -tzf $$tarball | wc -l) entries)"
 
-# demo: (to be added)
+# The whole setup against local simulators of Pangolin and authentik.
+demo:
+	bash scripts/setup-venv.sh .venv 3.12 requirements/test.txt
+	.venv/bin/python scripts/demo.py
 
 clean:
 	rm -rf $(BUILD_DIR) .ansible tests/.collections tests/output

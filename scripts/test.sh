@@ -2,14 +2,16 @@
 # The test entry point: everything CI runs, in one script.
 #
 #   bash scripts/test.sh            # every phase (what CI runs)
-#   bash scripts/test.sh sanity     # only the named phases: pytest sanity lint smoke-218
+#   bash scripts/test.sh sanity     # only the named phases: pytest sanity lint molecule demo smoke-218
 #
 # 1. virtualenvs: .venv (Python 3.12, ansible-core 2.20, requirements/test.txt)
 #    and .venv-218 (Python 3.11, ansible-core 2.18, requirements/test-ansible218.txt)
 # 2. pytest: the whole suite on ansible-core 2.20, two workers
 # 3. ansible-test sanity on a staged copy of the collection
-# 4. ansible-lint (profile production, see .ansible-lint)
-# 5. pytest smoke subset on ansible-core 2.18 / Python 3.11
+# 4. ansible-lint (profile production, see .ansible-lint) and shellcheck
+# 5. molecule test (extensions/molecule/default) against the simulators
+# 6. the one-command demo (scripts/demo.py)
+# 7. pytest smoke subset on ansible-core 2.18 / Python 3.11
 #
 # Every phase runs even when an earlier one failed; a summary with timings is
 # printed at the end and the exit status is non-zero if any phase failed.
@@ -201,6 +203,17 @@ sanity_args() {  # in the main shell, so the notes reach the summary
     done
 }
 
+molecule_scenario() {
+    # extensions/molecule/default: converge, idempotence, check, verify, with --diff.
+    "$VENV/bin/python" -c 'import tests.playbook_env as env; env.ensure_collection_link()' || return 1
+    PATH="$VENV/bin:$PATH" ANSIBLE_COLLECTIONS_PATH="$ROOT/tests/.collections" molecule test
+}
+
+demo() {
+    # The README's `make demo`, end to end against the simulators.
+    "$VENV/bin/python" scripts/demo.py
+}
+
 lint() {
     local rc=0 scripts=()
     PATH="$VENV/bin:$PATH" ansible-lint --nocolor || rc=$?
@@ -226,6 +239,8 @@ else
     phase_start sanity sanity
     phase pytest pytest_main
     phase lint lint
+    phase molecule molecule_scenario
+    phase demo demo
     phase smoke-218 pytest_smoke
     phase_collect sanity
 fi
