@@ -123,7 +123,7 @@ def test_unknown_user_fails_before_any_write(env):
     rc, parsed, out, err = env.run(inventory=inventory)
     assert rc != 0
     task, failed = env.failure(parsed)
-    assert "before writing anything" in task
+    assert "rule chain" in task
     assert "'nobody'" in failed["msg"] and "no user" in failed["msg"]
     assert env.writes() == []  # not even applyRules or the headers mapping
 

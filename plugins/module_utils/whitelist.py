@@ -33,11 +33,13 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authent
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin_objects import (
     PRIORITY_MAX,
     PRIORITY_MIN,
+    ResourceSettingsKind,
     RuleKind,
 )
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin_values import rule_value_error
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.render import (
+    headers_mapping_expression,
     login_policy_expression,
     rendered_values,
     rule_body_expression,
@@ -51,7 +53,7 @@ class WhitelistPlan(object):
 
     def __init__(self, pangolin, authentik, resource_id, users, prefix, priority_range, placeholder="0.0.0.0",
                  action="ACCEPT", prune=False, headers_mapping=None, webhook_url=None, destination_group=None,
-                 check_mode=False):
+                 check_mode=False, webhook_api_key=None, apply_rules=False):
         self.pangolin = pangolin
         self.authentik = authentik
         self.resource_id = resource_id
@@ -64,6 +66,12 @@ class WhitelistPlan(object):
         self.webhook_url = webhook_url.rstrip("/")
         self.destination_group_name = destination_group
         self.check_mode = check_mode
+        # Shared by all users: the headers mapping (rendered from the key when
+        # given) and applyRules on the resource.
+        self.webhook_api_key = webhook_api_key
+        if webhook_api_key is not None and ("." not in webhook_api_key or any(c.isspace() for c in webhook_api_key)):
+            raise InputError("webhook_api_key must be a Pangolin API key of the form <key id>.<secret>")
+        self.apply_rules = apply_rules
         self.users = self._validate_users(users)
 
     # -- input -------------------------------------------------------------
@@ -110,12 +118,15 @@ class WhitelistPlan(object):
         self.notification_rules = NotificationRuleKind(self.authentik).preload()
         present = [u["username"] for u in self.users if u["state"] == "present"]
         self.accounts = self.authentik.users_by_username(present) if present else {}
+        if self.apply_rules:
+            self.resource_settings = ResourceSettingsKind(self.pangolin, self.resource_id)
+            self.resource_now = self.resource_settings.find({})
         self.headers_pk = None
         if self.headers_mapping_name:
             found = self.mappings.find({"name": self.headers_mapping_name})
             if found is not None:
                 self.headers_pk = found["pk"]
-            elif self.check_mode:
+            elif self.check_mode or self.webhook_api_key is not None:
                 self.headers_pk = "(webhook mapping %r, not created yet)" % self.headers_mapping_name
             else:
                 raise InputError("headers_mapping: authentik has no webhook mapping named %r"
@@ -246,7 +257,13 @@ class WhitelistPlan(object):
 
     # -- applying ------------------------------------------------------------
     def apply(self, reconciler):
-        """Converge every user; returns one summary per user."""
+        """Converge the shared objects, then every user; returns one summary per user."""
+        if self.apply_rules:
+            reconciler.ensure(self.resource_settings, {"apply_rules": True}, current=self.resource_now)
+        if self.webhook_api_key is not None:
+            headers = reconciler.ensure(self.mappings, dict(name=self.headers_mapping_name,
+                                                            expression=headers_mapping_expression(self.webhook_api_key)))
+            self.headers_pk = _pk(headers, self.headers_mapping_name)
         summaries = []
         for user in self.users:
             before = len(reconciler.outcomes)

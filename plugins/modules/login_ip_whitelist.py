@@ -24,9 +24,10 @@ description:
   - Every list is read once and every input, user and priority is checked before the first write; an unchanged user
     costs no request of its own. This is the module the C(jellyfin_whitelist) role runs; the single-object modules
     share its comparison code.
-  - The shared headers mapping (M(homelab.pangolin_authentik.authentik_webhook_mapping) with
-    C(template=pangolin_headers)) and C(applyRules) on the resource (M(homelab.pangolin_authentik.pangolin_resource))
-    are managed by their own modules.
+  - Once for all users it also ensures C(applyRules) on the resource (Pangolin ignores every rule without it) and,
+    when O(webhook_api_key) is given, the shared headers mapping that sends Pangolin's key with each webhook (as
+    M(homelab.pangolin_authentik.authentik_webhook_mapping) with C(template=pangolin_headers) would; the key is
+    never shown). Without O(webhook_api_key) the mapping named O(headers_mapping) must exist.
 author:
   - homelab.pangolin_authentik contributors (!UNKNOWN)
 extends_documentation_fragment:
@@ -90,7 +91,17 @@ options:
     description:
       - Name of the webhook mapping that adds Pangolin's bearer key to each webhook.
     type: str
-    required: true
+    default: jellyfin-whitelist pangolin headers
+  webhook_api_key:
+    description:
+      - The Pangolin API key (C(<id>.<secret>)) authentik sends with each webhook; the module keeps the
+        O(headers_mapping) mapping carrying it. A key with only the C(updateResourceRule) action is enough.
+    type: str
+  apply_rules:
+    description:
+      - Turn C(applyRules) on for the resource, so that Pangolin evaluates the rules.
+    type: bool
+    default: true
   destination_group:
     description:
       - Only for authentik older than 2025.8, which cannot send to the event's user; a group with at least one member
@@ -112,7 +123,7 @@ EXAMPLES = r'''
     authentik_token: "{{ vault_authentik_token }}"
     resource: jellyfin.example.com
     org_id: homelab
-    headers_mapping: jellyfin-whitelist pangolin headers
+    webhook_api_key: "{{ vault_pangolin_webhook_key }}"
     users:
       - username: alice
         priority: 100
@@ -196,7 +207,8 @@ def manage_whitelist(module, reconciler):
     plan = WhitelistPlan(pangolin, authentik, resource_id, params["users"], prefix, priority_range,
                          placeholder=placeholder, action=params["action"], prune=params["prune"],
                          headers_mapping=headers_mapping, webhook_url=_api_base(webhook_url),
-                         destination_group=params["destination_group"], check_mode=module.check_mode)
+                         destination_group=params["destination_group"], check_mode=module.check_mode,
+                         webhook_api_key=params["webhook_api_key"], apply_rules=params["apply_rules"])
     plan.plan()
     users = plan.apply(reconciler)
     return dict(changed=reconciler.changed, users=users, resource_id=resource_id, diff=reconciler.diffs(),
@@ -222,7 +234,9 @@ def main():
         placeholder=dict(type="str", default="0.0.0.0"),
         action=dict(type="str", default="ACCEPT", choices=["ACCEPT", "PASS"]),
         webhook_url=dict(type="str"),
-        headers_mapping=dict(type="str", required=True),
+        headers_mapping=dict(type="str", default="jellyfin-whitelist pangolin headers"),
+        webhook_api_key=dict(type="str", no_log=True),
+        apply_rules=dict(type="bool", default=True),
         destination_group=dict(type="str"),
         prune=dict(type="bool", default=False),
     )
