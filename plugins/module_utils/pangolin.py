@@ -29,6 +29,25 @@ def pangolin_argument_spec():
     return spec
 
 
+def resource_selector_spec():
+    """Options naming one resource (by id, or by name/domain within an org), and their rules."""
+    options = dict(resource_id=dict(type="int"), resource=dict(type="str"), org_id=dict(type="str"))
+    rules = dict(mutually_exclusive=[("resource_id", "resource")], required_one_of=[("resource_id", "resource")],
+                 required_by={"resource": "org_id"})
+    return options, rules
+
+
+def selected_resource_id(client, params):
+    """The id of the resource the module's selector options name, checked before any write."""
+    if params["resource_id"] is not None:
+        if params["resource_id"] <= 0:
+            raise ApiError("resource_id must be a positive integer, got %d" % params["resource_id"])
+        return params["resource_id"]
+    if not params["resource"].strip():
+        raise ApiError("resource must be a non-empty name, nice id or full domain")
+    return client.resolve_resource(params["org_id"], params["resource"])
+
+
 class PangolinClient(ApiClient):
     api_name = "Pangolin API"
     api_prefix = "/v1"

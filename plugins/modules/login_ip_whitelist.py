@@ -33,22 +33,11 @@ author:
 extends_documentation_fragment:
   - homelab.pangolin_authentik.connection
   - homelab.pangolin_authentik.pangolin
+  - homelab.pangolin_authentik.resource
   - homelab.pangolin_authentik.authentik
   - homelab.pangolin_authentik.attributes
   - ansible.builtin.action_common_attributes
 options:
-  resource_id:
-    description:
-      - Id of the Pangolin resource. Mutually exclusive with O(resource).
-    type: int
-  resource:
-    description:
-      - Name, nice id or full domain of the resource, resolved within O(org_id).
-    type: str
-  org_id:
-    description:
-      - Organization of O(resource).
-    type: str
   users:
     description:
       - The users, each a dict with C(username) (the authentik username, required), C(priority) (optional; when absent
@@ -178,6 +167,8 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin import (
     PangolinClient,
     pangolin_argument_spec,
+    resource_selector_spec,
+    selected_resource_id,
 )
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import (
     check_name,
@@ -200,10 +191,7 @@ def manage_whitelist(module, reconciler):
     webhook_url = check_webhook_url(params["webhook_url"] or params["pangolin_url"], "webhook_url")
     pangolin = PangolinClient.from_module(module)
     authentik = AuthentikClient.from_module(module)
-    if params["resource_id"] is not None:
-        resource_id = params["resource_id"]
-    else:
-        resource_id = pangolin.resolve_resource(params["org_id"], params["resource"])
+    resource_id = selected_resource_id(pangolin, params)
     plan = WhitelistPlan(pangolin, authentik, resource_id, params["users"], prefix, priority_range,
                          placeholder=placeholder, action=params["action"], prune=params["prune"],
                          headers_mapping=headers_mapping, webhook_url=_api_base(webhook_url),
@@ -222,11 +210,10 @@ def _api_base(url):
 
 def main():
     argument_spec = pangolin_argument_spec()
+    selector, selector_rules = resource_selector_spec()
+    argument_spec.update(selector)
     argument_spec.update(authentik_argument_spec())
     argument_spec.update(
-        resource_id=dict(type="int"),
-        resource=dict(type="str"),
-        org_id=dict(type="str"),
         users=dict(type="list", elements="raw", required=True),
         name_prefix=dict(type="str", default="jellyfin-whitelist-"),
         priority_start=dict(type="int", default=100),
@@ -242,10 +229,8 @@ def main():
     )
     module = AnsibleModule(
         argument_spec=argument_spec,
-        mutually_exclusive=[("resource_id", "resource")],
-        required_one_of=[("resource_id", "resource")],
-        required_by={"resource": "org_id"},
         supports_check_mode=True,
+        **selector_rules
     )
     run(module, manage_whitelist)
 

@@ -20,27 +20,16 @@ description:
     default policy; the values shown are the effective ones Pangolin returns for the resource.
   - The key needs the actions C(getResource) and C(updateResource), and C(listResources) when the resource is given
     by O(resource).
+  - With O(resource_id) and O(org_id) both given, the module fails when the resource belongs to another organization.
 author:
   - homelab.pangolin_authentik contributors (!UNKNOWN)
 extends_documentation_fragment:
   - homelab.pangolin_authentik.connection
   - homelab.pangolin_authentik.pangolin
+  - homelab.pangolin_authentik.resource
   - homelab.pangolin_authentik.attributes
   - ansible.builtin.action_common_attributes
 options:
-  resource_id:
-    description:
-      - Id of the resource. Mutually exclusive with O(resource).
-    type: int
-  resource:
-    description:
-      - Name, nice id or full domain of the resource, resolved within O(org_id). Mutually exclusive with O(resource_id).
-    type: str
-  org_id:
-    description:
-      - Organization of O(resource). Required with O(resource).
-      - With O(resource_id), the module fails when the resource belongs to another organization.
-    type: str
   apply_rules:
     description:
       - Whether the resource's rules are evaluated. Rules (M(homelab.pangolin_authentik.pangolin_rule)) do nothing
@@ -146,6 +135,8 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin import (
     PangolinClient,
     pangolin_argument_spec,
+    resource_selector_spec,
+    selected_resource_id,
 )
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin_objects import (
     RESOURCE_SETTINGS,
@@ -172,15 +163,6 @@ class ResourceSettings(ResourceSettingsKind):
         return self.view(self.raw)
 
 
-def resolve_resource_id(module, client):
-    params = module.params
-    if params["resource_id"] is not None:
-        if params["resource_id"] <= 0:
-            raise InputError("resource_id must be a positive integer, got %d" % params["resource_id"])
-        return params["resource_id"]
-    if not params["resource"].strip():
-        raise InputError("resource must be a non-empty name, nice id or full domain")
-    return client.resolve_resource(params["org_id"], params["resource"])
 
 
 def manage_resource(module, reconciler):
@@ -189,7 +171,7 @@ def manage_resource(module, reconciler):
         raise InputError("org_id must be a non-empty string")
     desired = dict((opt, params[opt]) for opt in RESOURCE_SETTINGS)
     client = PangolinClient.from_module(module)
-    resource_id = resolve_resource_id(module, client)
+    resource_id = selected_resource_id(client, module.params)
     kind = ResourceSettings(client, resource_id)
     current = kind.find(desired)
     if params["org_id"] is not None and current["org_id"] != params["org_id"]:
@@ -206,10 +188,9 @@ def manage_resource(module, reconciler):
 
 def main():
     argument_spec = pangolin_argument_spec()
+    selector, selector_rules = resource_selector_spec()
+    argument_spec.update(selector)
     argument_spec.update(
-        resource_id=dict(type="int"),
-        resource=dict(type="str"),
-        org_id=dict(type="str"),
         apply_rules=dict(type="bool"),
         sso=dict(type="bool"),
         block_access=dict(type="bool"),
@@ -219,10 +200,8 @@ def main():
     )
     module = AnsibleModule(
         argument_spec=argument_spec,
-        mutually_exclusive=[("resource_id", "resource")],
-        required_one_of=[("resource_id", "resource")],
-        required_by={"resource": "org_id"},
         supports_check_mode=True,
+        **selector_rules
     )
     run(module, manage_resource)
 

@@ -24,21 +24,10 @@ author:
 extends_documentation_fragment:
   - homelab.pangolin_authentik.connection
   - homelab.pangolin_authentik.pangolin
+  - homelab.pangolin_authentik.resource
   - homelab.pangolin_authentik.attributes
   - ansible.builtin.action_common_attributes
 options:
-  resource_id:
-    description:
-      - Id of the resource. Mutually exclusive with O(resource).
-    type: int
-  resource:
-    description:
-      - Name, nice id or full domain of the resource, resolved within O(org_id). Mutually exclusive with O(resource_id).
-    type: str
-  org_id:
-    description:
-      - Organization of O(resource). Required with O(resource).
-    type: str
   priority:
     description:
       - Priority of the rule; lower priorities are evaluated first. Identifies the rule on its resource.
@@ -159,6 +148,8 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin import (
     PangolinClient,
     pangolin_argument_spec,
+    resource_selector_spec,
+    selected_resource_id,
 )
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin_objects import (
     RuleKind,
@@ -169,13 +160,6 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconci
 WEBHOOK_PLACEHOLDER = "0.0.0.0"
 
 
-def resolve_resource_id(module, client):
-    params = module.params
-    if params["resource_id"] is not None:
-        if params["resource_id"] <= 0:
-            raise InputError("resource_id must be a positive integer, got %d" % params["resource_id"])
-        return params["resource_id"]
-    return client.resolve_resource(params["org_id"], params["resource"])
 
 
 def manage_rule(module, reconciler):
@@ -188,7 +172,7 @@ def manage_rule(module, reconciler):
     desired = validate_rule(dict(priority=params["priority"], action=params["action"], match=params["match"],
                                  value=value, enabled=params["enabled"]), params["state"])
     client = PangolinClient.from_module(module)
-    resource_id = resolve_resource_id(module, client)
+    resource_id = selected_resource_id(client, module.params)
     kind = RuleKind(client, resource_id, webhook_owned=params["webhook_owned"])
     outcome = reconciler.ensure(kind, desired, params["state"])
     return single_result(reconciler, outcome, kind, resource_id=resource_id)
@@ -196,10 +180,9 @@ def manage_rule(module, reconciler):
 
 def main():
     argument_spec = pangolin_argument_spec()
+    selector, selector_rules = resource_selector_spec()
+    argument_spec.update(selector)
     argument_spec.update(
-        resource_id=dict(type="int"),
-        resource=dict(type="str"),
-        org_id=dict(type="str"),
         priority=dict(type="int", required=True),
         action=dict(type="str", default="ACCEPT", choices=["ACCEPT", "DROP", "PASS"]),
         match=dict(type="str", default="IP", choices=["CIDR", "IP", "PATH", "COUNTRY", "COUNTRY_IS_NOT", "ASN",
@@ -211,10 +194,8 @@ def main():
     )
     module = AnsibleModule(
         argument_spec=argument_spec,
-        mutually_exclusive=[("resource_id", "resource")],
-        required_one_of=[("resource_id", "resource")],
-        required_by={"resource": "org_id"},
         supports_check_mode=True,
+        **selector_rules
     )
     run(module, manage_rule)
 
