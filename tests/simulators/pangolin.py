@@ -14,6 +14,12 @@ project's Pangolin API reference):
   policy and create for an unknown org answer 500 (§6.2); priorities may
   repeat (§3.1); the rule list is sorted only within the page (§3.4).
 
+Not observed on a real server, so written from the handlers' source or
+guessed (a real server wins where they differ): the success messages of
+GET /idp/{id}, POST /idp/{id}/oidc, DELETE /idp/{id}/org/{org}, GET /org(s),
+GET /org/{org}/roles, non-http resource updates and resource-policy rules,
+"Invalid resource ID", and the 404s of the resource-policy bulk replace.
+
 Run it alone with ``python -m tests.simulators.pangolin --port 8000``.
 """
 
