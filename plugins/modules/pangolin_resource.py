@@ -163,8 +163,6 @@ class ResourceSettings(ResourceSettingsKind):
         return self.view(self.raw)
 
 
-
-
 def manage_resource(module, reconciler):
     params = module.params
     if params["org_id"] is not None and not params["org_id"].strip():

@@ -160,8 +160,6 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconci
 WEBHOOK_PLACEHOLDER = "0.0.0.0"
 
 
-
-
 def manage_rule(module, reconciler):
     params = module.params
     value = params["value"]
