@@ -453,7 +453,7 @@ def test_resource_update_sends_only_changed_setting(env):
     assert writes(env) == [("POST", "/v1/resource/%d" % env.res, {"applyRules": True})]
     assert result["resource"] == {"resource_id": env.res, "name": "Jellyfin", "full_domain": "jellyfin.example.com",
                                   "org_id": "homelab", "apply_rules": True, "sso": True, "block_access": False,
-                                  "email_whitelist_enabled": False, "enabled": True}
+                                  "email_whitelist_enabled": False, "enabled": True, "mode": "http"}
     assert result["diff"]["before"]["apply_rules"] is False
     assert result["diff"]["after"]["apply_rules"] is True
     assert result["diff"]["before_header"] == "resource %d" % env.res

@@ -172,11 +172,16 @@ class ResourceSettingsKind(ObjectKind):
     def view(raw):
         view = dict((opt, _as_bool(raw.get(field))) for opt, field in RESOURCE_SETTINGS.items())
         view.update(resource_id=raw.get("resourceId"), name=raw.get("name"), full_domain=raw.get("fullDomain"),
-                    org_id=raw.get("orgId"))
+                    org_id=raw.get("orgId"), mode=raw.get("mode"))
         return view
 
     def find(self, desired):
-        return self.view(self.client.get_resource(self.resource_id))
+        try:
+            return self.view(self.client.get_resource(self.resource_id))
+        except ApiError as exc:
+            if exc.status == 404 and isinstance(exc.body, dict):  # Pangolin's own 404, not an unknown route
+                raise InputError("resource_id %s: Pangolin has no such resource" % self.resource_id)
+            raise
 
     def comparable(self, desired):
         return dict((k, v) for k, v in desired.items() if v is not None and k in RESOURCE_SETTINGS)
@@ -186,9 +191,6 @@ class ResourceSettingsKind(ObjectKind):
         # The update answer merges policy fields inconsistently across
         # versions; the effective settings come from a fresh read.
         return self.find(desired)
-
-    def create(self, desired):
-        raise ApiError("resource %s does not exist" % self.resource_id)
 
 
 class IdpOrgPolicyKind(ObjectKind):

@@ -97,6 +97,10 @@ resource:
       description: Full domain of the resource; null for non-http resources.
       type: str
       sample: jellyfin.example.com
+    mode:
+      description: Protocol mode of the resource (C(http), C(tcp), ...).
+      type: str
+      sample: http
     org_id:
       description: Organization of the resource.
       type: str
@@ -130,7 +134,6 @@ action:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import ApiError
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_runner import run, single_result
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin import (
     PangolinClient,
@@ -148,21 +151,6 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconci
 HTTP_ONLY = ("apply_rules", "sso", "block_access", "email_whitelist_enabled")
 
 
-class ResourceSettings(ResourceSettingsKind):
-    """ResourceSettingsKind that also remembers the mode and org read with the settings."""
-
-    raw = None
-
-    def find(self, desired):
-        try:
-            self.raw = self.client.get_resource(self.resource_id)
-        except ApiError as exc:
-            if exc.status == 404 and isinstance(exc.body, dict):  # not an HTML page: Pangolin's own 404
-                raise InputError("resource_id %s: Pangolin has no such resource" % self.resource_id)
-            raise
-        return self.view(self.raw)
-
-
 def manage_resource(module, reconciler):
     params = module.params
     if params["org_id"] is not None and not params["org_id"].strip():
@@ -170,12 +158,12 @@ def manage_resource(module, reconciler):
     desired = dict((opt, params[opt]) for opt in RESOURCE_SETTINGS)
     client = PangolinClient.from_module(module)
     resource_id = selected_resource_id(client, module.params)
-    kind = ResourceSettings(client, resource_id)
+    kind = ResourceSettingsKind(client, resource_id)
     current = kind.find(desired)
     if params["org_id"] is not None and current["org_id"] != params["org_id"]:
         raise InputError("resource_id %s belongs to org %r, not to org_id %r"
                          % (resource_id, current["org_id"], params["org_id"]))
-    mode = kind.raw.get("mode")
+    mode = current["mode"]
     http_only = [opt for opt in HTTP_ONLY if desired[opt] is not None]
     if mode and mode != "http" and http_only:
         raise InputError("resource %s (%s) is a %s resource: Pangolin accepts %s only on http resources"
