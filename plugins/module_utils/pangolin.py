@@ -191,9 +191,6 @@ class PangolinClient(ApiClient):
                            % (name, ", ".join(str(i) for i in ids)))
         return ids[0]
 
-    def get_idp(self, idp_id):
-        return self.call("GET", "/idp/%d" % idp_id, "read identity provider %d" % idp_id, "getIdp")
-
     def update_idp(self, idp_id, fields):
         return self.call("POST", "/idp/%d/oidc" % idp_id, "update identity provider %d" % idp_id,
                          "updateIdp", body=fields, idempotent=True)

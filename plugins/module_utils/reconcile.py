@@ -105,10 +105,6 @@ class Outcome(object):
     def changed(self):
         return self.action is not None
 
-    @property
-    def object(self):
-        return self.after
-
     def diff(self, redact):
         return {
             "before_header": self.kind.describe(self.desired),
