@@ -208,6 +208,22 @@ def test_rule_webhook_owned_value_never_changed(env):
     assert env.sim.rules(env.res)[0]["action"] == "DROP"
 
 
+def test_rule_webhook_owned_match_never_changed(env):
+    """An IPv6 login turns the rule into a CIDR prefix; a rerun must keep it."""
+    created = ok(rule(env, priority=100, match="IP", value=None, webhook_owned=True))
+    rule_id = created["rule"]["rule_id"]
+    env.sim.policy_rules[rule_id].update(match="CIDR", value="2001:db8:1:2::/64")
+    env.sim.reset_log()
+    same = ok(rule(env, priority=100, match="IP", value=None, webhook_owned=True))
+    assert same["changed"] is False and writes(env) == []
+    changed = ok(rule(env, priority=100, match="IP", value=None, enabled=False, webhook_owned=True))
+    assert changed["changed"]
+    body = writes(env)[0][2]
+    assert "match" not in body and "value" not in body and body["enabled"] is False
+    assert env.sim.rules(env.res)[0]["match"] == "CIDR"
+    assert env.sim.rules(env.res)[0]["value"] == "2001:db8:1:2::/64"
+
+
 def test_rule_webhook_owned_check_mode_predicts_placeholder(env):
     result = ok(rule(env, check=True, priority=100, match="IP", value=None, webhook_owned=True))
     assert result["changed"] and result["rule"]["value"] == "0.0.0.0"

@@ -22,6 +22,7 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_cli
 # Versions where field names changed (docs: version matrix).
 HEADERS_MAPPING_SINCE = (2025, 4)
 DESTINATION_RENAME_SINCE = (2025, 8)
+TASK_API_SINCE = (2025, 8)  # the Dramatiq worker and its /tasks/ API
 
 
 def authentik_argument_spec():
@@ -120,6 +121,36 @@ class AuthentikClient(ApiClient):
             if not following or following == page:
                 return rows
             page = following
+
+    def first_page(self, path, what, params=None, page_size=100):
+        """The first page of a list (newest first where the list sorts so) and the total count."""
+        query = dict(params or {})
+        query.update(page=1, page_size=page_size)
+        _status, body = self.request("GET", path, "list %s" % what, params=query)
+        if not isinstance(body, dict) or "results" not in body:
+            raise ApiError("%s: list %s: the answer is not an authentik list; does authentik_url point at "
+                           "authentik?" % (self.api_name, what))
+        return body["results"], (body.get("pagination") or {}).get("count", len(body["results"]))
+
+    def recent_events(self, action, username=None, limit=100):
+        """The newest events of exactly ``action`` (the server's filter is a contains match)."""
+        params = {"action": action, "ordering": "-created"}
+        if username is not None:
+            params["username"] = username
+        rows, _count = self.first_page("/events/events/", "%s events" % action, params, page_size=limit)
+        return [row for row in rows if row.get("action") == action
+                and (username is None or (row.get("user") or {}).get("username") == username)]
+
+    def tasks(self, params, page_size=100):
+        """Rows and count of the worker's task list, or None where the server has no task API (before 2025.8)."""
+        if not self.at_least(TASK_API_SINCE):
+            return None
+        try:
+            return self.first_page("/tasks/tasks/", "worker tasks", params, page_size=page_size)
+        except ApiError as exc:
+            if exc.status in (403, 404):
+                return None  # no task API, or a token that may not see tasks
+            raise
 
     def find_by(self, path, what, field, value, extra=None):
         """The one object whose ``field`` equals ``value``, or None.

@@ -225,6 +225,42 @@ class PangolinClient(ApiClient):
                          "deleteIdpOrg", idempotent=True)
 
 
+    # -- org API keys (root key only) ----------------------------------------
+    def list_api_keys(self, org_id):
+        """The org's API keys: id, name and last characters, never the secret."""
+        keys, offset = [], 0
+        while True:
+            data = self.call("GET", "/org/%s/api-keys" % _seg(org_id), "list API keys of org %r" % org_id,
+                             "listApiKeys", params={"limit": 1000, "offset": offset})
+            batch = data.get("apiKeys") or []
+            keys.extend(batch)
+            total = (data.get("pagination") or {}).get("total", len(keys))
+            if not batch or len(keys) >= total:
+                return keys
+            offset = len(keys)
+
+    def create_api_key(self, org_id, name):
+        """A new org key; the answer carries the secret, shown this once only."""
+        return self.call("PUT", "/org/%s/api-key" % _seg(org_id), "create API key %r in org %r" % (name, org_id),
+                         "createApiKey", body={"name": name}, idempotent=False, ok=(201, 200))
+
+    def api_key_actions(self, org_id, key_id):
+        data = self.call("GET", "/org/%s/api-key/%s/actions" % (_seg(org_id), _seg(key_id)),
+                         "list actions of API key %s" % key_id, "listApiKeyActions",
+                         params={"limit": 1000})
+        return sorted(a.get("actionId") for a in data.get("actions") or [])
+
+    def set_api_key_actions(self, org_id, key_id, actions):
+        # Replaces the whole set; Pangolin refuses an empty one.
+        self.call("POST", "/org/%s/api-key/%s/actions" % (_seg(org_id), _seg(key_id)),
+                  "set actions of API key %s" % key_id, "setApiKeyActions",
+                  body={"actionIds": list(actions)}, idempotent=True)
+
+    def delete_api_key(self, org_id, key_id):
+        self.call("DELETE", "/org/%s/api-key/%s" % (_seg(org_id), _seg(key_id)),
+                  "delete API key %s" % key_id, "deleteApiKey", idempotent=True)
+
+
 def normalize_rule(raw):
     """The comparable view of a rule row: ``rule_id`` plus the rule fields."""
     rule = dict((k, raw.get(k)) for k in RULE_FIELDS)

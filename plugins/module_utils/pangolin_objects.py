@@ -42,9 +42,10 @@ def validate_rule(rule, state="present", prefix=""):
 class RuleKind(ObjectKind):
     """One rule of one resource, identified by its priority.
 
-    ``webhook_owned`` rules get their value from authentik at each login:
-    the value given here is only a placeholder for creation and an existing
-    rule's value is never compared or sent back.
+    ``webhook_owned`` rules get their match and value from authentik at each
+    login (an IPv4 login writes ``IP``, an IPv6 one may write a ``CIDR``
+    prefix): the ones given here only seed a new rule, and an existing rule's
+    match and value are never compared or sent back.
     """
 
     label = "Pangolin rule"
@@ -85,6 +86,7 @@ class RuleKind(ObjectKind):
         fields = super(RuleKind, self).comparable(desired)
         if self.webhook_owned:
             fields.pop("value", None)
+            fields.pop("match", None)
         return fields
 
     def create(self, desired):
@@ -113,13 +115,11 @@ class RuleKind(ObjectKind):
     def update(self, current, desired, changes):
         body = dict(current)
         body.update(self.comparable(desired))
-        if self.webhook_owned and body["match"] == current["match"]:
-            # Leave the value out: a login landing between our read and this
-            # write must not be reverted. Without value the match must go too.
+        if self.webhook_owned:
+            # Leave match and value out: a login landing between our read and
+            # this write must not be reverted.
             body.pop("value", None)
             body.pop("match", None)
-        elif self.webhook_owned:
-            body["value"] = desired["value"]
         body.pop("rule_id", None)
         updated = self.client.update_rule(self.resource_id, current["rule_id"], body)
         self._replace(updated)
@@ -139,8 +139,10 @@ class RuleKind(ObjectKind):
 
     def predict(self, current, desired):
         after = super(RuleKind, self).predict(current, desired)
-        # A webhook-owned value is kept as it is, or created from the placeholder.
-        after["value"] = current.get("value") if current else desired.get("value")
+        if self.webhook_owned:
+            # A webhook-owned match and value are kept as they are, or created from the placeholder.
+            after["value"] = current.get("value") if current else desired.get("value")
+            after["match"] = current.get("match") if current else desired.get("match")
         return after
 
 

@@ -67,22 +67,57 @@ def headers_mapping_expression(api_key):
     ])
 
 
-def rule_body_expression(priority, action="ACCEPT", placeholder="0.0.0.0", enabled=True):
-    """The body mapping: a full Pangolin rule update whose value is the login's client IP."""
+def rule_body_expression(priority, action="ACCEPT", placeholder="0.0.0.0", enabled=True, ipv6_prefix=0):
+    """The body mapping: a full Pangolin rule update whose value is the login's client IP.
+
+    With ``ipv6_prefix`` (1-128) an IPv6 login whitelists the enclosing prefix
+    as a CIDR rule instead (privacy addresses rotate within it); an IPv4 login,
+    also one written IPv4-mapped, still whitelists the single address.
+    """
     if isinstance(priority, bool) or not isinstance(priority, int):
         raise InputError("priority must be an integer, got %r" % (priority,))
-    return "\n".join([
+    check_ipv6_prefix(ipv6_prefix)
+    lines = [
         RENDERED_MARK,
         "event = request.context['notification'].event",
         "ip = getattr(event, 'client_ip', None)",
-        "return {",
-        "    \"action\": %s," % py_literal(action),
-        "    \"match\": \"IP\",",
+    ]
+    if ipv6_prefix:
+        lines += [
+            "match = \"IP\"",
+            "if ip:",
+            "    address = ip_address(ip)",
+            "    if address.version == 6 and address.ipv4_mapped:",
+            "        ip = str(address.ipv4_mapped)",
+            "    elif address.version == 6:",
+            "        ip = str(ip_network(\"%s/%s\" % (address, IPV6_PREFIX), strict=False))",
+            "        match = \"CIDR\"",
+            "return {",
+            "    \"action\": %s," % py_literal(action),
+            "    \"match\": match,",
+        ]
+    else:
+        lines += [
+            "return {",
+            "    \"action\": %s," % py_literal(action),
+            "    \"match\": \"IP\",",
+        ]
+    lines += [
         "    \"value\": ip or %s," % py_literal(placeholder),
         "    \"priority\": %s," % py_literal(priority),
         "    \"enabled\": %s," % py_literal(bool(enabled)),
         "}",
-    ])
+    ]
+    if ipv6_prefix:
+        lines.insert(1, "IPV6_PREFIX = %s" % py_literal(ipv6_prefix))
+    return "\n".join(lines)
+
+
+def check_ipv6_prefix(prefix, option="ipv6_prefix"):
+    """0 (off) or a prefix length 1-128."""
+    if isinstance(prefix, bool) or not isinstance(prefix, int) or not 0 <= prefix <= 128:
+        raise InputError("%s must be an integer from 0 (off) to 128, got %r" % (option, prefix))
+    return prefix
 
 
 def login_policy_expression(user_pk):

@@ -39,6 +39,7 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangoli
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin_values import rule_value_error
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.render import (
+    check_ipv6_prefix,
     headers_mapping_expression,
     login_policy_expression,
     rendered_values,
@@ -48,12 +49,55 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.render 
 RULE_URL = re.compile(r"/v1/resource/(\d+)/rule/(\d+)/?$")
 
 
+def validate_users(users):
+    """Each entry checked and normalised: username, priority (int or None), state, where."""
+    if not isinstance(users, list):
+        raise InputError("users must be a list of {username, priority, state} entries")
+    seen = {}
+    checked = []
+    for index, entry in enumerate(users):
+        where = "users[%d]" % index
+        if not isinstance(entry, dict):
+            raise InputError("%s must be a dict with a username, got %r" % (where, entry))
+        unknown = set(entry) - {"username", "priority", "state"}
+        if unknown:
+            raise InputError("%s has unknown keys %s (allowed: username, priority, state)"
+                             % (where, ", ".join(sorted(map(str, unknown)))))
+        username = check_name(entry.get("username"), "%s.username" % where)
+        where = "users[%d] (%s)" % (index, username)
+        if username in seen:
+            raise InputError("%s: username %r is listed twice (also users[%d])" % (where, username, seen[username]))
+        seen[username] = index
+        state = entry.get("state") or "present"
+        if state not in ("present", "absent"):
+            raise InputError("%s.state must be present or absent, got %r" % (where, state))
+        priority = entry.get("priority")
+        if priority is not None:
+            if isinstance(priority, str) and re.match(r"^-?\d+$", priority.strip()):
+                priority = int(priority)
+            if isinstance(priority, bool) or not isinstance(priority, int):
+                raise InputError("%s.priority must be an integer, got %r" % (where, priority))
+            if not PRIORITY_MIN <= priority <= PRIORITY_MAX:
+                raise InputError("%s.priority %d is out of range" % (where, priority))
+        checked.append(dict(username=username, priority=priority, state=state, where=where))
+    return checked
+
+
+def rule_id_in_url(url, resource_id):
+    """The rule id a transport URL updates, when it is a rule of ``resource_id``."""
+    match = RULE_URL.search(url or "")
+    if match and int(match.group(1)) == resource_id:
+        return int(match.group(2))
+    return None
+
+
 class WhitelistPlan(object):
     """Reads everything once, validates, and settles each user's priority."""
 
     def __init__(self, pangolin, authentik, resource_id, users, prefix, priority_range, placeholder="0.0.0.0",
                  action="ACCEPT", prune=False, headers_mapping=None, webhook_url=None, destination_group=None,
-                 check_mode=False, webhook_api_key=None, apply_rules=False):
+                 check_mode=False, webhook_api_key=None, apply_rules=False, ipv6_prefix=0, webhook_key=None,
+                 org_id=None):
         self.pangolin = pangolin
         self.authentik = authentik
         self.resource_id = resource_id
@@ -72,41 +116,14 @@ class WhitelistPlan(object):
         if webhook_api_key is not None and ("." not in webhook_api_key or any(c.isspace() for c in webhook_api_key)):
             raise InputError("webhook_api_key must be a Pangolin API key of the form <key id>.<secret>")
         self.apply_rules = apply_rules
-        self.users = self._validate_users(users)
+        self.ipv6_prefix = check_ipv6_prefix(ipv6_prefix)
+        # A WebhookKey factory (org id -> WebhookKey): the collection keeps its own key.
+        self.webhook_key_factory = webhook_key
+        self.webhook_key = None
+        self.org_id = org_id
+        self.users = validate_users(users)
 
     # -- input -------------------------------------------------------------
-    def _validate_users(self, users):
-        if not isinstance(users, list):
-            raise InputError("users must be a list of {username, priority, state} entries")
-        seen = {}
-        checked = []
-        for index, entry in enumerate(users):
-            where = "users[%d]" % index
-            if not isinstance(entry, dict):
-                raise InputError("%s must be a dict with a username, got %r" % (where, entry))
-            unknown = set(entry) - {"username", "priority", "state"}
-            if unknown:
-                raise InputError("%s has unknown keys %s (allowed: username, priority, state)"
-                                 % (where, ", ".join(sorted(map(str, unknown)))))
-            username = check_name(entry.get("username"), "%s.username" % where)
-            where = "users[%d] (%s)" % (index, username)
-            if username in seen:
-                raise InputError("%s: username %r is listed twice (also users[%d])" % (where, username, seen[username]))
-            seen[username] = index
-            state = entry.get("state") or "present"
-            if state not in ("present", "absent"):
-                raise InputError("%s.state must be present or absent, got %r" % (where, state))
-            priority = entry.get("priority")
-            if priority is not None:
-                if isinstance(priority, str) and re.match(r"^-?\d+$", priority.strip()):
-                    priority = int(priority)
-                if isinstance(priority, bool) or not isinstance(priority, int):
-                    raise InputError("%s.priority must be an integer, got %r" % (where, priority))
-                if not PRIORITY_MIN <= priority <= PRIORITY_MAX:
-                    raise InputError("%s.priority %d is out of range" % (where, priority))
-            checked.append(dict(username=username, priority=priority, state=state, where=where))
-        return checked
-
     # -- reads ---------------------------------------------------------------
     def read(self):
         """One request per list; everything after this is lookups."""
@@ -124,9 +141,12 @@ class WhitelistPlan(object):
         self.headers_pk = None
         if self.headers_mapping_name:
             found = self.mappings.find({"name": self.headers_mapping_name})
+            if self.webhook_key_factory is not None:
+                self.webhook_key = self.webhook_key_factory(self.resource_org_id())
+                self.webhook_key.read((found or {}).get("expression"))
             if found is not None:
                 self.headers_pk = found["pk"]
-            elif self.check_mode or self.webhook_api_key is not None:
+            elif self.check_mode or self.webhook_api_key is not None or self.webhook_key is not None:
                 self.headers_pk = "(webhook mapping %r, not created yet)" % self.headers_mapping_name
             else:
                 raise InputError("headers_mapping: authentik has no webhook mapping named %r"
@@ -146,6 +166,13 @@ class WhitelistPlan(object):
         self.bindings = self.authentik.list("/policies/bindings/", "policy bindings",
                                             {"target_in": rule_pks}) if rule_pks else []
 
+    def resource_org_id(self):
+        if self.org_id:
+            return self.org_id
+        if self.apply_rules:
+            return self.resource_now["org_id"]
+        return self.pangolin.get_resource(self.resource_id).get("orgId")
+
     # -- planning ------------------------------------------------------------
     def name_of(self, username):
         return self.prefix + username
@@ -153,10 +180,7 @@ class WhitelistPlan(object):
     def transport_rule_id(self, name):
         """The rule id the user's transport points at, when it targets this resource."""
         row = (self.transports._rows or {}).get(name)
-        match = RULE_URL.search((row or {}).get("webhook_url") or "")
-        if match and int(match.group(1)) == self.resource_id:
-            return int(match.group(2))
-        return None
+        return rule_id_in_url((row or {}).get("webhook_url"), self.resource_id)
 
     def recorded_priority(self, name):
         """The priority an earlier run gave this user, from its body mapping or its rule."""
@@ -260,10 +284,15 @@ class WhitelistPlan(object):
         """Converge the shared objects, then every user; returns one summary per user."""
         if self.apply_rules:
             reconciler.ensure(self.resource_settings, {"apply_rules": True}, current=self.resource_now)
-        if self.webhook_api_key is not None:
+        api_key = self.webhook_api_key
+        if self.webhook_key is not None:
+            api_key = self.webhook_key.ensure(reconciler)
+        if api_key is not None:
             headers = reconciler.ensure(self.mappings, dict(name=self.headers_mapping_name,
-                                                            expression=headers_mapping_expression(self.webhook_api_key)))
+                                                            expression=headers_mapping_expression(api_key)))
             self.headers_pk = _pk(headers, self.headers_mapping_name)
+        if self.webhook_key is not None:
+            self.webhook_key.retire(reconciler)  # only now that the mapping sends the kept key
         summaries = []
         for user in self.users:
             before = len(reconciler.outcomes)
@@ -287,7 +316,7 @@ class WhitelistPlan(object):
         rule_id = rule.after["rule_id"]
         # 2. The body mapping: a full rule update carrying the login's client IP.
         body = reconciler.ensure(self.mappings, dict(name=name, expression=rule_body_expression(
-            priority, self.action, self.placeholder)))
+            priority, self.action, self.placeholder, ipv6_prefix=self.ipv6_prefix)))
         # 3. The transport: its URL names the rule's current id, re-read every run.
         target = rule_id if rule_id is not None else "(rule id of priority %d, not created yet)" % priority
         transport = dict(name=name, mode="webhook", send_once=True, body_mapping=_pk(body, name),
@@ -319,7 +348,7 @@ class WhitelistPlan(object):
         if not owned and user["priority"] is not None:
             # The transport is gone or points at a renumbered rule: fall back
             # to the recorded priority, for a rule of the shape we create.
-            owned = [r for r in self.rules if r["priority"] == user["priority"] and r["match"] == "IP"
+            owned = [r for r in self.rules if r["priority"] == user["priority"] and r["match"] in ("IP", "CIDR")
                      and r["action"] == self.action]
         if len(owned) == 1:
             reconciler.ensure(self.rule_kind, dict(priority=owned[0]["priority"]), "absent", current=owned[0])
@@ -333,6 +362,21 @@ def _pk(outcome, name):
     if outcome.after and outcome.after.get("pk") is not None:
         return outcome.after["pk"]
     return "(%s %r, not created yet)" % (outcome.kind.what, name)
+
+
+def api_base(url):
+    """Pangolin's base URL without the API's ``/v1``, to which rule paths are appended."""
+    url = url.rstrip("/")
+    return url[:-3] if url.endswith("/v1") else url
+
+
+def whitelist_argument_spec():
+    """The options of the whitelist_users doc fragment, shared by the whitelist modules."""
+    return dict(
+        users=dict(type="list", elements="raw", required=True),
+        name_prefix=dict(type="str", default="jellyfin-whitelist-"),
+        placeholder=dict(type="str", default="0.0.0.0"),
+    )
 
 
 def check_placeholder(value, option="placeholder"):
@@ -351,4 +395,4 @@ def check_priority_range(start, end):
     return start, end
 
 
-__all__ = ["WhitelistPlan", "check_placeholder", "check_priority_range", "ApiError"]
+__all__ = ["WhitelistPlan", "validate_users", "rule_id_in_url", "api_base", "check_placeholder", "check_priority_range", "whitelist_argument_spec", "ApiError"]

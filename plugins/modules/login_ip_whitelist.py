@@ -28,6 +28,16 @@ description:
     when O(webhook_api_key) is given, the shared headers mapping that sends Pangolin's key with each webhook (as
     M(homelab.pangolin_authentik.authentik_webhook_mapping) with C(template=pangolin_headers) would; the key is
     never shown). Without O(webhook_api_key) the mapping named O(headers_mapping) must exist.
+  - With O(manage_webhook_key=true) the module makes that key itself instead: an org-scoped Pangolin key named
+    O(webhook_key_name) whose only action is C(updateResourceRule), put into the headers mapping and never shown.
+    A rerun keeps it when Pangolin still has the key the mapping names with exactly that action (the secret is never
+    read back; Pangolin cannot show it). O(rotate_webhook_key=true) makes a new key, switches the mapping, then
+    deletes the old key, so a login in between still succeeds. The module's own O(pangolin_api_key) must then be a
+    root key with the actions C(listApiKeys), C(createApiKey), C(setApiKeyActions), C(listApiKeyActions) and
+    C(deleteApiKey).
+  - With O(ipv6_prefix) a login from an IPv6 address whitelists the enclosing prefix as a C(CIDR) rule (privacy
+    addresses rotate within it); an IPv4 login still whitelists the single address. A login shows one address family
+    only, so a device reaching Jellyfin over the other family is not covered.
 author:
   - homelab.pangolin_authentik contributors (!UNKNOWN)
 extends_documentation_fragment:
@@ -35,22 +45,10 @@ extends_documentation_fragment:
   - homelab.pangolin_authentik.pangolin
   - homelab.pangolin_authentik.resource
   - homelab.pangolin_authentik.authentik
+  - homelab.pangolin_authentik.whitelist
   - homelab.pangolin_authentik.attributes
   - ansible.builtin.action_common_attributes
 options:
-  users:
-    description:
-      - The users, each a dict with C(username) (the authentik username, required), C(priority) (optional; when absent
-        the priority an earlier run gave the user is kept, or the lowest free one in O(priority_start)..O(priority_end)
-        is allocated) and C(state) (C(present) or C(absent), default C(present)).
-    type: list
-    elements: raw
-    required: true
-  name_prefix:
-    description:
-      - Prefix of the names of the objects created per user.
-    type: str
-    default: jellyfin-whitelist-
   priority_start:
     description:
       - First priority allocated to users without one.
@@ -61,11 +59,6 @@ options:
       - Last priority allocated to users without one.
     type: int
     default: 999
-  placeholder:
-    description:
-      - Value of a newly created rule until the user's first login; an address no client has.
-    type: str
-    default: 0.0.0.0
   action:
     description:
       - Action of the users' rules.
@@ -86,6 +79,27 @@ options:
       - The Pangolin API key (C(<id>.<secret>)) authentik sends with each webhook; the module keeps the
         O(headers_mapping) mapping carrying it. A key with only the C(updateResourceRule) action is enough.
     type: str
+  manage_webhook_key:
+    description:
+      - Make and keep the key authentik sends (see above) instead of taking O(webhook_api_key).
+    type: bool
+    default: false
+  rotate_webhook_key:
+    description:
+      - With O(manage_webhook_key), replace the key with a new one now (the run reports a change).
+    type: bool
+    default: false
+  webhook_key_name:
+    description:
+      - Name of the key made with O(manage_webhook_key). Keys of the resource's org with this name that the headers
+        mapping does not use are deleted.
+    type: str
+    default: jellyfin-whitelist webhook
+  ipv6_prefix:
+    description:
+      - Prefix length whitelisted for an IPv6 login, for example C(64); C(0) whitelists the single address.
+    type: int
+    default: 0
   apply_rules:
     description:
       - Turn C(applyRules) on for the resource, so that Pangolin evaluates the rules.
@@ -174,10 +188,15 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authent
     check_name,
     check_webhook_url,
 )
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.render import check_ipv6_prefix
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.webhook_key import WebhookKey
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.whitelist import (
     WhitelistPlan,
+    api_base,
     check_placeholder,
     check_priority_range,
+    whitelist_argument_spec,
 )
 
 
@@ -189,23 +208,32 @@ def manage_whitelist(module, reconciler):
     placeholder = check_placeholder(params["placeholder"])
     headers_mapping = check_name(params["headers_mapping"], "headers_mapping")
     webhook_url = check_webhook_url(params["webhook_url"] or params["pangolin_url"], "webhook_url")
+    ipv6_prefix = check_ipv6_prefix(params["ipv6_prefix"])
+    if params["manage_webhook_key"] and params["webhook_api_key"]:
+        raise InputError("webhook_api_key and manage_webhook_key exclude each other: with manage_webhook_key the "
+                         "collection makes the key authentik sends")
+    if params["rotate_webhook_key"] and not params["manage_webhook_key"]:
+        raise InputError("rotate_webhook_key needs manage_webhook_key: only a key the collection made can be rotated")
     pangolin = PangolinClient.from_module(module)
     authentik = AuthentikClient.from_module(module)
+    webhook_key = None
+    if params["manage_webhook_key"]:
+        key_name = check_name(params["webhook_key_name"], "webhook_key_name")
+        registries = [pangolin.secrets, authentik.secrets, reconciler.secrets]
+
+        def webhook_key(org_id):
+            return WebhookKey(pangolin, org_id, key_name, rotate=params["rotate_webhook_key"], secrets=registries)
     resource_id = selected_resource_id(pangolin, params)
     plan = WhitelistPlan(pangolin, authentik, resource_id, params["users"], prefix, priority_range,
                          placeholder=placeholder, action=params["action"], prune=params["prune"],
-                         headers_mapping=headers_mapping, webhook_url=_api_base(webhook_url),
+                         headers_mapping=headers_mapping, webhook_url=api_base(webhook_url),
                          destination_group=params["destination_group"], check_mode=module.check_mode,
-                         webhook_api_key=params["webhook_api_key"], apply_rules=params["apply_rules"])
+                         webhook_api_key=params["webhook_api_key"], apply_rules=params["apply_rules"],
+                         ipv6_prefix=ipv6_prefix, webhook_key=webhook_key, org_id=params["org_id"])
     plan.plan()
     users = plan.apply(reconciler)
     return dict(changed=reconciler.changed, users=users, resource_id=resource_id, diff=reconciler.diffs(),
                 requests=dict(pangolin=pangolin.request_count, authentik=authentik.request_count))
-
-
-def _api_base(url):
-    url = url.rstrip("/")
-    return url[:-3] if url.endswith("/v1") else url
 
 
 def main():
@@ -213,16 +241,18 @@ def main():
     selector, selector_rules = resource_selector_spec()
     argument_spec.update(selector)
     argument_spec.update(authentik_argument_spec())
+    argument_spec.update(whitelist_argument_spec())
     argument_spec.update(
-        users=dict(type="list", elements="raw", required=True),
-        name_prefix=dict(type="str", default="jellyfin-whitelist-"),
         priority_start=dict(type="int", default=100),
         priority_end=dict(type="int", default=999),
-        placeholder=dict(type="str", default="0.0.0.0"),
         action=dict(type="str", default="ACCEPT", choices=["ACCEPT", "PASS"]),
         webhook_url=dict(type="str"),
         headers_mapping=dict(type="str", default="jellyfin-whitelist pangolin headers"),
         webhook_api_key=dict(type="str", no_log=True),
+        manage_webhook_key=dict(type="bool", default=False),
+        rotate_webhook_key=dict(type="bool", default=False),
+        webhook_key_name=dict(type="str", default="jellyfin-whitelist webhook"),
+        ipv6_prefix=dict(type="int", default=0),
         apply_rules=dict(type="bool", default=True),
         destination_group=dict(type="str"),
         prune=dict(type="bool", default=False),

@@ -13,9 +13,9 @@ description:
   - Creates, updates or deletes one access rule of a Pangolin resource through Pangolin's Integration API.
   - A rule is identified by its resource and its O(priority); Pangolin does not enforce unique priorities, so the
     module refuses to act when two rules of the resource share the priority and names both rule ids.
-  - With O(webhook_owned=true) the rule's value belongs to someone else (authentik rewrites it with the client IP at
-    each login); O(value) is only the placeholder used when the rule is created, and the value of an existing rule
-    is never compared, changed or reverted.
+  - With O(webhook_owned=true) the rule's match and value belong to someone else (authentik rewrites them with the
+    client IP at each login, as an C(IP), or as a C(CIDR) prefix for IPv6 logins); O(match) and O(value) only seed the
+    rule when it is created, and an existing rule's match and value are never compared, changed or reverted.
   - Deletes only touch rule ids read from the resource's own rule list (Pangolin would delete another resource's
     rule if asked).
   - Rules are only evaluated when the resource has C(applyRules) on; see M(homelab.pangolin_authentik.pangolin_resource).
@@ -61,8 +61,8 @@ options:
     default: true
   webhook_owned:
     description:
-      - The rule's value is written by a webhook (authentik's login notification); O(value) is only used to create
-        the rule and an existing value is never changed.
+      - The rule's match and value are written by a webhook (authentik's login notification); O(match) and O(value)
+        are only used to create the rule and an existing rule's match and value are never changed.
     type: bool
     default: false
   state:

@@ -1,0 +1,416 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to homelab.pangolin_authentik
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Read-only checks of every link of the login → webhook → Pangolin rule chain.
+
+The doctor reads what ``WhitelistPlan`` reads (each list once) plus what
+authentik recorded: each user's newest ``login`` event, recent logins of
+everyone (an untrusted proxy shows as one private address for all users),
+mapping exceptions, failed webhook tasks and the worker's queue. It writes
+nothing. Each finding says what is wrong and what to do, in plain words.
+
+A *problem* breaks the user's whitelist now; a *note* is worth knowing
+but does not (history of failures that a later login got past, a queue that
+delays logins, a shared public address that may be a household NAT).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import datetime, timedelta, timezone
+
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import ApiError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.render import (
+    login_policy_expression,
+    rendered_values,
+)
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.webhook_key import bearer_in
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.whitelist import RULE_URL, WhitelistPlan
+
+RERUN = "rerun playbooks/site.yml, which rebuilds the user's chain"
+PROXY_SETTING = "AUTHENTIK_LISTEN__TRUSTED_PROXY_CIDRS"
+# A login younger than this may still be on its way through authentik's worker.
+IN_FLIGHT = timedelta(minutes=2)
+
+
+def parse_time(text):
+    """An aware datetime from authentik's ISO timestamps, or None."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def expected_value(client_ip, ipv6_prefix):
+    """(match, value) the body mapping writes for a login from ``client_ip``."""
+    try:
+        address = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return None, None
+    if address.version == 6 and address.ipv4_mapped:
+        return "IP", str(address.ipv4_mapped)
+    if address.version == 6 and ipv6_prefix:
+        return "CIDR", str(ipaddress.ip_network("%s/%d" % (address, ipv6_prefix), strict=False))
+    return "IP", str(address)
+
+
+def is_internal(client_ip):
+    """Private, loopback, link-local or unparseable: what authentik sees behind an untrusted proxy."""
+    try:
+        address = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return True
+    return (address.is_private or address.is_loopback or address.is_link_local or address.is_reserved
+            or address.is_unspecified or str(address) == "255.255.255.255")
+
+
+def covers(rule, client_ip):
+    """Whether ``rule`` matches a request from ``client_ip``: True, False or None (cannot tell)."""
+    match, value = rule.get("match"), str(rule.get("value") or "")
+    if match == "PATH":
+        return True if value in ("*", "/*") else None
+    if match in ("COUNTRY", "ASN") and value.upper() in ("ALL", "AS0"):
+        return True if client_ip is None or not is_internal(client_ip) else False
+    if match in ("IP", "CIDR"):
+        try:
+            network = ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            return None
+        if network.prefixlen == 0:
+            return True
+        if client_ip is None:
+            return False
+        try:
+            return ipaddress.ip_address(client_ip) in network
+        except (ValueError, TypeError):
+            return None
+    return None  # COUNTRY, REGION, ASN of one place: depends on where the user is
+
+
+class Finding(object):
+    def __init__(self):
+        self.problems = []
+        self.notes = []
+
+    def problem(self, check, message, fix):
+        self.problems.append(dict(check=check, message=message, fix=fix))
+
+    def note(self, check, message, fix=None):
+        self.notes.append(dict(check=check, message=message, fix=fix))
+
+
+class WhitelistDoctor(object):
+    def __init__(self, pangolin, authentik, resource_id, users, prefix, headers_mapping, placeholder="0.0.0.0",
+                 action="ACCEPT", webhook_url=None, ipv6_prefix=0, recent_logins=100, destination_group=None,
+                 now=None):
+        self.pangolin = pangolin
+        self.authentik = authentik
+        self.resource_id = resource_id
+        self.placeholder = placeholder
+        self.action = action
+        self.ipv6_prefix = ipv6_prefix
+        self.recent_logins = recent_logins
+        self.now = now or datetime.now(timezone.utc)
+        # The same reads and input checks as a run of the whitelist, in check mode (no write is possible).
+        self.plan = WhitelistPlan(pangolin, authentik, resource_id, users, prefix, (1, 1), placeholder=placeholder,
+                                  action=action, headers_mapping=headers_mapping, webhook_url=webhook_url or "",
+                                  check_mode=True, apply_rules=True, destination_group=destination_group)
+        self.webhook_url = (webhook_url or "").rstrip("/")
+
+    # -- reads ---------------------------------------------------------------
+    def read(self):
+        plan = self.plan
+        plan.read()
+        self.headers = plan.mappings.find({"name": plan.headers_mapping_name}) if plan.headers_mapping_name else None
+        self.logins = self.authentik.recent_events("login", limit=self.recent_logins)
+        self.mapping_errors = self.authentik.recent_events("property_mapping_exception", limit=100)
+        failed = self.authentik.tasks({"aggregated_status": "error",
+                                       "rel_obj_content_type__app_label": "authentik_events",
+                                       "rel_obj_content_type__model": "notificationtransport",
+                                       "ordering": "-mtime"})
+        self.task_api = failed is not None
+        self.failed_tasks = failed[0] if failed else []
+        queued = self.authentik.tasks({"state": "queued"}, page_size=1)
+        self.queued = queued[1] if queued else None
+
+    # -- checks ----------------------------------------------------------------
+    def examine(self):
+        self.read()
+        plan = self.plan
+        report = Finding()
+        self._check_resource(report)
+        self._check_headers(report)
+        self._check_proxy(report)
+        self._check_backlog(report)
+        users = [self._examine_user(user) for user in plan.users if user["state"] == "present"]
+        healthy = not report.problems and not any(u["problems"] for u in users)
+        return dict(healthy=healthy, problems=report.problems, notes=report.notes, users=users,
+                    resource_id=self.resource_id, apply_rules=plan.resource_now.get("apply_rules"),
+                    backlog=dict(available=self.task_api, queued=self.queued,
+                                 notification_rules=len(plan.notification_rules.names())))
+
+    def _check_resource(self, report):
+        if not self.plan.resource_now.get("apply_rules"):
+            report.problem("apply_rules", "resource %d has rules switched off (applyRules is false), so Pangolin "
+                           "ignores every user's rule" % self.resource_id,
+                           "rerun playbooks/site.yml (it turns applyRules on), or enable rules in the resource's "
+                           "settings in Pangolin")
+
+    def _check_headers(self, report):
+        name = self.plan.headers_mapping_name
+        if self.headers is None:
+            report.problem("headers_mapping", "authentik has no webhook mapping %r, so webhooks reach Pangolin "
+                           "without its API key and are refused" % name, RERUN)
+        elif bearer_in(self.headers.get("expression")) is None:
+            report.note("headers_mapping", "webhook mapping %r was not written by this collection; the doctor "
+                           "cannot tell which Pangolin key it sends" % name)
+
+    def _check_proxy(self, report):
+        by_ip = {}
+        for event in self.logins:
+            username = (event.get("user") or {}).get("username")
+            if username:
+                by_ip.setdefault(event.get("client_ip") or "(none)", set()).add(username)
+        for client_ip, usernames in sorted(by_ip.items()):
+            if len(usernames) < 2:
+                continue
+            names = ", ".join(sorted(usernames))
+            if is_internal(client_ip):
+                report.problem(
+                    "trusted_proxy",
+                    "the recent logins of %d different users (%s) all come from %s, a private or proxy address: "
+                    "authentik sees the reverse proxy in front of it instead of each user, so every whitelist "
+                    "gets the proxy's address" % (len(usernames), names, client_ip),
+                    "add the proxy's address to %s (for example %s) on authentik's server and worker, make the "
+                    "proxy set X-Forwarded-For to the client address, restart authentik, then log in again"
+                    % (PROXY_SETTING, _as_cidr(client_ip)))
+            else:
+                report.note(
+                    "shared_address",
+                    "the recent logins of %d different users (%s) all come from %s; fine for one household "
+                    "behind one router, but a proxy if these users live apart" % (len(usernames), names, client_ip),
+                    "if it is a proxy, add it to %s" % PROXY_SETTING)
+
+    def _check_backlog(self, report):
+        if not self.queued:
+            return
+        report.note(
+            "backlog",
+            "authentik's worker has %d queued tasks; every event costs one task per notification rule (%d rules "
+            "here), so logins wait behind the queue and the whitelist lags until it drains"
+            % (self.queued, len(self.plan.notification_rules.names())),
+            "wait for the queue to drain (authentik admin: System > Tasks), or give the worker more CPU")
+
+    def _examine_user(self, user):
+        plan = self.plan
+        username, name = user["username"], plan.name_of(user["username"])
+        report = Finding()
+        summary = dict(username=username, rule_id=None, priority=None, match=None, whitelisted=None,
+                       last_login=None, last_login_ip=None)
+        account = plan.accounts.get(username)
+        if account is None:
+            report.problem("user", "authentik has no user %r" % username,
+                           "create the user in authentik (authentik_users in the inventory), then %s" % RERUN)
+        elif not account.get("is_active", True):
+            report.problem("user", "authentik user %r is deactivated, so the user cannot log in" % username,
+                           "activate the user in authentik")
+        rule = self._check_transport_and_rule(report, name, summary)
+        self._check_body_mapping(report, name, rule)
+        self._check_policy_and_rule(report, name, account)
+        if rule is not None:
+            self._check_shadowing(report, rule)
+        self._check_last_login(report, username, account, rule, summary, name)
+        summary.update(healthy=not report.problems, problems=report.problems, notes=report.notes)
+        return summary
+
+    def _check_transport_and_rule(self, report, name, summary):
+        plan = self.plan
+        transport = (plan.transports._rows or {}).get(name)
+        if transport is None:
+            report.problem("transport", "authentik has no notification transport %r, so no webhook is sent" % name,
+                           RERUN)
+            return None
+        url = transport.get("webhook_url") or ""
+        found = RULE_URL.search(url)
+        if transport.get("mode") != "webhook":
+            report.problem("transport", "transport %r is in mode %r, not webhook" % (name, transport.get("mode")),
+                           RERUN)
+        headers = plan.mappings.find({"name": plan.headers_mapping_name}) if plan.headers_mapping_name else None
+        if headers is not None and transport.get("webhook_mapping_headers") != headers["pk"]:
+            report.problem("transport", "transport %r does not send the headers mapping %r (Pangolin's key)"
+                           % (name, plan.headers_mapping_name), RERUN)
+        body = plan.mappings.find({"name": name})
+        body_pk = transport.get("webhook_mapping_body", transport.get("webhook_mapping"))
+        if body is not None and body_pk != body["pk"]:
+            report.problem("transport", "transport %r does not use the body mapping %r" % (name, name), RERUN)
+        if self.webhook_url and not url.startswith(self.webhook_url + "/"):
+            report.problem("transport", "transport %r posts to %s, not to %s" % (name, url, self.webhook_url),
+                           RERUN)
+        if not found:
+            report.problem("transport", "transport %r posts to %s, which is not a Pangolin rule URL" % (name, url),
+                           RERUN)
+            return None
+        if int(found.group(1)) != self.resource_id:
+            report.problem("transport", "transport %r updates a rule of resource %s, not of resource %d"
+                           % (name, found.group(1), self.resource_id), RERUN)
+            return None
+        rule_id = int(found.group(2))
+        rule = next((r for r in plan.rules if r["rule_id"] == rule_id), None)
+        summary["rule_id"] = rule_id
+        if rule is None:
+            report.problem("rule", "transport %r points at rule %d, which resource %d does not have (deleted or "
+                           "renumbered)" % (name, rule_id, self.resource_id), RERUN)
+            return None
+        summary.update(priority=rule["priority"], match=rule["match"], whitelisted=rule["value"])
+        if not rule.get("enabled"):
+            report.problem("rule", "rule %d is disabled" % rule_id, RERUN)
+        if rule.get("action") != self.action:
+            report.problem("rule", "rule %d is a %s rule, not %s" % (rule_id, rule.get("action"), self.action),
+                           RERUN)
+        if rule.get("match") not in ("IP", "CIDR"):
+            report.problem("rule", "rule %d matches %s, not an IP address" % (rule_id, rule.get("match")), RERUN)
+        return rule
+
+    def _check_body_mapping(self, report, name, rule):
+        body = self.plan.mappings.find({"name": name})
+        if body is None:
+            report.problem("body_mapping", "authentik has no webhook mapping %r (the webhook's body)" % name, RERUN)
+            return
+        priority = rendered_values(body.get("expression")).get("priority")
+        if priority is None:
+            report.note("body_mapping", "webhook mapping %r was not written by this collection" % name)
+        elif rule is not None and priority != rule["priority"]:
+            report.problem("priority", "the body mapping %r sends priority %s but the rule has priority %s, so "
+                           "each login moves the rule" % (name, priority, rule["priority"]), RERUN)
+
+    def _check_policy_and_rule(self, report, name, account):
+        plan = self.plan
+        policy = plan.policies.find({"name": name})
+        if policy is None:
+            report.problem("policy", "authentik has no expression policy %r, so no login matches" % name, RERUN)
+        elif account is not None and policy.get("expression") != login_policy_expression(account["pk"]):
+            report.problem("policy", "policy %r does not match the login of user pk %d (was the user "
+                           "recreated?)" % (name, account["pk"]), RERUN)
+        notification = plan.notification_rules.find({"name": name})
+        if notification is None:
+            report.problem("notification_rule", "authentik has no notification rule %r" % name, RERUN)
+            return
+        transport = (plan.transports._rows or {}).get(name)
+        if transport is not None and transport["pk"] not in (notification.get("transports") or []):
+            report.problem("notification_rule", "notification rule %r does not use transport %r" % (name, name),
+                           RERUN)
+        if not notification.get("destination_event_user") and not notification.get("destination_group"):
+            report.problem("notification_rule", "notification rule %r has no recipient (neither the event user nor "
+                           "a group), so authentik never sends it" % name, RERUN)
+        if policy is not None:
+            bound = [b for b in plan.bindings if str(b.get("target")) == str(notification["pk"])
+                     and str(b.get("policy")) == str(policy["pk"])]
+            if not bound:
+                report.problem("binding", "policy %r is not bound to notification rule %r, so the rule never fires"
+                               % (name, name), RERUN)
+            elif not any(b.get("enabled", True) and not b.get("negate") for b in bound):
+                report.problem("binding", "the binding of policy %r to rule %r is disabled or negated"
+                               % (name, name), RERUN)
+
+    def _check_shadowing(self, report, rule):
+        client_ip = None if rule["value"] == self.placeholder else rule["value"].split("/")[0]
+        for other in sorted(self.plan.rules, key=lambda r: r["priority"]):
+            if other["priority"] >= rule["priority"] or not other.get("enabled", True):
+                continue
+            if other["action"] == rule["action"]:
+                continue
+            verdict = covers(other, client_ip)
+            what = "rule %d (%s %s %s, priority %d)" % (other["rule_id"], other["action"], other["match"],
+                                                       other["value"], other["priority"])
+            fix = ("give the user a priority below %d in the inventory, or change %s"
+                   % (other["priority"], "that rule"))
+            if verdict:
+                report.problem("shadowed", "%s comes before the user's rule (priority %d) and matches the user's "
+                               "address, so the user's rule is never reached" % (what, rule["priority"]), fix)
+            elif verdict is None:
+                report.note("shadowed", "%s comes before the user's rule (priority %d) and may match the "
+                               "user's requests" % (what, rule["priority"]), fix)
+
+    def _check_last_login(self, report, username, account, rule, summary, name):
+        events = self.authentik.recent_events("login", username=username, limit=5) if account else []
+        last = events[0] if events else None
+        if last is None:
+            summary["last_login"] = (account or {}).get("last_login")
+            if rule is not None and rule["value"] == self.placeholder:
+                report.note("last_login", "no login recorded yet; the rule holds the placeholder %s until "
+                               "the first login" % self.placeholder)
+            return
+        client_ip = last.get("client_ip")
+        summary.update(last_login=last.get("created"), last_login_ip=client_ip)
+        failures = self._failures(username, name)
+        if rule is None or client_ip is None:
+            for failure in failures:
+                report.note("webhook", failure)
+            return
+        match, value = expected_value(client_ip, self.ipv6_prefix)
+        arrived = rule["value"] == value and (match == rule["match"] or match is None)
+        if arrived:
+            for failure in failures:
+                report.note("webhook", "%s (a later login got through)" % failure)
+            return
+        when = parse_time(last.get("created"))
+        message = ("the last login (%s from %s) did not reach Pangolin: the rule still holds %s"
+                   % (last.get("created"), client_ip, rule["value"]))
+        if when is not None and self.now - when < IN_FLIGHT:
+            report.note("webhook", message + "; it is recent and may still be queued in authentik's worker")
+            return
+        detail = "; ".join(failures) if failures else "authentik recorded no failure for it"
+        report.problem("webhook", "%s (%s)" % (message, detail), self._failure_fix(failures))
+
+    def _failures(self, username, name):
+        """Recorded failures of this user's webhook: mapping exceptions and failed transport tasks."""
+        plan = self.plan
+        found = []
+        names = {name, plan.headers_mapping_name}
+        for event in self.mapping_errors:
+            context = event.get("context") or {}
+            mapping = context.get("mapping") or {}
+            if mapping.get("name") in names:
+                found.append("authentik could not evaluate webhook mapping %r at %s: %s"
+                             % (mapping.get("name"), event.get("created"), context.get("message")))
+        transport = (plan.transports._rows or {}).get(name)
+        if transport is not None:
+            wanted = str(transport["pk"]).replace("-", "")
+            for task in self.failed_tasks:
+                if str(task.get("rel_obj_id") or "").replace("-", "") != wanted:
+                    continue
+                errors = [log.get("event") or log.get("message") for log in task.get("logs") or []
+                          if str(log.get("log_level", log.get("level", ""))).lower() in ("error", "exception")]
+                found.append("the webhook task failed at %s after %s retries: %s"
+                             % (task.get("mtime"), task.get("retries"), errors[-1] if errors else "no message"))
+        return found
+
+    @staticmethod
+    def _failure_fix(failures):
+        text = " ".join(failures)
+        if "401" in text or "403" in text or "API key" in text:
+            return ("Pangolin refused the webhook's key: give the key the updateResourceRule action, or let the "
+                    "collection manage it (jellyfin_whitelist_manage_webhook_key) and %s" % RERUN)
+        if "404" in text:
+            return "the rule the webhook updates is gone: %s" % RERUN
+        if "could not evaluate" in text:
+            return "a webhook mapping is broken: %s" % RERUN
+        if text:
+            return ("authentik's worker cannot deliver the webhook: check that it reaches the webhook URL "
+                    "(jellyfin_whitelist_webhook_url) and that Pangolin's Integration API is up")
+        return ("check authentik's worker (System > Tasks) and that it reaches the webhook URL; then log in "
+                "again")
+
+
+def _as_cidr(client_ip):
+    try:
+        address = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return "<proxy address>/32"
+    return "%s/%d" % (address, 32 if address.version == 4 else 128)
+
+
+__all__ = ["WhitelistDoctor", "ApiError"]

@@ -1,0 +1,134 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to homelab.pangolin_authentik
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The least-privilege Pangolin key authentik sends with each webhook.
+
+The collection makes an org-scoped key whose only action is
+``updateResourceRule`` and keeps it in authentik's headers mapping. Pangolin
+shows a key's secret once, at creation, so the mapping is the only place the
+secret lives: a rerun reads the key id from the mapping and asks Pangolin
+whether that key still exists with exactly that action, never for the secret.
+
+Rotation makes the new key, switches the mapping, and only then deletes the
+old key, so a login at any moment finds a working key. Keys carrying the
+configured name that the mapping does not use (a rotation's old key, or a
+create whose answer was lost) are deleted; no other key is ever touched.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import ObjectKind
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.render import rendered_values
+
+WEBHOOK_KEY_ACTIONS = ["updateResourceRule"]
+
+
+def bearer_in(expression):
+    """The ``<id>.<secret>`` a headers mapping this collection rendered sends, or None."""
+    header = rendered_values(expression).get("Authorization")
+    if isinstance(header, str) and header.startswith("Bearer ") and "." in header:
+        return header[len("Bearer "):]
+    return None
+
+
+class ApiKeyKind(ObjectKind):
+    """An org API key, compared on its actions (Pangolin cannot rename a key)."""
+
+    label = "Pangolin API key"
+    id_field = "api_key_id"
+    result_key = "api_key"
+
+    def __init__(self, client, org_id, secrets=()):
+        self.client = client
+        self.org_id = org_id
+        self.secrets = list(secrets)  # every Secrets registry that must learn a new key
+        self.bearers = {}  # key id -> "<id>.<secret>", for keys made by this run
+
+    def describe(self, desired):
+        key_id = desired.get("api_key_id")
+        return "API key %r%s of org %r" % (desired.get("name"), " (%s)" % key_id if key_id else "", self.org_id)
+
+    @staticmethod
+    def view(row, actions):
+        return dict(api_key_id=row.get("apiKeyId"), name=row.get("name"), actions=sorted(actions))
+
+    def comparable(self, desired):
+        return dict(actions=sorted(desired["actions"]))
+
+    def find(self, desired):
+        return None  # the caller reads the key the mapping names
+
+    def refind(self, desired):
+        # A lost create cannot be adopted (its secret is gone): None makes a new
+        # key, and the lost one is deleted as unused. After a failed delete, look.
+        key_id = desired.get("api_key_id")
+        if key_id is None:
+            return None
+        rows = [k for k in self.client.list_api_keys(self.org_id) if k.get("apiKeyId") == key_id]
+        return self.view(rows[0], []) if rows else None
+
+    def create(self, desired):
+        created = self.client.create_api_key(self.org_id, desired["name"])
+        bearer = "%s.%s" % (created["apiKeyId"], created["apiKey"])
+        for registry in self.secrets:
+            registry.add(bearer)
+        self.bearers[created["apiKeyId"]] = bearer
+        # A new key has no action: it can do nothing until this succeeds.
+        self.client.set_api_key_actions(self.org_id, created["apiKeyId"], desired["actions"])
+        return self.view(created, desired["actions"])
+
+    def update(self, current, desired, changes):
+        self.client.set_api_key_actions(self.org_id, current["api_key_id"], desired["actions"])
+        return dict(current, actions=sorted(desired["actions"]))
+
+    def delete(self, current):
+        self.client.delete_api_key(self.org_id, current["api_key_id"])
+
+
+class WebhookKey(object):
+    """Keeps the key named ``name`` that the headers mapping carries."""
+
+    NOT_CREATED = "(new webhook key, not created yet)"
+
+    def __init__(self, pangolin, org_id, name, rotate=False, secrets=()):
+        self.pangolin = pangolin
+        self.org_id = org_id
+        self.name = name
+        self.rotate = rotate
+        self.kind = ApiKeyKind(pangolin, org_id, secrets)
+        self.secrets = list(secrets)
+
+    def read(self, mapping_expression):
+        """What the mapping sends today, and whether Pangolin still has that key (two reads)."""
+        self.keys = self.pangolin.list_api_keys(self.org_id)
+        self.bearer = bearer_in(mapping_expression)
+        for registry in self.secrets:
+            registry.add(self.bearer)
+        key_id = self.bearer.split(".", 1)[0] if self.bearer else None
+        row = next((k for k in self.keys if k.get("apiKeyId") == key_id), None)
+        self.current = None
+        if row is not None:
+            self.current = self.kind.view(row, self.pangolin.api_key_actions(self.org_id, key_id))
+
+    def ensure(self, reconciler):
+        """The bearer the mapping must send: the kept key, or a new one."""
+        desired = dict(name=self.name, actions=WEBHOOK_KEY_ACTIONS)
+        if self.current is not None and not self.rotate:
+            reconciler.ensure(self.kind, desired, current=self.current, lookup=False)  # resets extra actions
+            self.keep_id = self.current["api_key_id"]
+            return self.bearer
+        outcome = reconciler.ensure(self.kind, desired, current=None, lookup=False)
+        self.keep_id = outcome.after.get("api_key_id")
+        return self.kind.bearers.get(self.keep_id, self.NOT_CREATED)
+
+    def retire(self, reconciler):
+        """After the mapping switched: delete every key of ours it no longer uses."""
+        keys = self.keys
+        if not reconciler.check_mode and self.keep_id not in [k.get("apiKeyId") for k in keys]:
+            keys = self.pangolin.list_api_keys(self.org_id)  # also catches a create whose answer was lost
+        for row in keys:
+            if row.get("name") == self.name and row.get("apiKeyId") != self.keep_id:
+                current = self.kind.view(row, [])
+                current.pop("actions")
+                reconciler.ensure(self.kind, dict(name=self.name, api_key_id=row.get("apiKeyId")), "absent",
+                                  current=current, lookup=False)
