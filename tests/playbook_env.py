@@ -94,11 +94,11 @@ class PlaybookEnv(object):
 
     # -- running -------------------------------------------------------------
     def run(self, *args, inventory=None, check=False, diff=False, verbosity=0, stdout_callback="json_results",
-            env=None):
-        """Run site.yml; returns (returncode, parsed JSON or None, raw stdout, raw stderr)."""
+            env=None, playbook="site.yml"):
+        """Run a playbook (site.yml by default); returns (returncode, parsed JSON or None, raw stdout, raw stderr)."""
         inventory = inventory or self.inventory()
         command = [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(inventory),
-                   str(REPO / "playbooks" / "site.yml")]
+                   str(REPO / "playbooks" / playbook)]
         if check:
             command.append("--check")
         if diff:

@@ -389,6 +389,10 @@ AUTHENTIK_CALLS = [
     ("POST", "/policies/bindings/", ()),
     ("PUT", "/policies/bindings/{}/", ()),
     ("DELETE", "/policies/bindings/{}/", ()),
+    # the doctor and expiry: what authentik recorded
+    ("GET", "/events/events/", PAGE + ("action", "username", "ordering")),
+    ("GET", "/tasks/tasks/", PAGE + ("aggregated_status", "rel_obj_content_type__app_label",
+                                     "rel_obj_content_type__model", "ordering", "state")),
 ]
 for _collection in ("/propertymappings/notification/", "/policies/expression/", "/policies/event_matcher/",
                     "/events/transports/", "/events/rules/"):
@@ -435,7 +439,8 @@ def test_known_undeclared_filters_are_still_undeclared(authentik_spec):
 def test_authentik_call_list_covers_the_client():
     """Every API path literal in the authentik code must be in AUTHENTIK_CALLS (keeps the list honest)."""
     sources = sorted(MODULE_UTILS.glob("authentik*.py")) + [MODULE_UTILS / "whitelist.py"] + \
-        sorted(MODULES.glob("authentik_*.py")) + [MODULES / "login_ip_whitelist.py"]
+        sorted(MODULES.glob("authentik_*.py")) + sorted(MODULES.glob("login_ip_whitelist*.py")) + \
+        [MODULE_UTILS / "doctor.py", MODULE_UTILS / "expire.py"]
     known = set(re.sub(r"\{\}", "%s", p) for _m, p, _q in AUTHENTIK_CALLS)
     missing = []
     for source in sources:

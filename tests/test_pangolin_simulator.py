@@ -325,7 +325,7 @@ def test_bulk_replace_on_default_policy(env):
                                        "priority": 1}, rule_body(value="192.0.2.9", priority=3)]})
     assert (resp.status_code, resp.json()["data"]) == (200, {})
     assert [(r["action"], r["value"]) for r in env.sim.rules(env.res)] == [("DROP", "192.0.2.1"),
-                                                                          ("ACCEPT", "192.0.2.9")]
+                                                                           ("ACCEPT", "192.0.2.9")]
     assert env.sim.resource(env.res)["applyRules"] is True
 
 
@@ -421,6 +421,159 @@ def test_idp_org_policy_quirks(env):
     resp = env.call("DELETE", base + "/other")
     assert (resp.status_code, resp.json()["data"]) == (200, None)
     assert [p["orgId"] for p in env.sim.idp_policies(env.idp)] == ["homelab"]
+
+
+# -- org API keys (root key only) ----------------------------------------------------------
+
+def create_key(env, org="homelab", name="webhook"):
+    resp = env.call("PUT", "/org/%s/api-key" % org, json={"name": name})
+    assert resp.status_code == 201, resp.text
+    data = resp.json()["data"]
+    return data["apiKeyId"], "%s.%s" % (data["apiKeyId"], data["apiKey"])
+
+
+def test_created_org_key_works_only_after_its_actions_are_set(env):
+    resp = env.call("PUT", "/org/homelab/api-key", json={"name": "webhook"})
+    assert (resp.status_code, msg(resp), resp.json()["status"]) == (201, "API key created", 201)
+    data = resp.json()["data"]
+    assert sorted(data) == ["apiKey", "apiKeyId", "createdAt", "lastChars", "name"]
+    assert re.fullmatch(r"[a-z0-9]{15}", data["apiKeyId"]) and re.fullmatch(r"[a-z2-7]{40}", data["apiKey"])
+    assert data["lastChars"] == data["apiKey"][-4:] and data["name"] == "webhook"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", data["createdAt"])
+    key = "%s.%s" % (data["apiKeyId"], data["apiKey"])
+    rule = env.sim.add_rule(env.res, "ACCEPT", "IP", "192.0.2.1", 10)
+    update = "/resource/%d/rule/%d" % (env.res, rule)
+    # the secret authenticates (403, not 401), but a new key holds no action
+    for method, path, body in (("POST", update, {"priority": 10}), ("GET", "/resource/%d/rules" % env.res, None)):
+        resp = env.call(method, path, key=key, json=body)
+        assert (resp.status_code, msg(resp)) == (403, "Key does not have permission perform this action")
+    resp = env.call("POST", "/org/homelab/api-key/%s/actions" % data["apiKeyId"],
+                    json={"actionIds": ["updateResourceRule"]})
+    assert (resp.status_code, resp.json()["data"], msg(resp)) == (200, {}, "API key actions updated successfully")
+    # §11: now it updates a rule of its org's resource and nothing else
+    resp = env.call("POST", update, key=key, json={"priority": 10, "enabled": False})
+    assert resp.status_code == 200 and resp.json()["data"]["enabled"] is False
+    for method, path in (("GET", "/resource/%d/rules" % env.res), ("PUT", "/resource/%d/rule" % env.res)):
+        resp = env.call(method, path, key=key, json=rule_body())
+        assert (resp.status_code, msg(resp)) == (403, "Key does not have permission perform this action")
+    foreign = env.sim.add_rule(env.foreign, "ACCEPT", "IP", "192.0.2.1", 10)
+    resp = env.call("POST", "/resource/%d/rule/%d" % (env.foreign, foreign), key=key, json={"priority": 1})
+    assert (resp.status_code, msg(resp)) == (403, "Key does not have access to this organization")
+
+
+def test_api_key_and_action_lists(env):
+    hook_id, hook = create_key(env, name="hook")
+    spare_id, _ = create_key(env, name="spare")
+    create_key(env, org="other", name="elsewhere")
+    seeded = env.sim.add_api_key(org_id="homelab", actions=["getOrg"], name="seeded")
+    resp = env.call("GET", "/org/homelab/api-keys")
+    assert (resp.status_code, msg(resp)) == (200, "API keys retrieved successfully")
+    data = resp.json()["data"]
+    # org-scoped keys of that org only: no root key, no other org, never a secret
+    assert [k["name"] for k in data["apiKeys"]] == ["hook", "spare", "seeded"]
+    assert all(sorted(k) == ["apiKeyId", "createdAt", "lastChars", "name", "orgId"] for k in data["apiKeys"])
+    assert data["apiKeys"][0]["apiKeyId"] == hook_id and data["apiKeys"][0]["orgId"] == "homelab"
+    assert hook.split(".")[1] not in resp.text and seeded.split(".")[1] not in resp.text
+    assert data["pagination"] == {"total": 3, "limit": 1000, "offset": 0}
+    # total is the page length; unknown query parameters are ignored, limit must be > 0
+    page = env.call("GET", "/org/homelab/api-keys?limit=1&offset=1&page=3").json()["data"]
+    assert [k["name"] for k in page["apiKeys"]] == ["spare"]
+    assert page["pagination"] == {"total": 1, "limit": 1, "offset": 1}
+    assert msg(env.call("GET", "/org/homelab/api-keys?limit=0")) == \
+        'Validation error: Too small: expected number to be >0 at "limit"'
+    assert env.call("GET", "/org/nowhere/api-keys").json()["data"]["apiKeys"] == []
+
+    actions = "/org/homelab/api-key/%s/actions" % hook_id
+    resp = env.call("GET", actions)
+    assert (resp.status_code, resp.json()["data"]) == (200, {"actions": [], "pagination": {
+        "total": 0, "limit": 1000, "offset": 0}})
+    env.call("POST", actions, json={"actionIds": ["listResourceRules", "updateResourceRule", "listResourceRules"]})
+    data = env.call("GET", actions).json()["data"]
+    assert data["actions"] == [{"actionId": "listResourceRules"}, {"actionId": "updateResourceRule"}]
+    # setting replaces the whole set
+    env.call("POST", actions, json={"actionIds": ["updateResourceRule"]})
+    assert env.call("GET", actions).json()["data"]["actions"] == [{"actionId": "updateResourceRule"}]
+    assert env.call("GET", "/org/homelab/api-key/%s/actions" % spare_id).json()["data"]["actions"] == []
+    # an unknown key lists nothing; a seeded "all" key lists every action
+    assert env.call("GET", "/org/homelab/api-key/nosuchkey123456/actions").json()["data"]["actions"] == []
+    root_actions = env.call("GET", "/org/homelab/api-key/%s/actions" % env.key.split(".")[0]).json()["data"]
+    assert {"actionId": "createApiKey"} in root_actions["actions"] and len(root_actions["actions"]) > 100
+
+
+def test_api_key_routes_need_a_root_key_then_the_action(env):
+    key_id, _ = create_key(env)
+    org_key = env.sim.add_api_key(org_id="homelab")  # every action, still not root
+    limited_root = env.sim.add_api_key(root=True, actions=["listApiKeys"])
+    routes = (("GET", "/org/homelab/api-keys", None),
+              ("PUT", "/org/homelab/api-key", {"name": "x"}),
+              ("GET", "/org/homelab/api-key/%s/actions" % key_id, None),
+              ("POST", "/org/homelab/api-key/%s/actions" % key_id, {"actionIds": ["getOrg"]}),
+              ("DELETE", "/org/homelab/api-key/%s" % key_id, None))
+    for method, path, body in routes:
+        resp = env.call(method, path, key=org_key, json=body)
+        assert (resp.status_code, msg(resp)) == (403, "Key does not have root access"), path
+    assert env.call("GET", "/org/homelab/api-keys", key=limited_root).status_code == 200
+    for method, path, body in routes[1:]:
+        resp = env.call(method, path, key=limited_root, json=body)
+        assert (resp.status_code, msg(resp)) == (403, "Key does not have permission perform this action"), path
+    # the root check runs before the body is read
+    resp = env.call("PUT", "/org/homelab/api-key", key=org_key, json={})
+    assert (resp.status_code, msg(resp)) == (403, "Key does not have root access")
+
+
+def test_deleted_api_key_stops_authenticating(env):
+    key_id, key = create_key(env)
+    env.call("POST", "/org/homelab/api-key/%s/actions" % key_id, json={"actionIds": ["getOrg"]})
+    assert env.call("GET", "/org/homelab", key=key).status_code == 200
+    resp = env.call("DELETE", "/org/homelab/api-key/%s" % key_id)
+    assert (resp.status_code, resp.json()["data"], msg(resp)) == (200, None, "API key deleted successfully")
+    resp = env.call("GET", "/org/homelab", key=key)
+    assert (resp.status_code, msg(resp)) == (401, "Invalid API key")
+    assert env.call("GET", "/org/homelab/api-keys").json()["data"]["apiKeys"] == []
+    resp = env.call("DELETE", "/org/homelab/api-key/%s" % key_id)
+    assert (resp.status_code, msg(resp)) == (404, "API Key with ID %s not found" % key_id)
+    # the handler looks the key up by id alone: the org in the path is not checked
+    other_id, other = create_key(env, org="other")
+    assert env.call("DELETE", "/org/homelab/api-key/%s" % other_id).status_code == 200
+    assert env.call("GET", "/org/other", key=other).status_code == 401
+
+
+@pytest.mark.parametrize("body,message", [
+    ({"actionIds": []}, 'Validation error: Invalid input: expected string, received undefined at "actionIds[0]"'),
+    ({"actionIds": ["getOrg"], "bogus": 1}, 'Validation error: Unrecognized key: "bogus"'),
+    ({}, 'Validation error: Invalid input: expected tuple, received undefined at "actionIds"'),
+    ({"actionIds": "getOrg"}, 'Validation error: Invalid input: expected tuple, received string at "actionIds"'),
+    ({"actionIds": ["getOrg", 5]},
+     'Validation error: Invalid input: expected string, received number at "actionIds[1]"'),
+    ({"actionIds": ["getOrg", "noSuchAction"]}, "One or more actions do not exist"),
+])
+def test_set_api_key_actions_rejects_bad_bodies(env, body, message):
+    key_id, _ = create_key(env)
+    env.call("POST", "/org/homelab/api-key/%s/actions" % key_id, json={"actionIds": ["listResources"]})
+    resp = env.call("POST", "/org/homelab/api-key/%s/actions" % key_id, json=body)
+    assert (resp.status_code, msg(resp)) == (400, message)
+    actions = env.call("GET", "/org/homelab/api-key/%s/actions" % key_id).json()["data"]["actions"]
+    assert actions == [{"actionId": "listResources"}]  # unchanged
+
+
+def test_create_api_key_body_and_org(env):
+    path = "/org/homelab/api-key"
+    assert msg(env.call("PUT", path, json={})) == \
+        'Validation error: Invalid input: expected string, received undefined at "name"'
+    assert msg(env.call("PUT", path, json={"name": ""})) == \
+        'Validation error: Too small: expected string to have >=1 characters at "name"'
+    assert msg(env.call("PUT", path, json={"name": "x" * 256})) == \
+        'Validation error: Too big: expected string to have <=255 characters at "name"'
+    # a plain z.object: unknown keys are dropped, not refused
+    resp = env.call("PUT", path, json={"name": "hook", "actionIds": ["getOrg"]})
+    assert resp.status_code == 201
+    assert env.call("GET", "/org/homelab/api-key/%s/actions" % resp.json()["data"]["apiKeyId"]).json()[
+        "data"]["actions"] == []
+    resp = env.call("PUT", "/org/nowhere/api-key", json={"name": "hook"})
+    assert resp.status_code == 500
+    assert env.call("GET", "/org/nowhere/api-keys").json()["data"]["apiKeys"] == []
+    resp = env.call("POST", "/org/homelab/api-key/nosuchkey123456/actions", json={"actionIds": ["getOrg"]})
+    assert (resp.status_code, msg(resp)) == (500, "An error occurred")
 
 
 # -- standalone entry point ------------------------------------------------------------

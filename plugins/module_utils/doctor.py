@@ -57,14 +57,23 @@ def expected_value(client_ip, ipv6_prefix):
     return "IP", str(address)
 
 
+# Where a reverse proxy talks to authentik from: private networks (RFC 1918,
+# carrier-grade NAT, IPv6 unique local), loopback and link-local. Python's
+# is_private also counts the documentation ranges, which are public here.
+INTERNAL_NETWORKS = [ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+    "0.0.0.0/8", "255.255.255.255/32", "fc00::/7", "fe80::/10", "::1/128", "::/128")]
+
+
 def is_internal(client_ip):
     """Private, loopback, link-local or unparseable: what authentik sees behind an untrusted proxy."""
     try:
         address = ipaddress.ip_address(client_ip)
     except ValueError:
         return True
-    return (address.is_private or address.is_loopback or address.is_link_local or address.is_reserved
-            or address.is_unspecified or str(address) == "255.255.255.255")
+    if address.version == 6 and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return any(address in network for network in INTERNAL_NETWORKS if network.version == address.version)
 
 
 def covers(rule, client_ip):

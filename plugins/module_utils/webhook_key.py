@@ -105,7 +105,9 @@ class WebhookKey(object):
         for registry in self.secrets:
             registry.add(self.bearer)
         key_id = self.bearer.split(".", 1)[0] if self.bearer else None
-        row = next((k for k in self.keys if k.get("apiKeyId") == key_id), None)
+        # Only a key of ours is kept (and has its actions corrected): a key the
+        # operator made for something else is never changed, just no longer sent.
+        row = next((k for k in self.keys if k.get("apiKeyId") == key_id and k.get("name") == self.name), None)
         self.current = None
         if row is not None:
             self.current = self.kind.view(row, self.pangolin.api_key_actions(self.org_id, key_id))

@@ -19,6 +19,17 @@ guessed (a real server wins where they differ): the success messages of
 GET /idp/{id}, POST /idp/{id}/oidc, DELETE /idp/{id}/org/{org}, GET /org(s),
 GET /org/{org}/roles, non-http resource updates and resource-policy rules,
 "Invalid resource ID", and the 404s of the resource-policy bulk replace.
+Of the org API-key routes (§2, §11) only the shapes and success statuses
+were observed; the rest comes from the handlers: every message, the 404 of
+an unknown key on DELETE, the 400s of the actions body (an empty
+``actionIds`` fails on its first item: zod's tuple with a rest element),
+``pagination.total`` being the page length, the org in the path being
+ignored by list-actions/set-actions/delete (any key id, even a root key's),
+unknown body keys being dropped on create. Guessed: create for an unknown
+org answers 500 "FOREIGN KEY constraint failed" (the insert runs outside
+the handler's try), set-actions on an unknown key 500 "An error occurred",
+actions are listed sorted by id (a key seeded with "all" lists them all),
+and the action ids known are the ActionsEnum of a later mirror commit.
 
 Run it alone with ``python -m tests.simulators.pangolin --port 8000``.
 """
@@ -30,7 +41,6 @@ import json
 import re
 import secrets
 import signal
-import socket
 import string
 import threading
 import uuid
@@ -82,7 +92,8 @@ class ApiError(Exception):
 
 
 # -- zod look-alike ------------------------------------------------------
-# A field spec is (kind, options). kinds: int, number, bool, str, enum, array.
+# A field spec is (kind, options). kinds: int, number, bool, str, enum, array,
+# tuple (z.tuple([item], item): an array whose first item is required).
 # Messages follow zod v4 + zod-validation-error, e.g.
 # 'Validation error: Invalid input: expected number, received undefined at "priority"'.
 
@@ -100,6 +111,10 @@ def _js_type(value):
     return "object"
 
 
+EXPECTED = {"int": "number", "number": "number", "bool": "boolean", "str": "string", "array": "array",
+            "tuple": "tuple"}
+
+
 def _check_field(kind, opts, value):
     """Return a zod message for one present value, or None."""
     if value is None and opts.get("nullable"):
@@ -108,7 +123,9 @@ def _check_field(kind, opts, value):
         if value not in opts["values"]:
             return "Invalid option: expected one of %s" % "|".join('"%s"' % v for v in opts["values"])
         return None
-    expected = {"int": "number", "number": "number", "bool": "boolean", "str": "string", "array": "array"}[kind]
+    expected = EXPECTED[kind]
+    if kind == "tuple" and isinstance(value, list):
+        return None
     if _js_type(value) != expected:
         return "Invalid input: expected %s, received %s" % (expected, _js_type(value))
     if kind == "int" and not (math.isfinite(value) and value == int(value)):
@@ -147,9 +164,7 @@ def zod_strict(data, fields, required=(), strict=True, nonempty_msg=None, path="
                     if kind == "enum":
                         msg = _check_field(kind, opts, None)
                     else:
-                        msg = "Invalid input: expected %s, received undefined" % {
-                            "int": "number", "number": "number", "bool": "boolean",
-                            "str": "string", "array": "array"}[kind]
+                        msg = "Invalid input: expected %s, received undefined" % EXPECTED[kind]
                     issues.append((msg, at(name)))
                 continue
             msg = _check_field(kind, opts, data[name])
@@ -162,10 +177,17 @@ def zod_strict(data, fields, required=(), strict=True, nonempty_msg=None, path="
                                    path="%s[%d]" % (at(name), i))
                     except ApiError as exc:
                         issues.append((exc.message[len("Validation error: "):], None))
+            elif kind == "tuple":
+                item_kind, item_opts = opts["item"]
+                for i in range(max(1, len(data[name]))):  # the rest element makes later items optional
+                    msg = ("Invalid input: expected %s, received undefined" % EXPECTED[item_kind]
+                           if i >= len(data[name]) else _check_field(item_kind, item_opts, data[name][i]))
+                    if msg:
+                        issues.append((msg, "%s[%d]" % (at(name), i)))
         unknown = [k for k in data if k not in fields]
         if strict and unknown:
             issues.append(("Unrecognized key%s: %s" % ("s" if len(unknown) > 1 else "",
-                                                      ", ".join('"%s"' % k for k in unknown)), path))
+                                                       ", ".join('"%s"' % k for k in unknown)), path))
         if not issues and nonempty_msg and not data:
             issues.append((nonempty_msg, path))
     if issues:
@@ -319,6 +341,46 @@ IDP_ORG_FIELDS = {"roleMapping": ("str", {}), "orgMapping": ("str", {})}
 LIMIT_OFFSET = {"limit": ("1000", {"min": 0}), "offset": ("0", {"min": 0})}
 # resource rule list: limit must be > 0 (§3.4)
 RULE_LIST_QUERY = {"limit": ("1000", {"gt": 0}), "offset": ("0", {"min": 0})}
+# listOrgApiKeys/listApiKeyActions: the same limits, but a plain z.object (unknown params ignored)
+KEY_LIST_QUERY = RULE_LIST_QUERY
+API_KEY_FIELDS = {"name": ("str", {"min": 1, "max": 255})}  # createOrgApiKey.ts: z.object, not strict
+KEY_ACTIONS_FIELDS = {"actionIds": ("tuple", {"item": ("str", {})})}  # setApiKeyActions.ts: z.strictObject
+BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
+
+# server/auth/actions.ts ActionsEnum; ensureActions copies it into the actions table,
+# which is what setApiKeyActions checks ids against
+ACTION_IDS = tuple(sorted("""
+createOrgUser listOrgs listUserOrgs createOrg getOrg updateOrg deleteOrg createSite deleteSite getSite
+listSites updateSite updateSiteApprovals restartSite resetSiteBandwidth reGenerateSecret createResource
+deleteResource getResource listResources updateResource createTarget deleteTarget getTarget listTargets
+updateTarget createRole deleteRole getRole listRoles updateRole inviteUser listInvitations removeInvitation
+removeUser listUsers listSiteRoles listResourceRoles setResourceUsers setResourceRoles listResourceUsers
+listResourceAiModels setResourceAiModels listRoleResources addUserRole removeUserRole setUserOrgRoles
+getOrgUser updateUser getUser setResourcePassword setResourcePincode setResourceHeaderAuth
+setResourceWhitelist getResourceWhitelist generateAccessToken createResourceSessionToken deleteAcessToken
+listAccessTokens createResourceRule deleteResourceRule listResourceRules updateResourceRule
+createSiteResource deleteSiteResource getSiteResource listSiteResources updateSiteResource createClient
+deleteClient archiveClient unarchiveClient blockClient unblockClient updateClient listClients getClient
+listOrgDomains getDomain updateOrgDomain getDNSRecords createNewt createOlm createIdp updateIdp deleteIdp
+listIdps getIdp createIdpOrg deleteIdpOrg listIdpOrgs updateIdpOrg checkOrgId createApiKey deleteApiKey
+setApiKeyActions setApiKeyOrgs listApiKeyActions listApiKeys getApiKey createSiteProvisioningKey
+listSiteProvisioningKeys updateSiteProvisioningKey deleteSiteProvisioningKey getCertificate
+restartCertificate billing createOrgDomain deleteOrgDomain restartOrgDomain createRemoteExitNode
+updateRemoteExitNode getRemoteExitNode listRemoteExitNode deleteRemoteExitNode updateOrgUser
+createLoginPage updateLoginPage getLoginPage deleteLoginPage listBlueprints getBlueprint applyBlueprint
+viewLogs exportLogs listApprovals updateApprovals signSshKey createEventStreamingDestination
+updateEventStreamingDestination deleteEventStreamingDestination listEventStreamingDestinations
+createAlertRule updateAlertRule deleteAlertRule listAlertRules listOrgLabels createOrgLabel updateOrgLabel
+deleteOrgLabel attachLabelToItem detachLabelFromItem getAlertRule createHealthCheck updateHealthCheck
+deleteHealthCheck listHealthChecks createBrowserGatewayTarget updateBrowserGatewayTarget
+deleteBrowserGatewayTarget getBrowserGatewayTarget listBrowserGatewayTargets listResourcePolicies
+getResourcePolicy createResourcePolicy updateResourcePolicy deleteResourcePolicy listResourcePolicyRoles
+setResourcePolicyRoles listResourcePolicyUsers setResourcePolicyUsers setResourcePolicyPassword
+setResourcePolicyPincode setResourcePolicyHeaderAuth setResourcePolicyWhitelist setResourcePolicyRules
+createOrgWideLauncherView createAiProvider deleteAiProvider getAiProvider listAiProviders updateAiProvider
+createAiModel deleteAiModel getAiModel listAiModels updateAiModel createAiBudget deleteAiBudget getAiBudget
+listAiBudgets updateAiBudget
+""".split()))
 
 RID = r"(?P<resourceId>[^/]+)"
 PUB = r"(?:resource|public-resource)"
@@ -350,6 +412,11 @@ class PangolinSimulator(SimulatorBase):
             ("GET", r"org/(?P<orgId>[^/]+)/(?:resource-names|resources-names|public-resource-names)",
              self._resource_names),
             ("GET", r"org/(?P<orgId>[^/]+)/roles", self._list_roles),
+            ("GET", r"org/(?P<orgId>[^/]+)/api-keys", self._list_api_keys),
+            ("PUT", r"org/(?P<orgId>[^/]+)/api-key", self._create_api_key),
+            ("DELETE", r"org/(?P<orgId>[^/]+)/api-key/(?P<apiKeyId>[^/]+)", self._delete_api_key),
+            ("GET", r"org/(?P<orgId>[^/]+)/api-key/(?P<apiKeyId>[^/]+)/actions", self._list_api_key_actions),
+            ("POST", r"org/(?P<orgId>[^/]+)/api-key/(?P<apiKeyId>[^/]+)/actions", self._set_api_key_actions),
             ("GET", r"org/(?P<orgId>[^/]+)", self._get_org),
             ("GET", r"orgs", self._list_orgs),
             ("GET", r"idp", self._list_idps),
@@ -443,20 +510,31 @@ class PangolinSimulator(SimulatorBase):
             }
             return rid
 
-    def add_api_key(self, root=False, org_id=None, actions="all", key=None):
+    def add_api_key(self, root=False, org_id=None, actions="all", key=None, name=None):
         """Return the bearer value ``<id>.<secret>``; ``actions`` is "all" or action ids."""
         if not root and org_id is None:
             raise ValueError("an org-scoped key needs org_id")
-        if key is None:
-            key = "%s.%s" % ("".join(secrets.choice(ALNUM) for _ in range(15)),
-                             "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz234567") for _ in range(40)))
-        key_id, _, secret = key.partition(".")
-        if not re.fullmatch(r"[a-z0-9]{15}", key_id) or not secret:
-            raise ValueError("key must look like <15 [a-z0-9]>.<secret>")
         with self.lock:
-            self.api_keys[key_id] = {"secret": secret, "root": root, "orgId": org_id,
-                                     "actions": "all" if actions == "all" else set(actions)}
+            if key is None:
+                key = "%s.%s" % self._new_key()
+            key_id, _, secret = key.partition(".")
+            if not re.fullmatch(r"[a-z0-9]{15}", key_id) or not secret:
+                raise ValueError("key must look like <15 [a-z0-9]>.<secret>")
+            self._store_key(key_id, secret, root, org_id, "all" if actions == "all" else set(actions),
+                            name or ("root key" if root else "org key"))
         return key
+
+    def _new_key(self):
+        """generateId(15) and generateIdFromEntropySize(25): an unused id and a 40-char base32 secret (§2)."""
+        while True:
+            key_id = "".join(secrets.choice(ALNUM) for _ in range(15))
+            if key_id not in self.api_keys:
+                return key_id, "".join(secrets.choice(BASE32) for _ in range(40))
+
+    def _store_key(self, key_id, secret, root, org_id, actions, name):
+        self.api_keys[key_id] = {"secret": secret, "root": root, "orgId": org_id, "actions": actions,
+                                 "name": name, "lastChars": secret[-4:], "createdAt": _now()}
+        return self.api_keys[key_id]
 
     def add_idp(self, name, auto_provision=False):
         with self.lock:
@@ -570,7 +648,7 @@ class PangolinSimulator(SimulatorBase):
     @staticmethod
     def ok(data, message, status=200):
         return Response(status, {"data": data, "success": True, "error": False,
-                                  "message": message, "status": status})
+                                 "message": message, "status": status})
 
     @staticmethod
     def err(status, message):
@@ -854,6 +932,62 @@ class PangolinSimulator(SimulatorBase):
                         "pagination": {"total": len(rows), "page": page, "pageSize": page_size}},
                        "Roles retrieved successfully")
 
+    # org API keys (§2, §11; server/routers/apiKeys) ---------------------------
+    # Every route: verifyApiKeyIsRoot -> verifyApiKeyHasAction. The handlers other
+    # than create and list look the key up by id alone, whatever org the path names.
+    def _list_api_keys(self, req, key, p, body):
+        self._root(key, "listApiKeys")
+        q = zod_query(req, KEY_LIST_QUERY, strict=False)
+        rows = [{"apiKeyId": key_id, "orgId": k["orgId"], "lastChars": k["lastChars"],
+                 "createdAt": k["createdAt"], "name": k["name"]}
+                for key_id, k in self.api_keys.items() if k["orgId"] == p["orgId"] and not k["root"]]
+        page = rows[q["offset"]:q["offset"] + q["limit"]]
+        # total is the length of the page, not a count of all rows
+        return self.ok({"apiKeys": page, "pagination": {"total": len(page), "limit": q["limit"],
+                                                        "offset": q["offset"]}},
+                       "API keys retrieved successfully")
+
+    def _create_api_key(self, req, key, p, body):
+        self._root(key, "createApiKey")
+        zod_strict(body, API_KEY_FIELDS, required=("name",), strict=False)
+        if p["orgId"] not in self.orgs:
+            # apiKeyOrg's foreign key; the insert runs outside the handler's try, so
+            # Express 5 hands the raw SqliteError to formatError (guessed)
+            raise ApiError(500, "FOREIGN KEY constraint failed")
+        key_id, secret = self._new_key()
+        row = self._store_key(key_id, secret, False, p["orgId"], set(), body["name"])  # no actions yet
+        return self.ok({"apiKeyId": key_id, "apiKey": secret, "name": row["name"], "lastChars": row["lastChars"],
+                        "createdAt": row["createdAt"]}, "API key created", 201)
+
+    def _delete_api_key(self, req, key, p, body):
+        self._root(key, "deleteApiKey")
+        if self.api_keys.pop(p["apiKeyId"], None) is None:  # its actions and org link cascade
+            raise ApiError(404, "API Key with ID %s not found" % p["apiKeyId"])
+        return self.ok(None, "API key deleted successfully")
+
+    def _list_api_key_actions(self, req, key, p, body):
+        self._root(key, "listApiKeyActions")
+        q = zod_query(req, KEY_LIST_QUERY, strict=False)
+        target = self.api_keys.get(p["apiKeyId"])  # unknown key: an empty list
+        held = [] if target is None else [a for a in ACTION_IDS if target["actions"] == "all"
+                                          or a in target["actions"]]
+        page = [{"actionId": a} for a in held[q["offset"]:q["offset"] + q["limit"]]]
+        return self.ok({"actions": page, "pagination": {"total": len(page), "limit": q["limit"],
+                                                        "offset": q["offset"]}},
+                       "API keys retrieved successfully")
+
+    def _set_api_key_actions(self, req, key, p, body):
+        self._root(key, "setApiKeyActions")
+        zod_strict(body, KEY_ACTIONS_FIELDS, required=("actionIds",))
+        wanted = set(body["actionIds"])  # duplicates dropped
+        if not wanted.issubset(ACTION_IDS):
+            raise ApiError(400, "One or more actions do not exist")
+        target = self.api_keys.get(p["apiKeyId"])
+        if target is None:
+            raise ApiError(500, "An error occurred")  # apiKeyActions' foreign key (guessed)
+        target["actions"] = wanted  # replaces the whole set
+        return self.ok({}, "API key actions updated successfully")
+
     # IdPs (§6) ------------------------------------------------------------------
     def _idp_id(self, raw):
         try:
@@ -955,7 +1089,8 @@ def seed_from(sim, seed):
                 sim.add_rule(rid, rule["action"], rule["match"], rule["value"], rule["priority"],
                              rule.get("enabled", True))
     for key in seed.get("api_keys", []):
-        sim.add_api_key(key.get("root", False), key.get("org_id"), key.get("actions", "all"), key.get("key"))
+        sim.add_api_key(key.get("root", False), key.get("org_id"), key.get("actions", "all"), key.get("key"),
+                        key.get("name"))
     for idp in seed.get("idps", []):
         idp_id = sim.add_idp(idp["name"], idp.get("auto_provision", False))
         idps[idp["name"]] = idp_id
