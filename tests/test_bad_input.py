@@ -59,6 +59,10 @@ BASE = {
     "login_ip_whitelist": lambda w: dict(
         pangolin_conn(w), **dict(authentik_conn(w), resource_id=w.resource_id, headers_mapping=HEADERS,
                                  users=[{"username": "user000"}, {"username": "user001", "priority": 120}])),
+    "login_ip_whitelist_info": lambda w: dict(
+        pangolin_conn(w), **dict(authentik_conn(w), resource_id=w.resource_id, users=[{"username": "user000"}])),
+    "login_ip_whitelist_expire": lambda w: dict(
+        pangolin_conn(w), **dict(authentik_conn(w), resource_id=w.resource_id, users=[{"username": "user000"}])),
     "pangolin_rule": lambda w: dict(pangolin_conn(w), resource_id=w.resource_id, priority=10, match="CIDR",
                                     value="192.168.1.0/24"),
     "pangolin_resource": lambda w: dict(pangolin_conn(w), resource_id=w.resource_id, apply_rules=True),
@@ -172,6 +176,22 @@ CASES = [
     ("webhook-key-without-dot", "authentik_webhook_mapping", {"webhook_api_key": "nottherightsecret"},
      ["webhook_api_key"]),
     ("timeout-zero", "pangolin_resource", {"timeout": 0}, ["timeout", "0"]),
+    # -- the managed webhook key, IPv6, the doctor and expiry ------------------------------------
+    ("ipv6-prefix-too-long", "login_ip_whitelist", {"ipv6_prefix": 129}, ["ipv6_prefix", "129"]),
+    ("ipv6-prefix-negative", "login_ip_whitelist", {"ipv6_prefix": -64}, ["ipv6_prefix", "-64"]),
+    ("managed-and-given-webhook-key", "login_ip_whitelist", {"manage_webhook_key": True,
+                                                             "webhook_api_key": "rulekey00000009.abc"},
+     ["manage_webhook_key", "webhook_api_key"]),
+    ("rotate-without-managed-key", "login_ip_whitelist", {"rotate_webhook_key": True},
+     ["rotate_webhook_key", "manage_webhook_key"]),
+    ("webhook-key-name-empty", "login_ip_whitelist", {"manage_webhook_key": True, "webhook_key_name": ""},
+     ["webhook_key_name", "''"]),
+    ("doctor-recent-logins-zero", "login_ip_whitelist_info", {"recent_logins": 0}, ["recent_logins", "0"]),
+    ("doctor-ipv6-prefix", "login_ip_whitelist_info", {"ipv6_prefix": 200}, ["ipv6_prefix", "200"]),
+    ("doctor-user-not-a-dict", "login_ip_whitelist_info", users("user000"), ["users[0]", "'user000'"]),
+    ("expire-days-negative", "login_ip_whitelist_expire", {"expire_days": -3}, ["expire_days", "-3"]),
+    ("expire-unknown-user", "login_ip_whitelist_expire", {"expire_users": ["ghost"]}, ["expire_users", "'ghost'"]),
+    ("expire-placeholder-not-ip", "login_ip_whitelist_expire", {"placeholder": "none"}, ["placeholder", "'none'"]),
     ("retries-negative", "authentik_group", {"retries": -1}, ["retries", "-1"]),
 ]
 

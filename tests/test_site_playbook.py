@@ -145,3 +145,53 @@ def test_wrong_key_is_a_clear_error_with_no_write(env):
     assert "401" in failed["msg"] and "pangolin_api_key" in failed["msg"]
     assert "nottherightsecret" not in out + err
     assert env.writes() == []
+
+
+def test_ipv6_login_whitelists_its_prefix_and_ipv4_returns_to_one_address(env):
+    inventory = env.inventory(jellyfin_whitelist_ipv6_prefix=64)
+    converge(env, inventory=inventory)
+    env.authentik.login("user000", "2001:db8:5:6:a1b2:c3d4:e5f6:1")
+    rule = env.rule_of("user000")
+    assert (rule["match"], rule["value"]) == ("CIDR", "2001:db8:5:6::/64")
+    # A privacy address of the same device, rotated within the prefix, still gets in.
+    assert env.pangolin.apply_rules_for(env.resource_id, "2001:db8:5:6:ffff::9") == "ACCEPT"
+    assert env.pangolin.apply_rules_for(env.resource_id, "2001:db8:5:7::1") is None
+    # The rerun treats match and value as the webhook's: nothing changes.
+    env.pangolin.reset_log()
+    env.authentik.reset_log()
+    parsed = converge(env, inventory=inventory, check=True, diff=True)
+    assert env.stats(parsed)["changed"] == 0
+    parsed = converge(env, inventory=inventory)
+    assert env.stats(parsed)["changed"] == 0 and env.writes() == []
+    assert env.rule_of("user000")["match"] == "CIDR"
+    env.authentik.login("user000", "203.0.113.44")
+    rule = env.rule_of("user000")
+    assert (rule["match"], rule["value"]) == ("IP", "203.0.113.44")
+    env.authentik.login("user000", "::ffff:203.0.113.45")  # IPv4-mapped: still one IPv4 address
+    rule = env.rule_of("user000")
+    assert (rule["match"], rule["value"]) == ("IP", "203.0.113.45")
+    parsed = converge(env, inventory=inventory)
+    assert env.stats(parsed)["changed"] == 0
+
+
+def test_role_makes_and_rotates_its_own_webhook_key(env):
+    inventory = env.inventory(jellyfin_whitelist_webhook_api_key=None, jellyfin_whitelist_manage_webhook_key=True)
+    parsed = converge(env, inventory=inventory, diff=True)
+    keys = [k for k in env.pangolin.api_keys.values() if k.get("name") == "jellyfin-whitelist webhook"]
+    assert len(keys) == 1 and keys[0]["actions"] == {"updateResourceRule"}
+    assert not env.task_results(parsed, "Warn that authentik will send the Pangolin key")[0].get("msg")
+    env.authentik.login("user001", "198.51.100.31")
+    assert env.rule_of("user001")["value"] == "198.51.100.31"
+    env.pangolin.reset_log()
+    env.authentik.reset_log()
+    parsed = converge(env, inventory=inventory)
+    assert env.stats(parsed)["changed"] == 0 and env.writes() == []
+    rc, parsed, out, err = env.run("-e", "jellyfin_whitelist_rotate_webhook_key=true", inventory=inventory,
+                                   diff=True, verbosity=3)
+    assert rc == 0, out[-3000:]
+    new = [k for k in env.pangolin.api_keys.values() if k.get("name") == "jellyfin-whitelist webhook"]
+    assert len(new) == 1 and new[0]["secret"] != keys[0]["secret"]
+    for secret in (keys[0]["secret"], new[0]["secret"], env.pangolin_key.split(".")[1]):
+        assert secret not in out + err
+    env.authentik.login("user001", "198.51.100.32")
+    assert env.rule_of("user001")["value"] == "198.51.100.32"
