@@ -28,7 +28,7 @@ description:
     when O(webhook_api_key) is given, the shared headers mapping that sends Pangolin's key with each webhook (as
     M(homelab.pangolin_authentik.authentik_webhook_mapping) with C(template=pangolin_headers) would; the key is
     never shown). Without O(webhook_api_key) the mapping named O(headers_mapping) must exist.
-  - With O(manage_webhook_key=true) the module makes that key itself instead: an org-scoped Pangolin key named
+  - With O(manage_webhook_key=true) the module makes that key itself instead, an org-scoped Pangolin key named
     O(webhook_key_name) whose only action is C(updateResourceRule), put into the headers mapping and never shown.
     A rerun keeps it when Pangolin still has the key the mapping names with exactly that action (the secret is never
     read back; Pangolin cannot show it). O(rotate_webhook_key=true) makes a new key, switches the mapping, then
