@@ -195,3 +195,20 @@ def test_managed_key_and_a_given_key_exclude_each_other(env):
     rotate = run_module("login_ip_whitelist", args(env, manage_webhook_key=False, rotate_webhook_key=True))
     assert rotate.get("failed") and "rotate_webhook_key" in rotate["msg"]
     assert env.writes() == []
+
+
+@pytest.mark.parametrize("fault", ["503", "lost_answer", "reset"])
+def test_rotation_whose_old_key_delete_fails_converges(env, fault):
+    ok(run_module("login_ip_whitelist", args(env)))
+    (old_id, _), = our_keys(env).items()
+    env.pangolin.inject(fault, "DELETE", r"/api-key/")
+    run_module("login_ip_whitelist", args(env, rotate_webhook_key=True))
+    # Whatever the first run reported, the mapping already sends a working key ...
+    env.authentik.login("user001", "192.0.2.61")
+    assert env.rule_of("user001")["value"] == "192.0.2.61"
+    # ... and a plain rerun deletes the old key, once.
+    ok(run_module("login_ip_whitelist", args(env)))
+    keys = our_keys(env)
+    assert len(keys) == 1 and old_id not in keys
+    assert mapping_bearer(env).startswith(list(keys)[0] + ".")
+    assert ok(run_module("login_ip_whitelist", args(env)))["changed"] is False
