@@ -275,6 +275,148 @@ def test_async_pipeline_and_control_route(receiver):
         assert [r.json()["value"] for r in receiver.received] == ["192.0.2.1"]
 
 
+def bound_rule(api, receiver, user_pk):
+    """build_chain plus a rule for the event user with the policy bound: alice's logins POST once each."""
+    _, _, transport, policy = build_chain(api, receiver, user_pk)
+    rule = api.ok("POST", "/events/rules/", {"name": "r", "transports": [transport["pk"]],
+                                             "destination_event_user": True})
+    api.ok("POST", "/policies/bindings/", {"policy": policy["pk"], "target": rule["pk"], "order": 0})
+    return transport, rule
+
+
+def tasks_of(api, **params):
+    return api.ok("GET", "/tasks/tasks/", page_size=100, **params)["results"]
+
+
+TRANSPORT_ACTOR = "authentik.events.tasks.notification_transport"
+
+
+def test_tasks_record_the_pipeline(receiver):
+    with AuthentikSimulator(max_retries=2, retry_backoff=0.01) as sim:
+        sim.add_token(TOKEN)
+        api = Api(sim)
+        alice = sim.add_user("alice")
+        transport, rule = bound_rule(api, receiver, alice)
+        sim.login("alice", "203.0.113.7")
+        [sent] = tasks_of(api, rel_obj_id=transport["pk"])
+        assert sent["actor_name"] == TRANSPORT_ACTOR and sent["queue_name"] == "default"
+        assert (sent["state"], sent["aggregated_status"], sent["retries"]) == ("done", "done", 0)
+        assert (sent["rel_obj_app_label"], sent["rel_obj_model"]) == ("authentik_events", "notificationtransport")
+        assert [log["event"] for log in sent["logs"]] == ["Task has been queued", "Task is being processed",
+                                                          "Task finished processing without errors"]
+        assert api.ok("GET", "/tasks/tasks/%s/" % sent["message_id"]) == sent
+        handler = tasks_of(api, rel_obj_id=rule["pk"], actor_name="authentik.events.tasks.event_trigger_handler")
+        assert "Created 1 notification tasks" in [log["event"] for log in handler[0]["logs"]]  # newest first
+        dispatch = tasks_of(api, actor_name="authentik.events.tasks.event_trigger_dispatch")
+        assert len(dispatch) == len(sim.events) == len(tasks_of(api, rel_obj_id__isnull="true"))
+        assert "rel_obj_app_label" not in dispatch[0] and dispatch[0]["rel_obj_id"] is None
+
+        receiver.statuses = [404, 404, 404]  # every attempt refused: 1 + max_retries POSTs
+        sim.login("alice", "203.0.113.8")
+        failed = tasks_of(api, rel_obj_id=transport["pk"], state="rejected")
+        assert len(failed) == 1 and len(receiver.received) == 4
+        failed = failed[0]
+        assert (failed["aggregated_status"], failed["retries"]) == ("rejected", 2)
+        error = failed["logs"][-1]
+        assert error["log_level"] == "error"
+        assert error["event"] == '{"ok": false}'  # NotificationTransportError(response.text)
+        assert "404 Client Error" in error["attributes"]["exception"][1]["exc_value"]  # the chained cause
+        assert failed["logs"][0]["event"] == "Task will be retried" and failed["previous_logs"]
+        # a failed delivery is rejected, not "error": the aggregated_status filter for error misses it
+        assert tasks_of(api, aggregated_status="error") == []
+        assert len(tasks_of(api, aggregated_status=["rejected", "error"])) == 1
+        status = api.ok("GET", "/tasks/tasks/status/")
+        assert status["rejected"] == 1 and status["queued"] == status["error"] == 0
+        assert status["done"] == api.ok("GET", "/tasks/tasks/", state="done")["pagination"]["count"]
+
+        api.ok("PATCH", "/propertymappings/notification/%s/" % transport["webhook_mapping_body"],
+               {"expression": "return 1 / 0"})
+        sim.login("alice", "203.0.113.9")
+        broken = tasks_of(api, rel_obj_id=transport["pk"])[0]
+        assert (broken["state"], broken["aggregated_status"], broken["retries"]) == ("rejected", "rejected", 0)
+        assert broken["logs"][-1]["event"] == ""  # str(PropertyMappingExpressionException)
+        assert broken["logs"][-1]["attributes"]["exception"][1]["exc_type"] == "ZeroDivisionError"
+        assert len(sim.events_of("property_mapping_exception")) == 1 and len(receiver.received) == 4
+
+        assert api("GET", "/tasks/tasks/not-a-uuid/").json() == {"detail": "No Task matches the given query."}
+        assert api("GET", "/tasks/tasks/", state="bogus").status_code == 400
+        api.ok("DELETE", "/events/transports/%s/" % transport["pk"])
+        assert tasks_of(api, rel_obj_id=transport["pk"]) == []  # the rows go with their object
+
+
+def test_tasks_api_absent_before_dramatiq():
+    with AuthentikSimulator(version="2025.6.3") as sim:
+        sim.add_token(TOKEN)
+        api = Api(sim)
+        sim.create_event("login", user="akadmin")
+        for path in ("/tasks/tasks/", "/tasks/tasks/status/"):
+            resp = api("GET", path)
+            assert resp.status_code == 404 and "text/html" in resp.headers["content-type"]
+        assert sim.tasks == {}
+
+
+def test_events_filters_and_ordering(sim, api):
+    sim.add_user("alice", password="pw")
+    sim.add_user("bob", password="pw")
+    sim.login("alice", "203.0.113.1")
+    sim.login("alice", "203.0.113.2", password="wrong")
+    sim.login("bob", "198.51.100.1")
+    group = api.ok("POST", "/core/groups/", {"name": "g"})
+
+    def actions(**params):
+        return [e["action"] for e in api.ok("GET", "/events/events/", **params)["results"]]
+
+    assert actions(action="login") == ["login", "login_failed", "login"]  # icontains, newest first
+    assert actions(action="LOGIN_F") == ["login_failed"]
+    assert actions(actions=["login", "model_created"]) == ["model_created", "login", "login"]
+    assert api("GET", "/events/events/", actions="nope").json() == {
+        "actions": ["Select a valid choice. nope is not one of the available choices."]}
+    # username matches event.user and (2026.2+) context.username: alice's failed login comes back too
+    assert actions(username="alice") == ["login_failed", "login"]
+    assert actions(client_ip="198.51.100.1") == ["login"]
+    found = api.ok("GET", "/events/events/", context_model_pk=group["pk"], context_model_app="authentik_core",
+                   context_model_name="group")["results"]
+    assert [e["action"] for e in found] == ["model_created"]
+    assert sorted(found[0]) == ["action", "app", "brand", "client_ip", "context", "created", "expires", "pk",
+                                "user"]
+    newest_first = [e["pk"] for e in api.ok("GET", "/events/events/")["results"]]
+    assert [e["pk"] for e in api.ok("GET", "/events/events/", ordering="created")["results"]] == newest_first[::-1]
+    assert [e["pk"] for e in api.ok("GET", "/events/events/", ordering="-created")["results"]] == newest_first
+    assert [e["pk"] for e in api.ok("GET", "/events/events/", ordering="nope", flavour="x")["results"]] == \
+        newest_first  # unknown ordering fields and parameters are ignored
+
+
+def test_paused_worker_shows_the_backlog(receiver):
+    with AuthentikSimulator(async_pipeline=True) as sim:
+        sim.add_token(TOKEN)
+        api = Api(sim)
+        alice = sim.add_user("alice")
+        bound_rule(api, receiver, alice)
+        assert sim.wait_idle(5)
+        control = sim.base_url + "/_sim/worker/"
+        assert requests.post(control, json={"paused": "yes"}, timeout=10).status_code == 400
+        assert requests.post(control, json={"paused": True}, timeout=10).json() == {"paused": True, "held": 0,
+                                                                                      "queued": 0}
+        for ip in ("192.0.2.1", "192.0.2.2"):
+            sim.login("alice", ip)
+        assert sim.wait_idle(1)  # held events do not count as work in flight
+        queued = tasks_of(api, state="queued")  # per event: its dispatch and one handler per rule (1)
+        assert sorted(t["actor_name"].rsplit(".", 1)[1] for t in queued) == [
+            "event_trigger_dispatch", "event_trigger_dispatch", "event_trigger_handler", "event_trigger_handler"]
+        assert api.ok("GET", "/tasks/tasks/status/")["queued"] == 4 and receiver.received == []
+        assert requests.get(control, timeout=10).json() == {"paused": True, "held": 2, "queued": 4}
+        sim.resume_worker()
+        assert sim.wait_idle(5)
+        assert api.ok("GET", "/tasks/tasks/status/")["queued"] == 0
+        assert [r.json()["value"] for r in receiver.received] == ["192.0.2.1", "192.0.2.2"]
+        assert len(tasks_of(api, actor_name=TRANSPORT_ACTOR, state="done")) == 2
+        sim.pause_worker()
+        sim.login("alice", "192.0.2.3")
+        assert api.ok("GET", "/tasks/tasks/", state="queued")["pagination"]["count"] == 2
+        assert requests.post(control, json={"paused": False}, timeout=10).json()["paused"] is False
+        assert sim.wait_idle(5) and len(receiver.received) == 3
+
+
 def test_transport_test_action(api, receiver):
     transport = api.ok("POST", "/events/transports/", {"name": "t", "mode": "webhook",
                                                        "webhook_url": receiver.base_url + "/x"})

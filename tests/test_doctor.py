@@ -224,6 +224,9 @@ def test_a_login_whose_webhook_failed_is_explained(env):
     webhook = [p for p in report["problems"] if p["check"] == "webhook"]
     assert webhook, report
     assert "192.0.2.50" in webhook[0]["message"] and "0.0.0.0" in webhook[0]["message"]
+    # authentik's failed task says why: Pangolin refused the key.
+    assert "webhook task failed" in webhook[0]["message"] and "Invalid API key" in webhook[0]["message"]
+    assert "key" in webhook[0]["fix"]
     assert user_report(result, "user000")["healthy"]  # their logins got through before
 
 

@@ -12,8 +12,8 @@ options:
   users:
     description:
       - The users, each a dict with C(username) (the authentik username, required), C(priority) (optional; when absent
-        the priority an earlier run gave the user is kept, or the lowest free one in O(priority_start)..O(priority_end)
-        is allocated) and C(state) (C(present) or C(absent), default C(present)).
+        the priority an earlier run gave the user is kept, or the lowest free one of the priority range is allocated)
+        and C(state) (C(present) or C(absent), default C(present)).
     type: list
     elements: raw
     required: true

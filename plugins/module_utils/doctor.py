@@ -17,6 +17,7 @@ delays logins, a shared public address that may be a household NAT).
 from __future__ import annotations
 
 import ipaddress
+import json
 from datetime import datetime, timedelta, timezone
 
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import ApiError
@@ -136,7 +137,8 @@ class WhitelistDoctor(object):
         self.headers = plan.mappings.find({"name": plan.headers_mapping_name}) if plan.headers_mapping_name else None
         self.logins = self.authentik.recent_events("login", limit=self.recent_logins)
         self.mapping_errors = self.authentik.recent_events("property_mapping_exception", limit=100)
-        failed = self.authentik.tasks({"aggregated_status": "error",
+        # A webhook that failed every retry ends "rejected"; "error" is kept for servers that aggregate logs.
+        failed = self.authentik.tasks({"aggregated_status": ["rejected", "error"],
                                        "rel_obj_content_type__app_label": "authentik_events",
                                        "rel_obj_content_type__model": "notificationtransport",
                                        "ordering": "-mtime"})
@@ -175,7 +177,7 @@ class WhitelistDoctor(object):
                            "without its API key and are refused" % name, RERUN)
         elif bearer_in(self.headers.get("expression")) is None:
             report.note("headers_mapping", "webhook mapping %r was not written by this collection; the doctor "
-                           "cannot tell which Pangolin key it sends" % name)
+                        "cannot tell which Pangolin key it sends" % name)
 
     def _check_proxy(self, report):
         by_ip = {}
@@ -333,7 +335,7 @@ class WhitelistDoctor(object):
                 continue
             verdict = covers(other, client_ip)
             what = "rule %d (%s %s %s, priority %d)" % (other["rule_id"], other["action"], other["match"],
-                                                       other["value"], other["priority"])
+                                                        other["value"], other["priority"])
             fix = ("give the user a priority below %d in the inventory, or change %s"
                    % (other["priority"], "that rule"))
             if verdict:
@@ -341,7 +343,7 @@ class WhitelistDoctor(object):
                                "address, so the user's rule is never reached" % (what, rule["priority"]), fix)
             elif verdict is None:
                 report.note("shadowed", "%s comes before the user's rule (priority %d) and may match the "
-                               "user's requests" % (what, rule["priority"]), fix)
+                            "user's requests" % (what, rule["priority"]), fix)
 
     def _check_last_login(self, report, username, account, rule, summary, name):
         events = self.authentik.recent_events("login", username=username, limit=5) if account else []
@@ -350,7 +352,7 @@ class WhitelistDoctor(object):
             summary["last_login"] = (account or {}).get("last_login")
             if rule is not None and rule["value"] == self.placeholder:
                 report.note("last_login", "no login recorded yet; the rule holds the placeholder %s until "
-                               "the first login" % self.placeholder)
+                            "the first login" % self.placeholder)
             return
         client_ip = last.get("client_ip")
         summary.update(last_login=last.get("created"), last_login_ip=client_ip)
@@ -391,8 +393,8 @@ class WhitelistDoctor(object):
             for task in self.failed_tasks:
                 if str(task.get("rel_obj_id") or "").replace("-", "") != wanted:
                     continue
-                errors = [log.get("event") or log.get("message") for log in task.get("logs") or []
-                          if str(log.get("log_level", log.get("level", ""))).lower() in ("error", "exception")]
+                errors = [_log_text(log) for log in task.get("logs") or []
+                          if str(log.get("log_level", "")).lower() in ("error", "exception", "critical")]
                 found.append("the webhook task failed at %s after %s retries: %s"
                              % (task.get("mtime"), task.get("retries"), errors[-1] if errors else "no message"))
         return found
@@ -412,6 +414,26 @@ class WhitelistDoctor(object):
                     "(jellyfin_whitelist_webhook_url) and that Pangolin's Integration API is up")
         return ("check authentik's worker (System > Tasks) and that it reaches the webhook URL; then log in "
                 "again")
+
+
+def _log_text(log):
+    """A task log entry in one line: the receiver's answer (Pangolin's message), or the exception."""
+    text = str(log.get("event") or "").strip()
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        answer = None
+    if isinstance(answer, dict) and answer.get("message"):
+        text = "Pangolin answered %s %s" % (answer.get("status", ""), answer["message"])
+    exception = (log.get("attributes") or {}).get("exception")
+    if isinstance(exception, list) and exception and isinstance(exception[-1], dict):
+        # structlog's structured traceback: the innermost exception says what happened (HTTP status, DNS, ...)
+        exception = "%s: %s" % (exception[-1].get("exc_type"), exception[-1].get("exc_value"))
+    elif exception:
+        exception = str(exception).strip().splitlines()[-1]
+    if exception and str(exception) not in text:
+        text = "%s (%s)" % (text, exception) if text else str(exception)
+    return text[:300]
 
 
 def _as_cidr(client_ip):

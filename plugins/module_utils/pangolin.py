@@ -224,7 +224,6 @@ class PangolinClient(ApiClient):
                          "delete org policy of identity provider %d for org %r" % (idp_id, org_id),
                          "deleteIdpOrg", idempotent=True)
 
-
     # -- org API keys (root key only) ----------------------------------------
     def list_api_keys(self, org_id):
         """The org's API keys: id, name and last characters, never the secret."""

@@ -221,8 +221,9 @@ def manage_whitelist(module, reconciler):
         key_name = check_name(params["webhook_key_name"], "webhook_key_name")
         registries = [pangolin.secrets, authentik.secrets, reconciler.secrets]
 
-        def webhook_key(org_id):
+        def webhook_key_of(org_id):
             return WebhookKey(pangolin, org_id, key_name, rotate=params["rotate_webhook_key"], secrets=registries)
+        webhook_key = webhook_key_of
     resource_id = selected_resource_id(pangolin, params)
     plan = WhitelistPlan(pangolin, authentik, resource_id, params["users"], prefix, priority_range,
                          placeholder=placeholder, action=params["action"], prune=params["prune"],

@@ -18,9 +18,73 @@ of the superuser group "authentik Admins"); users added later get pks from 5 on.
 API tokens always act as akadmin; a token added with ``superuser=False`` may read
 nothing and write nothing (RBAC).
 
-Simulator-only control route (not part of authentik): ``POST /_sim/login/`` with
-``{"username", "client_ip", "password"?}``, no auth, runs ``login()`` and answers
-``{"event": <action>, "deliveries": [...]}``.
+Events list (``GET /events/events/``, ``EventsFilter``): ``action`` is a
+case-insensitive *contains* match (``action=login`` also returns ``login_failed``);
+``actions`` (repeatable, exact, invalid choice -> 400) and ``brand_name`` exist from
+2026.2 (the oldest schema held); ``username`` matches the event's ``user.username``,
+and from 2026.2 also ``context.username``, so a user's ``login_failed`` events (user =
+AnonymousUser) come back too (``filter_username`` in the 2026.2-era source);
+``client_ip`` exact; ``context_model_pk`` (dashes stripped, int pks too),
+``context_model_name``, ``context_model_app``, ``context_authorized_app``; ordering
+``-created`` unless ``?ordering=`` names serializer fields. ``context_device`` (2026.5)
+is not modelled, so it is ignored like any unknown parameter.
+
+Worker tasks (>= 2025.8, Dramatiq; older versions answer the usual HTML 404):
+``GET /tasks/tasks/`` (``TaskFilter``: ``state``, repeatable ``aggregated_status``,
+``actor_name``, ``queue_name``, ``rel_obj_id``, ``rel_obj_id__isnull``,
+``rel_obj_content_type__app_label``/``__model``; ``search``; ordering ``-mtime``),
+``GET /tasks/tasks/{message_id}/`` and ``GET /tasks/tasks/status/`` (counts per
+*aggregated* status over all tasks). The pipeline records the rows the real worker
+writes (§10.7, §16): saving an event enqueues ``event_trigger_dispatch`` (no rel_obj),
+which enqueues one ``event_trigger_handler`` per rule (rel_obj = the rule), which
+enqueues one ``notification_transport`` per recipient and transport (rel_obj = the
+transport, ``authentik_events``/``notificationtransport``). Actor names are
+``authentik.events.tasks.<function>`` (django_dramatiq_postgres'
+``FullyQualifiedActorName`` middleware: module + function), queue ``default``; these
+exact names were derived from source, not observed on a running server. Task states
+and logs follow ``TaskLogMiddleware`` and the Postgres broker:
+
+* queued ("Task has been queued") -> consumed ("Task is being processed") -> done
+  ("Task finished processing without errors");
+* a failed attempt logs an ``error`` entry whose ``event`` is ``str(exception)``: for a
+  non-2xx answer that is ``NotificationTransportError(response.text)``, the *response
+  body* (the requests ``"404 Client Error: ..."`` text is the chained cause in
+  ``attributes.exception``), for a connection error the requests exception text. With
+  retries left the earlier logs move to ``previous_logs``, "Task will be retried" is
+  logged, ``retries`` goes up and the row is queued again (with an ``eta``); when the
+  retries are used up the row is ``rejected`` with ``retries`` = the retry count;
+* ``aggregated_status`` is the state for every unfinished or rejected row and ``done``
+  for done rows: 2026.5's trigger aggregates the legacy ``_messages`` column, which the
+  TaskLog-era middleware no longer writes, and it never maps ``rejected`` to ``error``.
+  So a failed delivery is ``state=rejected`` / ``aggregated_status=rejected``, never
+  ``error``. (Source history, not modelled: 2025.8-2025.10 kept logs in ``_messages``,
+  so done rows there aggregate to ``info``; the later migration 0008 aggregates TaskLog
+  rows, giving ``info``/``warning``/``error`` for done rows.);
+* a webhook mapping exception: the ``property_mapping_exception`` event as before and the
+  transport row rejected after one attempt with an ``error`` log whose ``event`` is ``""``
+  (``str(PropertyMappingExpressionException)``; the mapping's exception is the chained
+  cause). The real worker retries it like any exception, one event per attempt; the
+  simulator evaluates the mapping once;
+* deleting a rule or transport deletes its task rows (GenericRelation cascade), so a
+  queued handler of a deleted rule never runs; a row without rel_obj has no
+  ``rel_obj_app_label``/``rel_obj_model`` keys at all (DRF skips a dotted source through
+  a null FK), although the schema lists them as required;
+* not modelled: ``POST .../retry/``, ``system_task_exception`` events (both exceptions
+  above subclass ``SentryIgnoredException``, which the middleware skips, so the real
+  worker records none for them either), email
+  ``send_mail`` tasks, worker rows. At most ``task_limit`` rows are kept (finished ones
+  are purged oldest first, like the broker's expiry).
+
+Simulator-only control routes (not part of authentik), no auth:
+
+* ``POST /_sim/login/`` with ``{"username", "client_ip", "password"?}`` runs ``login()``
+  and answers ``{"event": <action>, "deliveries": [...]}``;
+* ``POST /_sim/worker/`` with ``{"paused": bool}`` (``GET`` reads it) pauses or resumes
+  the worker, like ``pause_worker()`` / ``resume_worker()``, and answers
+  ``{"paused": bool, "held": <events held>, "queued": <queued task rows>}``. While paused,
+  new events are held: each shows its ``event_trigger_dispatch`` row and one
+  ``event_trigger_handler`` row per rule as ``queued`` (the backlog a busy worker shows,
+  §16); on resume they run in order. Held events do not make ``wait_idle`` wait.
 
 Run it alone with ``python -m tests.simulators.authentik --port 9000``.
 """
@@ -96,6 +160,21 @@ MODES = {"local": "authentik inbuilt notifications", "webhook": "Generic Webhook
          "webhook_slack": "Slack Webhook (Slack/Discord)", "email": "Email"}
 EMAIL_TEMPLATES = ("email/event_notification.html", "email/event_notification.txt")
 KNOWN_ACTIONS = {e.value for e in akc.EventActions}
+TASK_STATES = ("queued", "consumed", "preprocess", "running", "postprocess", "rejected", "done")
+TASK_STATUSES = TASK_STATES + ("info", "warning", "error")
+TASK_LOGGER = "authentik.tasks.middleware.TaskLogMiddleware"  # class_to_path(TaskLogMiddleware)
+TASK_DESCRIPTIONS = {  # the actors' ``description`` option (authentik/events/tasks.py)
+    "event_trigger_dispatch": "Dispatch new event notifications.",
+    "event_trigger_handler": "Check if policies attached to NotificationRule match event and dispatch "
+                             "notification tasks.",
+    "notification_transport": "Send notification.",
+}
+TASK_ORDERING = ("message_id", "queue_name", "actor_name", "state", "mtime", "retries", "eta", "rel_obj_id",
+                 "aggregated_status")
+EVENT_ORDERING = {"pk": lambda e: str(e.event_uuid), "action": lambda e: e.action, "app": lambda e: e.app,
+                  "client_ip": lambda e: e.client_ip, "created": lambda e: e.created,
+                  "expires": lambda e: e.expires}
+CHOICE_ERROR = "Select a valid choice. %s is not one of the available choices."
 DEFAULT_BRAND = {"app": "authentik_brands", "model_name": "brand",
                  "pk": "0" * 31 + "1", "name": "Default brand"}
 BOOL_TRUE, BOOL_FALSE = ("true", "True", "1"), ("false", "False", "0")
@@ -196,6 +275,8 @@ class Event:
         self.brand = dict(DEFAULT_BRAND)
         self.created = now()
         self.expires = self.created + timedelta(days=365)
+        self.dispatch_task = None  # its event_trigger_dispatch task row (>= 2025.8)
+        self.handler_tasks = None  # [(rule name, handler row)] once dispatched or held
 
     @property
     def summary(self):
@@ -412,6 +493,7 @@ class AuthentikSimulator(SimulatorBase):
         self.webhook_timeout = webhook_timeout
         self.webhook_verify = True  # TLS verification of webhook targets
         self.event_budget = 200  # events one drain may process: stops event storms from looping
+        self.task_limit = 5000  # task rows kept; finished ones beyond it are purged, oldest first
         self.reset()
         if async_pipeline:
             self._queue = queue.Queue()
@@ -427,6 +509,9 @@ class AuthentikSimulator(SimulatorBase):
             self.events, self.deliveries, self.outbox, self.notifications = [], [], [], []
             self.expression_log = []
             self._pending = []
+            self.tasks = {}  # message_id -> task row (insertion order = enqueue order)
+            self._task_seq = 0
+            self._paused, self._held = False, []
             self._next_user = ADMIN_PK
             self.add_user("akadmin", name="authentik Default Admin", email="root@example.com")
             admins = self.add_group("authentik Admins", is_superuser=True)
@@ -556,9 +641,14 @@ class AuthentikSimulator(SimulatorBase):
         return False
 
     def _record_event(self, event):
+        """``post_save`` of an Event: enqueue ``event_trigger_dispatch`` (§10.7)."""
         with self.lock:
             self.events.append(event)
-            if self.async_pipeline:
+            event.dispatch_task = self._new_task("event_trigger_dispatch")
+            if self._paused:  # the backlog a busy worker shows: dispatch and its handlers queued (§16)
+                event.handler_tasks = self._handler_tasks()
+                self._held.append(event)
+            elif self.async_pipeline:
                 self._queue.put(event)
             else:
                 self._pending.append(event)
@@ -572,23 +662,39 @@ class AuthentikSimulator(SimulatorBase):
             with self.lock:
                 if not self._pending:
                     return
-                jobs = self._plan(self._pending.pop(0))
-            for job in jobs:
-                self._deliver(job)
+                event = self._pending.pop(0)
+            self._process_event(event)
 
     def _worker(self):
         while True:
             event = self._queue.get()
             try:
-                with self.lock:
-                    jobs = self._plan(event)
-                for job in jobs:
-                    self._deliver(job)
+                self._process_event(event)
             except Exception as exc:  # keep the worker alive, but leave a trace
                 with self.lock:
                     self.expression_log.append({"source": "worker", "level": "error", "msg": error_string(exc)})
             finally:
                 self._queue.task_done()
+
+    def pause_worker(self):
+        """Hold new events (and show their tasks as queued) until ``resume_worker()``."""
+        with self.lock:
+            self._paused = True
+
+    def resume_worker(self):
+        """Run the held events in order. Call WITHOUT holding the lock (the sync pipeline drains here)."""
+        with self.lock:
+            held, self._held, self._paused = self._held, [], False
+            for event in held:
+                if self.async_pipeline:
+                    self._queue.put(event)
+                else:
+                    self._pending.append(event)
+        self._drain()
+
+    @property
+    def worker_paused(self):
+        return self._paused
 
     @contextmanager
     def _unlocked(self):
@@ -657,8 +763,34 @@ class AuthentikSimulator(SimulatorBase):
             "slugify": lambda v: re.sub(r"[-\s]+", "-", re.sub(r"[^\w\s-]", "", str(v)).strip().lower()),
         }
 
-    def _plan(self, event):
-        """``event_trigger_handler`` for every rule (lock held): returns the webhook jobs to post."""
+    def _handler_tasks(self):
+        """``event_trigger_dispatch``: one ``event_trigger_handler`` per rule, looked up by name later."""
+        return [(rule["name"], self._new_task("event_trigger_handler", ("authentik_events", "notificationrule",
+                                                                        rule["pk"])))
+                for rule in sorted(self.rules.values(), key=lambda r: r["name"])]
+
+    def _process_event(self, event):
+        """The worker's side of one event: dispatch, the handlers, then the webhook POSTs.
+        Called WITHOUT the lock; the policy and mapping work runs under it."""
+        with self.lock:
+            self._task_start(event.dispatch_task)
+            if event.handler_tasks is None:
+                event.handler_tasks = self._handler_tasks()
+            self._task_finish(event.dispatch_task)
+            jobs = []
+            for name, task in event.handler_tasks:
+                if task is not None and task["message_id"] not in self.tasks:
+                    continue  # deleted together with its rule: the message never runs
+                self._task_start(task)
+                rule = next((r for r in self.rules.values() if r["name"] == name), None)
+                if rule is not None:  # a renamed or deleted rule: the handler returns quietly
+                    jobs.extend(self._handle_rule(event, rule, task))
+                self._task_finish(task)
+        for job in jobs:
+            self._deliver(job)
+
+    def _handle_rule(self, event, rule, handler):
+        """``event_trigger_handler`` for one rule (lock held): returns the webhook jobs to post."""
         jobs = []
         guard = event.context.get("policy_uuid")
         if guard:  # loop guard: events about a policy bound to any rule are ignored (§10.8)
@@ -668,23 +800,101 @@ class AuthentikSimulator(SimulatorBase):
                 guard = None
             if guard and any(b["policy"] == guard and b["target"] in self.rules for b in self.bindings.values()):
                 return jobs
-        for rule in sorted(self.rules.values(), key=lambda r: r["name"]):
-            request_user = self._expr_user(event.user.get("pk"))
-            if not self._rule_passes(rule, event, request_user):
+        request_user = self._expr_user(event.user.get("pk"))
+        if not self._rule_passes(rule, event, request_user):
+            return jobs
+        recipients = self._recipients(rule, event)
+        count = 0
+        for tr_pk in rule["transports"]:
+            transport = self.transports.get(tr_pk)
+            if not transport:
                 continue
-            recipients = self._recipients(rule, event)
-            for tr_pk in rule["transports"]:
-                transport = self.transports.get(tr_pk)
-                if not transport:
-                    continue
-                for user in recipients:
-                    notification = Notification(event, user, rule["severity"], event.summary)
-                    job = self._prepare(transport, rule, notification)
-                    if job:
+            for user in recipients:
+                count += 1
+                task = self._new_task("notification_transport",
+                                      ("authentik_events", "notificationtransport", transport["pk"]))
+                self._task_start(task)
+                notification = Notification(event, user, rule["severity"], event.summary)
+                try:
+                    job = self._send_prepare(transport, rule, notification)
+                except MappingFailed as exc:  # PropertyMappingExpressionException: str() is empty
+                    self._task_fail(task, "", [("PropertyMappingExpressionException", "", False),
+                                               (type(exc.__cause__).__name__, str(exc.__cause__), True)])
+                else:
+                    if job is None:  # local / email: done inside the task
+                        self._task_finish(task)
+                    else:
+                        job["task"] = task
                         jobs.append(job)
-                    if transport["send_once"]:
-                        break
+                if transport["send_once"]:
+                    break
+        if handler is not None:
+            self._task_log(handler, "info", "Created %d notification tasks" % count, logger=handler["actor_name"])
         return jobs
+
+    # -- worker task rows (>= 2025.8) ---------------------------------------
+    def _new_task(self, actor, rel=None):
+        """A task row as the Postgres broker writes it on enqueue; None before the Dramatiq era."""
+        if self.vt < (2025, 8):
+            return None
+        stamp = now()
+        self._task_seq += 1
+        app, model, obj = rel or (None, None, None)
+        task = {"message_id": str(uuid.uuid4()), "queue_name": "default", "actor": actor,
+                "actor_name": "authentik.events.tasks." + actor, "state": "queued", "mtime": stamp, "retries": 0,
+                "eta": None, "rel_obj_app_label": app, "rel_obj_model": model,
+                "rel_obj_id": str(obj) if obj is not None else None, "logs": [], "previous_logs": [],
+                "seq": self._task_seq}
+        self._task_log(task, "info", "Task has been queued", {"delay": None})
+        self.tasks[task["message_id"]] = task
+        if len(self.tasks) > self.task_limit:
+            self._purge_tasks()
+        return task
+
+    def _purge_tasks(self):
+        """Drop the oldest finished rows down to 80 % of ``task_limit`` (queued ones stay)."""
+        excess = len(self.tasks) - self.task_limit * 4 // 5
+        finished = [m for m, t in self.tasks.items() if t["state"] in ("done", "rejected")][:max(excess, 0)]
+        for message_id in finished:
+            del self.tasks[message_id]
+
+    def _drop_tasks_of(self, pk):
+        self.tasks = {m: t for m, t in self.tasks.items() if t["rel_obj_id"] != str(pk)}
+
+    @staticmethod
+    def _task_log(task, level, message, attributes=None, logger=TASK_LOGGER):
+        if task is not None:
+            task["logs"].append({"event": message, "log_level": level, "logger": logger, "timestamp": now(),
+                                 "attributes": attributes or {}})
+
+    def _task_start(self, task):
+        if task is not None:
+            task.update(state="consumed", mtime=now())
+            self._task_log(task, "info", "Task is being processed")
+
+    def _task_finish(self, task):
+        if task is not None:
+            self._task_log(task, "info", "Task finished processing without errors")
+            task.update(state="done", eta=None, mtime=now())
+
+    def _task_fail(self, task, message, chain, retry_in=None):
+        """An exception in the actor: error log, then a retry (queued again) or rejected.
+        ``chain``: (type name, str, is_cause) from the raised exception down its causes."""
+        if task is None:
+            return
+        exception = [{"exc_type": name, "exc_value": text, "exc_notes": [], "syntax_error": None,
+                      "is_cause": cause, "is_group": False, "exceptions": [], "frames": []}
+                     for name, text, cause in chain]
+        self._task_log(task, "error", message, {"exception": exception})
+        stamp = now()
+        if retry_in is None:
+            task.update(state="rejected", eta=None, mtime=stamp)
+            return
+        task["previous_logs"].extend(task["logs"])  # re-enqueue marks the earlier logs previous
+        task["logs"] = []
+        self._task_log(task, "info", "Task will be retried", {"delay": int(retry_in * 1000)})
+        task.update(state="queued", retries=task["retries"] + 1, eta=stamp + timedelta(seconds=retry_in),
+                    mtime=stamp)
 
     def _recipients(self, rule, event):
         users = []
@@ -781,33 +991,37 @@ class AuthentikSimulator(SimulatorBase):
 
     def _prepare(self, transport, rule, notification):
         """``transport.send()`` up to the HTTP request (§10): a job to post, or None."""
-        mode = transport["mode"]
         try:
-            if mode == "local":  # body mapping evaluated, result discarded
-                if transport["webhook_mapping_body"]:
-                    self._eval_mapping(transport["webhook_mapping_body"], notification)
-                self.notifications.append({"user": notification.user.pk, "event": notification.event,
-                                           "severity": notification.severity, "body": notification.body,
-                                           "rule": rule["name"]})
-                return None
-            if mode == "email":
-                if notification.user.email:
-                    self.outbox.append({"to": notification.user.email, "template": transport["email_template"],
-                                        "subject": transport["email_subject_prefix"] + notification.body[:75],
-                                        "body": notification.body, "event": notification.event.action,
-                                        "rule": rule["name"], "transport": transport["name"]})
-                return None
-            headers = {}
-            if mode == "webhook_slack":  # mappings ignored (§10.10)
-                body = self._slack_body(notification)
-            else:
-                body = self._default_body(notification)
-                if transport["webhook_mapping_body"]:
-                    body = self._eval_mapping(transport["webhook_mapping_body"], notification)
-                if transport["webhook_mapping_headers"] and self.vt >= (2025, 4):
-                    headers = self._eval_mapping(transport["webhook_mapping_headers"], notification) or {}
+            return self._send_prepare(transport, rule, notification)
         except MappingFailed:
             return None
+
+    def _send_prepare(self, transport, rule, notification):
+        """Like ``_prepare``, but a mapping exception raises ``MappingFailed``."""
+        mode = transport["mode"]
+        if mode == "local":  # body mapping evaluated, result discarded
+            if transport["webhook_mapping_body"]:
+                self._eval_mapping(transport["webhook_mapping_body"], notification)
+            self.notifications.append({"user": notification.user.pk, "event": notification.event,
+                                       "severity": notification.severity, "body": notification.body,
+                                       "rule": rule["name"]})
+            return None
+        if mode == "email":
+            if notification.user.email:
+                self.outbox.append({"to": notification.user.email, "template": transport["email_template"],
+                                    "subject": transport["email_subject_prefix"] + notification.body[:75],
+                                    "body": notification.body, "event": notification.event.action,
+                                    "rule": rule["name"], "transport": transport["name"]})
+            return None
+        headers = {}
+        if mode == "webhook_slack":  # mappings ignored (§10.10)
+            body = self._slack_body(notification)
+        else:
+            body = self._default_body(notification)
+            if transport["webhook_mapping_body"]:
+                body = self._eval_mapping(transport["webhook_mapping_body"], notification)
+            if transport["webhook_mapping_headers"] and self.vt >= (2025, 4):
+                headers = self._eval_mapping(transport["webhook_mapping_headers"], notification) or {}
         return {"url": transport["webhook_url"], "body": body, "headers": headers, "rule": rule["name"],
                 "transport": transport["name"], "mode": mode, "recipient": notification.user.username,
                 "event": notification.event.action, "version": self.version}
@@ -847,23 +1061,54 @@ class AuthentikSimulator(SimulatorBase):
             return record, resp
         except (requests.RequestException, ValueError, TypeError, AttributeError) as exc:
             record.update(status=None, response=None, exception=str(exc))
+            job["error"] = exc  # for the task row's error log
             return record, None
         finally:
             session.close()
 
     def _deliver(self, job):
-        """POST with the task runner's retries; every attempt lands in ``deliveries`` (§10.6-7)."""
+        """POST with the task runner's retries; every attempt lands in ``deliveries`` (§10.6-7)
+        and in the job's ``notification_transport`` task row."""
         attempts = 1 + self.max_retries
+        task = job.get("task")
         for attempt in range(1, attempts + 1):
+            if attempt > 1:
+                with self.lock:
+                    self._task_start(task)
             record, resp = self._post_once(job)
             record["attempt"] = attempt
+            ok = resp is not None and resp.ok
             with self.lock:
                 self.deliveries.append(record)
-            if resp is not None and resp.ok:
+                if ok:
+                    self._task_finish(task)
+                else:
+                    message, chain = self._send_error(job, resp)
+                    self._task_fail(task, message, chain,
+                                    self.retry_backoff * attempt if attempt < attempts else None)
+            if ok:
                 return True
             if attempt < attempts:
                 time.sleep(self.retry_backoff * attempt)
         return False
+
+    @staticmethod
+    def _send_error(job, resp):
+        """What ``send_webhook`` raises: ``NotificationTransportError(response.text)`` for a non-2xx
+        answer, ``NotificationTransportError(str(exc))`` for a requests error (the requests exception
+        chained as the cause), any other exception as it is. Returns (str, chain)."""
+        if resp is not None:
+            try:
+                resp.raise_for_status()
+                cause = ("HTTPError", "%s Error for url: %s" % (resp.status_code, job["url"]))
+            except requests.HTTPError as exc:
+                cause = ("HTTPError", str(exc))
+            return resp.text, [("NotificationTransportError", resp.text, False), cause + (True,)]
+        exc = job.pop("error", None)
+        text = str(exc)
+        if isinstance(exc, requests.RequestException):
+            return text, [("NotificationTransportError", text, False), (type(exc).__name__, text, True)]
+        return text, [(type(exc).__name__, text, False)]
 
     # -- HTTP ----------------------------------------------------------------
     def handle(self, request):
@@ -880,6 +1125,8 @@ class AuthentikSimulator(SimulatorBase):
         path = req.path
         if path == "/_sim/login/" and req.method == "POST":
             return self._sim_login(req)
+        if path == "/_sim/worker/" and req.method in ("GET", "POST"):
+            return self._sim_worker(req)
         if not path.startswith("/api/v3/") or not path.endswith("/"):
             raise ApiError(404, HTML_404, "text/html")  # APPEND_SLASH = False (§1)
         rest = path[len("/api/v3/"):-1]
@@ -889,6 +1136,8 @@ class AuthentikSimulator(SimulatorBase):
                 raise ApiError(405, {"detail": 'Method "%s" not allowed.' % req.method})
             return Response(200, self._version() if rest == "admin/version" else self._me(token))
         m = re.match(r"^([a-z_]+/[a-z_]+)(?:/([^/]+))?(?:/([a-z_]+))?$", rest)
+        if m and m.group(1) == "tasks/tasks" and self.vt >= (2025, 8):  # Dramatiq era only (§10.7)
+            return self._tasks_api(req, self._authenticate(req), m.group(2), m.group(3))
         if not m or (m.group(1) not in KINDS and m.group(1) not in READ_ONLY):
             raise ApiError(404, HTML_404, "text/html")
         base, pk, action = m.groups()
@@ -957,6 +1206,184 @@ class AuthentikSimulator(SimulatorBase):
         with self._unlocked():
             event = self.login(body["username"], body["client_ip"], body.get("password"))
         return Response(200, {"event": event.action, "deliveries": self.deliveries[before:]})
+
+    def _sim_worker(self, req):
+        """Simulator-only control route: pause or resume the worker (the task backlog, §16)."""
+        if req.method == "POST":
+            try:
+                body = req.json() or {}
+            except ValueError:
+                body = {}
+            paused = body.get("paused") if isinstance(body, dict) else None
+            if not isinstance(paused, bool):
+                return Response(400, {"detail": "paused (a boolean) is required"})
+            if paused:
+                self.pause_worker()
+            else:
+                with self._unlocked():
+                    self.resume_worker()
+        return Response(200, {"paused": self._paused, "held": len(self._held),
+                              "queued": sum(1 for t in self.tasks.values() if t["state"] == "queued")})
+
+    # -- worker tasks (>= 2025.8) ------------------------------------------------
+    def _tasks_api(self, req, token, pk, action):
+        """``TaskViewSet``: list, retrieve and the ``status`` list action; read-only."""
+        if action:
+            raise ApiError(404, HTML_404, "text/html")  # retry: not modelled
+        if req.method != "GET":
+            raise ApiError(405, {"detail": 'Method "%s" not allowed.' % req.method})
+        if pk == "status":
+            if not token["superuser"]:  # permission_required(None, ["authentik_tasks.view_task"])
+                raise ApiError(403, {"detail": NO_PERMISSION})
+            counts = dict.fromkeys(TASK_STATUSES, 0)
+            for task in self.tasks.values():
+                counts[self._aggregated_status(task)] += 1
+            return Response(200, counts)
+        if pk is not None:
+            not_found = ApiError(404, {"detail": "No Task matches the given query."})
+            try:
+                key = norm_uuid(pk)
+            except ValueError:
+                raise not_found from None
+            task = self.tasks.get(key)
+            if task is None or not token["superuser"]:
+                raise not_found
+            return Response(200, self._serialize_task(task))
+        if not token["superuser"]:
+            return self._paginate(req, [])
+        tasks = self._filter_tasks(req, list(self.tasks.values()))
+        terms = self._ordering_terms(req, TASK_ORDERING, [("mtime", True)])
+        tasks = self._sort(tasks, terms, lambda t, f: self._aggregated_status(t) if f == "aggregated_status"
+                           else t[f], lambda t: t["seq"])
+        resp = self._paginate(req, tasks)
+        resp.body["results"] = [self._serialize_task(t) for t in resp.body["results"]]
+        return resp
+
+    def _filter_tasks(self, req, tasks):
+        """``TaskFilter`` (exact lookups, choice validation like django-filter) plus ``search``."""
+        errors = {}
+        state = req.q("state")
+        if state and state not in TASK_STATES:
+            errors["state"] = [CHOICE_ERROR % state]
+        statuses = [v for v in req.query.get("aggregated_status", []) if v]
+        bad = [v for v in statuses if v not in TASK_STATUSES]
+        if bad:
+            errors["aggregated_status"] = [CHOICE_ERROR % bad[0]]
+        if errors:
+            raise bad_request(errors)
+        if state:
+            tasks = [t for t in tasks if t["state"] == state]
+        if statuses:
+            tasks = [t for t in tasks if self._aggregated_status(t) in statuses]
+        for param, key in (("queue_name", "queue_name"), ("actor_name", "actor_name"), ("rel_obj_id", "rel_obj_id"),
+                           ("rel_obj_content_type__app_label", "rel_obj_app_label"),
+                           ("rel_obj_content_type__model", "rel_obj_model")):
+            value = req.q(param)
+            if value:
+                tasks = [t for t in tasks if t[key] == value]
+        isnull = {"true": True, "1": True, "false": False, "0": False}.get((req.q("rel_obj_id__isnull") or "").lower())
+        if isnull is not None:  # BooleanWidget: anything else is no filter
+            tasks = [t for t in tasks if (t["rel_obj_id"] is None) == isnull]
+        search = (req.q("search") or "").lower()
+        if search:
+            tasks = [t for t in tasks if any(search in str(v).lower() for v in (
+                t["message_id"], t["queue_name"], t["actor_name"], t["state"], t["rel_obj_app_label"] or "",
+                t["rel_obj_model"] or "", t["rel_obj_id"] or "", self._aggregated_status(t)))]
+        return tasks
+
+    @staticmethod
+    def _aggregated_status(task):
+        """2026.5's ``update_aggregated_status`` trigger: the state unless done, and for done rows the
+        worst level in the legacy ``_messages`` column, which TaskLog-era workers leave empty: so
+        done -> "done", rejected -> "rejected", never "error" for a failed delivery."""
+        return task["state"]
+
+    def _serialize_task(self, t):
+        """``TaskSerializer`` (2026.2/2026.5 fields)."""
+        def logs(entries):
+            return [{"event": e["event"], "log_level": e["log_level"], "logger": e["logger"],
+                     "timestamp": iso(e["timestamp"]), "attributes": e["attributes"]} for e in entries]
+
+        out = {"message_id": t["message_id"], "queue_name": t["queue_name"], "actor_name": t["actor_name"],
+               "state": t["state"], "mtime": iso(t["mtime"]), "retries": t["retries"], "eta": iso(t["eta"])}
+        if t["rel_obj_app_label"] is not None:  # ReadOnlyField through a null FK: SkipField, key absent
+            out.update(rel_obj_app_label=t["rel_obj_app_label"], rel_obj_model=t["rel_obj_model"])
+        out.update(rel_obj_id=t["rel_obj_id"], uid=t["actor_name"], logs=logs(t["logs"]),
+                   previous_logs=logs(t["previous_logs"]), aggregated_status=self._aggregated_status(t),
+                   description=TASK_DESCRIPTIONS.get(t["actor"]))
+        return out
+
+    # -- events (EventsFilter) ------------------------------------------------------
+    def _list_events(self, req):
+        rows = [(seq, e, e.as_dict()) for seq, e in enumerate(self.events)]
+        since_2026_2 = self.vt >= (2026, 2)
+        if since_2026_2:  # MultipleChoiceFilter: exact, OR-ed, every value must be a choice
+            actions = [v for v in req.query.get("actions", []) if v]
+            bad = [v for v in actions if v not in KNOWN_ACTIONS]
+            if bad:
+                raise bad_request({"actions": [CHOICE_ERROR % bad[0]]})
+            if actions:
+                rows = [r for r in rows if r[2]["action"] in actions]
+        action = req.q("action")
+        if action:  # CharFilter(lookup_expr="icontains"): "login" also matches "login_failed"
+            rows = [r for r in rows if action.lower() in r[2]["action"].lower()]
+        username = req.q("username")
+        if username:  # user__username, and from 2026.2 also context__username (filter_username)
+            rows = [r for r in rows if (r[2]["user"] or {}).get("username") == username
+                    or (since_2026_2 and isinstance(r[2]["context"], dict)
+                        and r[2]["context"].get("username") == username)]
+        client_ip = req.q("client_ip")
+        if client_ip:
+            rows = [r for r in rows if r[2]["client_ip"] == client_ip]
+
+        def ctx(row, *keys):
+            value = row[2]["context"]
+            for key in keys:
+                value = value.get(key) if isinstance(value, dict) else None
+            return value
+
+        model_pk = req.q("context_model_pk")
+        if model_pk:  # dashes stripped (pks are stored as uuid hex), int pks match too
+            wanted = model_pk.replace("-", "")
+            number = int(wanted) if re.fullmatch(r"-?\d+", wanted) else None
+            rows = [r for r in rows if (isinstance(ctx(r, "model", "pk"), str) and ctx(r, "model", "pk") == wanted)
+                    or (number is not None and type(ctx(r, "model", "pk")) is int and ctx(r, "model", "pk") == number)]
+        for param, keys in (("context_model_name", ("model", "model_name")), ("context_model_app", ("model", "app")),
+                            ("context_authorized_app", ("authorized_application", "pk"))):
+            value = req.q(param)
+            if value:
+                rows = [r for r in rows if ctx(r, *keys) == value]
+        brand = req.q("brand_name")
+        if brand and since_2026_2:
+            rows = [r for r in rows if (r[2]["brand"] or {}).get("name") == brand]
+        search = (req.q("search") or "").lower()
+        if search:  # SearchFilter over event_uuid, user, action, app, context, client_ip
+            rows = [r for r in rows if any(search in text.lower() for text in (
+                r[2]["pk"], json.dumps(r[2]["user"]), r[2]["action"], r[2]["app"], json.dumps(r[2]["context"]),
+                r[2]["client_ip"] or ""))]
+        terms = self._ordering_terms(req, EVENT_ORDERING, [("created", True)])
+        rows = self._sort(rows, terms, lambda r, f: EVENT_ORDERING[f](r[1]), lambda r: r[0])
+        return self._paginate(req, [r[2] for r in rows])
+
+    @staticmethod
+    def _ordering_terms(req, allowed, default):
+        """DRF ``OrderingFilter``: comma-separated fields, invalid ones dropped, none left -> default."""
+        terms = []
+        for term in (req.q("ordering") or "").split(","):
+            term = term.strip()
+            if term.lstrip("-") in allowed:
+                terms.append((term.lstrip("-"), term.startswith("-")))
+        return terms or default
+
+    @staticmethod
+    def _sort(items, terms, value, seq):
+        """Stable multi-key sort; NULLs last ascending, first descending (Postgres); ties by ``seq``
+        in the first term's direction."""
+        items = sorted(items, key=seq, reverse=terms[0][1])
+        for field, desc in reversed(terms):
+            items.sort(key=lambda item: (value(item, field) is None,
+                                         "" if value(item, field) is None else value(item, field)), reverse=desc)
+        return items
 
     # -- reading ---------------------------------------------------------------
     def _items(self, base):
@@ -1051,16 +1478,13 @@ class AuthentikSimulator(SimulatorBase):
                                                                       for p in r["users"] if p in self.users])},
             "propertymappings/all": {"name": "name"},
             "policies/all": {"bindings__isnull": ("isnull", lambda r: self._bound_to(r["pk"]) or None)},
-            "events/events": {"action": "action", "client_ip": "client_ip",
-                              "username": lambda r: r["user"].get("username")},
         }
         return f[base]
 
     SEARCH = {"propertymappings/notification": ("name",), "events/transports": ("name", "mode", "webhook_url"),
               "events/rules": ("name",), "policies/expression": ("name",), "policies/event_matcher": ("name",),
               "policies/bindings": (), "core/users": ("email", "name", "uuid", "username"),
-              "core/groups": ("name",), "propertymappings/all": ("name",), "policies/all": ("name",),
-              "events/events": ("action",)}
+              "core/groups": ("name",), "propertymappings/all": ("name",), "policies/all": ("name",)}
 
     def _apply_filters(self, req, base, records):
         def get(rec, accessor):
@@ -1117,10 +1541,7 @@ class AuthentikSimulator(SimulatorBase):
             if not token["superuser"]:
                 return self._paginate(req, [])
             if base == "events/events":
-                records = [e.as_dict() | {"_pk": e.event_uuid} for e in self.events]
-                records = self._apply_filters(req, base, records)
-                records.reverse()  # ordering -created
-                return self._paginate(req, [{k: v for k, v in r.items() if k != "_pk"} for r in records])
+                return self._list_events(req)
             if base == "propertymappings/all":
                 records = [dict(r, _type="notification") for r in self.mappings.values()]
                 records += list(self.other_mappings.values())
@@ -1485,11 +1906,13 @@ class AuthentikSimulator(SimulatorBase):
             self.other_mappings.pop(pk, None)
         elif base == "events/transports":
             del self.transports[pk]
+            self._drop_tasks_of(pk)  # TasksModel: its task rows go with it
             for r in self.rules.values():
                 if pk in r["transports"]:
                     r["transports"].remove(pk)
         elif base == "events/rules":
             del self.rules[pk]
+            self._drop_tasks_of(pk)
             self.bindings = {k: b for k, b in self.bindings.items() if b["target"] != pk}
         elif base.startswith("policies/") and base != "policies/bindings":
             del self.policies[pk]
