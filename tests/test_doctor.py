@@ -241,6 +241,16 @@ def test_a_broken_body_mapping_is_found_in_authentiks_events(env):
     assert "mapping" in webhook[0]["fix"]
 
 
+def test_a_broken_login_policy_is_found_in_authentiks_events(env):
+    policy = named(env.authentik.policies, PREFIX + "user002")
+    policy["expression"] = policy["expression"].replace("event = ", "event = {}['nope']\nevent = ", 1)
+    env.authentik.login("user002", "192.0.2.54")
+    age_events(env)
+    webhook = [p for p in user_report(doctor(env), "user002")["problems"] if p["check"] == "webhook"]
+    assert webhook and "policy" in webhook[0]["message"] and "KeyError" in webhook[0]["message"], webhook
+    assert "policy" in webhook[0]["fix"]
+
+
 def test_an_old_failure_a_later_login_got_past_is_only_a_note(env):
     mapping = named(env.authentik.mappings, PREFIX + "user000")
     good = mapping["expression"]

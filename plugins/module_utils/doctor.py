@@ -137,6 +137,7 @@ class WhitelistDoctor(object):
         self.headers = plan.mappings.find({"name": plan.headers_mapping_name}) if plan.headers_mapping_name else None
         self.logins = self.authentik.recent_events("login", limit=self.recent_logins)
         self.mapping_errors = self.authentik.recent_events("property_mapping_exception", limit=100)
+        self.policy_errors = self.authentik.recent_events("policy_exception", limit=100)
         # A webhook that failed every retry ends "rejected"; "error" is kept for servers that aggregate logs.
         failed = self.authentik.tasks({"aggregated_status": ["rejected", "error"],
                                        "rel_obj_content_type__app_label": "authentik_events",
@@ -377,7 +378,7 @@ class WhitelistDoctor(object):
         report.problem("webhook", "%s (%s)" % (message, detail), self._failure_fix(failures))
 
     def _failures(self, username, name):
-        """Recorded failures of this user's webhook: mapping exceptions and failed transport tasks."""
+        """Recorded failures of this user's chain: policy and mapping exceptions, failed webhook tasks."""
         plan = self.plan
         found = []
         names = {name, plan.headers_mapping_name}
@@ -387,6 +388,16 @@ class WhitelistDoctor(object):
             if mapping.get("name") in names:
                 found.append("authentik could not evaluate webhook mapping %r at %s: %s"
                              % (mapping.get("name"), event.get("created"), context.get("message")))
+        policy = plan.policies.find({"name": name})
+        if policy is not None:
+            wanted = str(policy["pk"]).replace("-", "")
+            for event in self.policy_errors:
+                context = event.get("context") or {}
+                if str(context.get("policy_uuid") or "").replace("-", "") == wanted:
+                    message = str(context.get("message") or "").strip().splitlines()
+                    found.append("authentik's policy %r failed at %s: %s"
+                                 % (name, event.get("created"), message[-1] if message else "no message"))
+                    break  # it fails on every event; once is enough
         transport = (plan.transports._rows or {}).get(name)
         if transport is not None:
             wanted = str(transport["pk"]).replace("-", "")
@@ -409,6 +420,8 @@ class WhitelistDoctor(object):
             return "the rule the webhook updates is gone: %s" % RERUN
         if "could not evaluate" in text:
             return "a webhook mapping is broken: %s" % RERUN
+        if "policy" in text:
+            return "the user's login policy is broken: %s" % RERUN
         if text:
             return ("authentik's worker cannot deliver the webhook: check that it reaches the webhook URL "
                     "(jellyfin_whitelist_webhook_url) and that Pangolin's Integration API is up")
