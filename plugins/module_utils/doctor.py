@@ -115,7 +115,7 @@ class Finding(object):
 class WhitelistDoctor(object):
     def __init__(self, pangolin, authentik, resource_id, users, prefix, headers_mapping, placeholder="0.0.0.0",
                  action="ACCEPT", webhook_url=None, ipv6_prefix=0, recent_logins=100, destination_group=None,
-                 now=None):
+                 manage_webhook_key=False, now=None):
         self.pangolin = pangolin
         self.authentik = authentik
         self.resource_id = resource_id
@@ -129,6 +129,7 @@ class WhitelistDoctor(object):
                                   action=action, headers_mapping=headers_mapping, webhook_url=webhook_url or "",
                                   check_mode=True, apply_rules=True, destination_group=destination_group)
         self.webhook_url = (webhook_url or "").rstrip("/")
+        self.manage_webhook_key = manage_webhook_key
 
     # -- reads ---------------------------------------------------------------
     def read(self):
@@ -155,6 +156,7 @@ class WhitelistDoctor(object):
         report = Finding()
         self._check_resource(report)
         self._check_headers(report)
+        self._check_webhook_key(report)
         self._check_proxy(report)
         self._check_backlog(report)
         users = [self._examine_user(user) for user in plan.users if user["state"] == "present"]
@@ -179,6 +181,44 @@ class WhitelistDoctor(object):
         elif bearer_in(self.headers.get("expression")) is None:
             report.note("headers_mapping", "webhook mapping %r was not written by this collection; the doctor "
                         "cannot tell which Pangolin key it sends" % name)
+
+    def _check_webhook_key(self, report):
+        """Does Pangolin still have the key the headers mapping sends, allowed to update rules?"""
+        bearer = bearer_in((self.headers or {}).get("expression"))
+        if bearer is None:
+            return
+        key_id = bearer.split(".", 1)[0]
+        if key_id == str(self.pangolin.token).split(".", 1)[0]:
+            return  # the playbook's own key, which this very run just used
+        org_id = self.plan.resource_org_id()
+        try:
+            keys = self.pangolin.list_api_keys(org_id)
+            row = next((k for k in keys if k.get("apiKeyId") == key_id), None)
+            actions = self.pangolin.api_key_actions(org_id, key_id) if row is not None else None
+        except ApiError as exc:
+            if exc.status != 403:
+                raise
+            report.note("webhook_key", "the doctor cannot check the key authentik sends: reading org keys needs a "
+                        "root key with listApiKeys and listApiKeyActions")
+            return
+        if row is None:
+            message = ("Pangolin's org %r has no API key %s, the key authentik sends with each webhook, so Pangolin "
+                       "refuses the webhooks" % (org_id, key_id))
+            fix = ("rerun playbooks/site.yml: with jellyfin_whitelist_manage_webhook_key it makes a new key; "
+                   "otherwise create a key with the updateResourceRule action and set "
+                   "jellyfin_whitelist_webhook_api_key")
+            if self.manage_webhook_key:
+                report.problem("webhook_key", message, fix)
+            else:  # it may be a root key, which org key lists leave out
+                report.note("webhook_key", message + " (unless it is a root key)", fix)
+        elif "updateResourceRule" not in actions:
+            report.problem("webhook_key", "the API key %s authentik sends lacks the updateResourceRule action, so "
+                           "Pangolin refuses the webhooks (403)" % key_id,
+                           "give the key the updateResourceRule action in Pangolin, or %s" % RERUN)
+        elif actions != ["updateResourceRule"]:
+            report.note("webhook_key", "the API key %s authentik sends may do more than update rules (%s)"
+                        % (key_id, ", ".join(actions)),
+                        "leave it only updateResourceRule (jellyfin_whitelist_manage_webhook_key does)")
 
     def _check_proxy(self, report):
         by_ip = {}

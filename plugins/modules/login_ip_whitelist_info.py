@@ -18,7 +18,8 @@ description:
     lower priority shadows the user's rule; the address the rule whitelists, and the user's last login and its
     address. When the last login did not reach Pangolin it says why, from what authentik recorded (mapping exceptions,
     failed webhook tasks).
-  - For everyone - C(applyRules) is on for the resource; the headers mapping exists; recent logins of different users
+  - For everyone - C(applyRules) is on for the resource; the headers mapping exists and Pangolin still has the key
+    it sends, with the C(updateResourceRule) action; recent logins of different users
     do not all come from one private or proxy address (an untrusted reverse proxy in front of authentik, fixed with
     C(AUTHENTIK_LISTEN__TRUSTED_PROXY_CIDRS)); the backlog of authentik's worker, on servers with a task API
     (2025.8 and later).
@@ -61,6 +62,14 @@ options:
     description:
       - Only for authentik older than 2025.8, the group the notification rules send to.
     type: str
+  manage_webhook_key:
+    description:
+      - Whether the whitelist makes its own webhook key (as with O(homelab.pangolin_authentik.login_ip_whitelist#module:manage_webhook_key));
+        then a key the headers mapping sends but Pangolin no longer has is a problem, not a note.
+      - Checking the key needs a root O(pangolin_api_key) with C(listApiKeys) and C(listApiKeyActions); without it
+        the check is skipped with a note.
+    type: bool
+    default: false
   recent_logins:
     description:
       - How many of authentik's newest login events to examine for the untrusted-proxy pattern.
@@ -204,7 +213,8 @@ def examine(module, reconciler):
                              placeholder=placeholder, action=params["action"],
                              webhook_url=api_base(webhook_url) if webhook_url else None,
                              ipv6_prefix=ipv6_prefix, recent_logins=params["recent_logins"],
-                             destination_group=params["destination_group"])
+                             destination_group=params["destination_group"],
+                             manage_webhook_key=params["manage_webhook_key"])
     result = doctor.examine()
     result["changed"] = False
     return result
@@ -222,6 +232,7 @@ def main():
         headers_mapping=dict(type="str", default="jellyfin-whitelist pangolin headers"),
         ipv6_prefix=dict(type="int", default=0),
         destination_group=dict(type="str"),
+        manage_webhook_key=dict(type="bool", default=False),
         recent_logins=dict(type="int", default=100),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **selector_rules)
