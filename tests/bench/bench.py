@@ -3,8 +3,9 @@
 
     python -m tests.bench.bench 5 25 100
 
-For each N: seeds N authentik users, then times a converge from empty, a
-no-op rerun and a --check --diff run, and counts module invocations and the
+For each N: seeds N authentik users, then times a --check --diff run, a
+converge from empty, a no-op rerun, and (after every user logged in once)
+playbooks/doctor.yml and a playbooks/expire.yml that expires nobody, and counts module invocations and the
 HTTP requests each simulator received, by method. The simulators answer in
 well under a millisecond, so the times are Ansible's and the collection's
 own; on real servers add about 20-35 ms per request.
@@ -52,7 +53,11 @@ def main(sizes):
                                                   "pangolin requests", "authentik requests"))
     for size in sizes:
         with PlaybookEnv(users=size) as env:
-            for label, kwargs in (("check", dict(check=True, diff=True)), ("converge", {}), ("no-op", {})):
+            for label, kwargs in (("check", dict(check=True, diff=True)), ("converge", {}), ("no-op", {}),
+                                  ("doctor", dict(playbook="doctor.yml")), ("expire", dict(playbook="expire.yml"))):
+                if label == "doctor":
+                    for index, username in enumerate(env.usernames):
+                        env.authentik.login(username, "198.51.%d.%d" % (100 + index // 250, 1 + index % 250))
                 row = phase(env, label, **kwargs)
                 print("%5d  %-8s %8.2f %8d %8s %7d  %-28s %s" % (size, row["phase"], row["seconds"], row["modules"],
                                                                 row["changed"], row["writes"], fmt(row["pangolin"]),
