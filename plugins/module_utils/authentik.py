@@ -11,6 +11,8 @@ body fields are silently dropped).
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import re
 
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import (
@@ -35,6 +37,17 @@ def authentik_argument_spec():
     )
     spec.update(connection_argument_spec())
     return spec
+
+
+def parse_time(text):
+    """An aware datetime from authentik's ISO timestamps, or None."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def parse_version(text):

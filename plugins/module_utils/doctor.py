@@ -21,6 +21,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import ApiError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import parse_time
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.render import (
     login_policy_expression,
     rendered_values,
@@ -32,17 +33,6 @@ RERUN = "rerun playbooks/site.yml, which rebuilds the user's chain"
 PROXY_SETTING = "AUTHENTIK_LISTEN__TRUSTED_PROXY_CIDRS"
 # A login younger than this may still be on its way through authentik's worker.
 IN_FLIGHT = timedelta(minutes=2)
-
-
-def parse_time(text):
-    """An aware datetime from authentik's ISO timestamps, or None."""
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def expected_value(client_ip, ipv6_prefix):

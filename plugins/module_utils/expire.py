@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import parse_time
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import TransportKind
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.doctor import parse_time
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin_objects import RuleKind
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.whitelist import rule_id_in_url, validate_users

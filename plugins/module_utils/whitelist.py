@@ -96,7 +96,7 @@ class WhitelistPlan(object):
 
     def __init__(self, pangolin, authentik, resource_id, users, prefix, priority_range, placeholder="0.0.0.0",
                  action="ACCEPT", prune=False, headers_mapping=None, webhook_url=None, destination_group=None,
-                 check_mode=False, webhook_api_key=None, apply_rules=False, ipv6_prefix=0, webhook_key=None,
+                 check_mode=False, webhook_api_key=None, apply_rules=False, ipv6_prefix=0, webhook_key_factory=None,
                  org_id=None):
         self.pangolin = pangolin
         self.authentik = authentik
@@ -117,8 +117,8 @@ class WhitelistPlan(object):
             raise InputError("webhook_api_key must be a Pangolin API key of the form <key id>.<secret>")
         self.apply_rules = apply_rules
         self.ipv6_prefix = check_ipv6_prefix(ipv6_prefix)
-        # A WebhookKey factory (org id -> WebhookKey): the collection keeps its own key.
-        self.webhook_key_factory = webhook_key
+        # org id -> WebhookKey, when the collection keeps its own webhook key.
+        self.webhook_key_factory = webhook_key_factory
         self.webhook_key = None
         self.org_id = org_id
         self.users = validate_users(users)

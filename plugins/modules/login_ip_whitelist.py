@@ -230,7 +230,7 @@ def manage_whitelist(module, reconciler):
                          headers_mapping=headers_mapping, webhook_url=api_base(webhook_url),
                          destination_group=params["destination_group"], check_mode=module.check_mode,
                          webhook_api_key=params["webhook_api_key"], apply_rules=params["apply_rules"],
-                         ipv6_prefix=ipv6_prefix, webhook_key=webhook_key, org_id=params["org_id"])
+                         ipv6_prefix=ipv6_prefix, webhook_key_factory=webhook_key, org_id=params["org_id"])
     plan.plan()
     users = plan.apply(reconciler)
     return dict(changed=reconciler.changed, users=users, resource_id=resource_id, diff=reconciler.diffs(),
