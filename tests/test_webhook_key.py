@@ -176,6 +176,10 @@ def test_check_mode_shows_the_new_key_redacted_and_writes_nothing(env):
 def test_a_failed_key_write_converges_without_a_stray_key(env, fault, path):
     env.pangolin.inject(fault, "PUT" if path.endswith("key$") else "POST", path)
     first = run_module("login_ip_whitelist", args(env))
+    # Whatever the first run did, logins work or the run failed before the mapping named a key.
+    if not first.get("failed"):
+        env.authentik.login("user001", "192.0.2.43")
+        assert env.rule_of("user001")["value"] == "192.0.2.43"
     second = ok(run_module("login_ip_whitelist", args(env)))
     keys = our_keys(env)
     assert len(keys) == 1, (first.get("msg"), keys)
@@ -187,6 +191,33 @@ def test_a_failed_key_write_converges_without_a_stray_key(env, fault, path):
     third = ok(run_module("login_ip_whitelist", args(env)))
     assert third["changed"] is False
     assert_never_shown(env, first, second, third)
+
+
+def test_two_runs_at_once_leave_one_working_key(env, monkeypatch):
+    """Both runs make a key; the mapping keeps one, neither deletes the other's, the next run tidies up.
+
+    Simulated by a second run that reads the key list as the first run saw it
+    (before the first run's key existed), as a concurrent run would.
+    """
+    snapshot = []
+    original = pangolin_utils.PangolinClient.list_api_keys
+
+    def as_first_seen(self, org_id):
+        if not snapshot:
+            snapshot.append(original(self, org_id))
+        return [dict(row) for row in snapshot[0]]
+
+    monkeypatch.setattr(pangolin_utils.PangolinClient, "list_api_keys", as_first_seen)
+    ok(run_module("login_ip_whitelist", args(env)))
+    ok(run_module("login_ip_whitelist", args(env)))
+    monkeypatch.undo()
+    assert len(our_keys(env)) == 2
+    env.authentik.login("user000", "192.0.2.70")
+    assert env.rule_of("user000")["value"] == "192.0.2.70"
+    ok(run_module("login_ip_whitelist", args(env)))
+    assert len(our_keys(env)) == 1
+    env.authentik.login("user000", "192.0.2.71")
+    assert env.rule_of("user000")["value"] == "192.0.2.71"
 
 
 def test_managed_key_and_a_given_key_exclude_each_other(env):

@@ -11,8 +11,8 @@ whether that key still exists with exactly that action, never for the secret.
 
 Rotation makes the new key, switches the mapping, and only then deletes the
 old key, so a login at any moment finds a working key. Keys carrying the
-configured name that the mapping does not use (a rotation's old key, or a
-create whose answer was lost) are deleted; no other key is ever touched.
+configured name that the mapping does not use (a rotation's old key, or one
+a run made but could not record) are deleted; no other key is ever touched.
 """
 
 from __future__ import annotations
@@ -124,11 +124,13 @@ class WebhookKey(object):
         return self.kind.bearers.get(self.keep_id, self.NOT_CREATED)
 
     def retire(self, reconciler):
-        """After the mapping switched: delete every key of ours it no longer uses."""
-        keys = self.keys
-        if not reconciler.check_mode and self.keep_id not in [k.get("apiKeyId") for k in keys]:
-            keys = self.pangolin.list_api_keys(self.org_id)  # also catches a create whose answer was lost
-        for row in keys:
+        """After the mapping switched: delete the keys of ours it no longer uses.
+
+        Only keys listed before this run's writes: a key another run is making
+        right now is not ours to judge, and one whose creation answer was lost
+        here is found (and deleted) by the next run.
+        """
+        for row in self.keys:
             if row.get("name") == self.name and row.get("apiKeyId") != self.keep_id:
                 current = self.kind.view(row, [])
                 current.pop("actions")

@@ -92,7 +92,8 @@ options:
   webhook_key_name:
     description:
       - Name of the key made with O(manage_webhook_key). Keys of the resource's org with this name that the headers
-        mapping does not use are deleted.
+        mapping does not use are deleted (a rotation's old key at once, a key whose creation answer was lost by the
+        next run).
     type: str
     default: jellyfin-whitelist webhook
   ipv6_prefix:
