@@ -152,3 +152,15 @@ def test_expire_playbook_check_then_real():
         rc, parsed, out, err = env.run(playbook="expire.yml", inventory=inventory)
         assert rc == 0, out[-3000:]
         assert env.rule_of("user000")["value"] == PLACEHOLDER
+
+
+@pytest.mark.parametrize("fault", ["503", "lost_answer", "reset", "timeout"])
+def test_a_failed_reset_converges_on_the_rerun(env, fault):
+    env.pangolin.inject(fault, "POST", r"/rule/\d+$", delay=1.5)
+    run_module("login_ip_whitelist_expire", dict(conn(env), expire_days=30, timeout=1))
+    result = expire(env, expire_days=30)
+    assert env.rule_of("user000")["value"] == PLACEHOLDER
+    assert env.rule_of("user001")["value"] == "198.51.100.11"
+    assert expire(env, expire_days=30)["changed"] is False
+    assert len(env.pangolin.rules(env.resource_id)) == 3
+    assert result["users"]
