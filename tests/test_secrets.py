@@ -196,3 +196,19 @@ def test_failing_playbook_with_retry_and_echoed_secret_keeps_secrets():
         assert rc != 0
         assert "rejected POST /api/v3/core/users/" in text, text[-3000:]
         assert "HTTP 503" in text and "retry 1 of 3" in text, text[-3000:]
+
+
+def test_doctor_and_expire_playbooks_at_vvv_keep_secrets():
+    with PlaybookEnv(users=2) as env:
+        rc, text = playbook_text(env)
+        assert rc == 0, text[-3000:]
+        env.authentik.login("user000", "203.0.113.80")
+        rc, text = playbook_text(env, playbook="doctor.yml")
+        assert rc == 0, text[-3000:]
+        assert "user000: OK" in text
+        rc, text = playbook_text(env, playbook="expire.yml", check=True)
+        assert rc == 0, text[-3000:]
+        inventory = env.inventory(jellyfin_whitelist_expire_users=["user000"])
+        rc, text = playbook_text(env, playbook="expire.yml", inventory=inventory)
+        assert rc == 0, text[-3000:]
+        assert env.rule_of("user000")["value"] == "0.0.0.0"
