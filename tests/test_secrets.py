@@ -67,12 +67,16 @@ def steps(env):
         ("authentik_notification_rule", dict(a, name="r-10", transports=["t-10"], login_of_user="user000")),
         ("login_ip_whitelist", dict(p, **dict(a, resource_id=rid, headers_mapping=HEADERS,
                                               users=[{"username": u} for u in env.usernames]))),
+        ("login_ip_whitelist_info", dict(p, **dict(a, resource_id=rid, headers_mapping=HEADERS,
+                                                   users=[{"username": u} for u in env.usernames]))),
+        ("login_ip_whitelist_expire", dict(p, **dict(a, resource_id=rid, expire_days=0,
+                                                     users=[{"username": u} for u in env.usernames]))),
     ]
 
 
 MODULES = ["pangolin_resource", "pangolin_rule", "pangolin_resource_info", "authentik_org_policy", "authentik_group",
            "authentik_user", "authentik_user_info", "authentik_webhook_mapping", "authentik_notification_transport",
-           "authentik_notification_rule", "login_ip_whitelist"]
+           "authentik_notification_rule", "login_ip_whitelist", "login_ip_whitelist_info", "login_ip_whitelist_expire"]
 
 
 @pytest.mark.parametrize("check,diff", [(False, False), (True, True), (False, True)], ids=["normal", "check-diff",
@@ -127,6 +131,8 @@ FAILING = [
     ("authentik_notification_transport", "authentik", "POST", None),
     ("authentik_notification_rule", "authentik", "POST", r"/events/rules/"),
     ("login_ip_whitelist", "authentik", "POST", r"/propertymappings/"),
+    ("login_ip_whitelist_info", "authentik", "GET", r"/events/events/"),
+    ("login_ip_whitelist_expire", "authentik", "GET", r"/events/transports/"),
 ]
 
 
