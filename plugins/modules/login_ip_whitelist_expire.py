@@ -18,7 +18,9 @@ description:
   - With O(expire_users) only those users are considered, and they are reset whatever their last login (a revoke
     now).
   - A user with no login event (authentik's events expire) but a whitelisted address counts as stale.
-  - Each user's newest login is read right before their rule is written, so a login during the run is kept.
+  - Each user's newest login is read right before their rule is written, so a login earlier in the run keeps the
+    user whitelisted. Only a login whose webhook lands in the instant between that read and the write can be
+    undone; the user's next login whitelists them again.
 author:
   - homelab.pangolin_authentik contributors (!UNKNOWN)
 extends_documentation_fragment:
