@@ -219,6 +219,16 @@ def test_a_playbook_key_that_cannot_read_keys_only_skips_that_check(env):
     assert result["healthy"] and "webhook_key" in checks(result["notes"])
 
 
+def test_leftovers_of_users_no_longer_whitelisted_are_noted(env):
+    users = [{"username": "user000"}, {"username": "user001", "state": "absent"}]
+    result = doctor(env, users=users)
+    leftovers = dict((n["message"].split("'")[1], n) for n in result["notes"] if n["check"] == "leftover")
+    assert sorted(leftovers) == ["user001", "user002"]
+    assert "marked absent" in leftovers["user001"]["message"] and "prune" in leftovers["user002"]["fix"]
+    assert result["healthy"]  # absent users are not checked, and leftovers break nobody's whitelist
+    assert [u["username"] for u in result["users"]] == ["user000"]
+
+
 def test_a_rule_that_shadows_the_users_rule(env):
     env.pangolin.add_rule(env.resource_id, "DROP", "CIDR", "0.0.0.0/0", 5)
     result = doctor(env)
@@ -252,6 +262,16 @@ def test_a_login_whose_webhook_failed_is_explained(env):
     assert "webhook task failed" in webhook[0]["message"] and "Invalid API key" in webhook[0]["message"]
     assert "key" in webhook[0]["fix"]
     assert user_report(result, "user000")["healthy"]  # their logins got through before
+
+
+def test_a_webhook_to_a_deleted_rule_is_explained_as_gone(env):
+    _delete_rule(env)
+    env.authentik.login("user001", "192.0.2.60")
+    age_events(env)
+    report = user_report(doctor(env), "user001")
+    assert "rule" in checks(report["problems"])  # the broken link itself
+    webhook = [n for n in report["notes"] if n["check"] == "webhook"]  # and what authentik saw of it
+    assert webhook and "404" in webhook[0]["message"] and "gone" in webhook[0]["fix"], webhook
 
 
 def test_a_broken_body_mapping_is_found_in_authentiks_events(env):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from datetime import datetime, timedelta, timezone
 
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import ApiError
@@ -149,6 +150,7 @@ class WhitelistDoctor(object):
         self._check_webhook_key(report)
         self._check_proxy(report)
         self._check_backlog(report)
+        self._check_leftovers(report)
         users = [self._examine_user(user) for user in plan.users if user["state"] == "present"]
         healthy = not report.problems and not any(u["problems"] for u in users)
         return dict(healthy=healthy, problems=report.problems, notes=report.notes, users=users,
@@ -235,6 +237,26 @@ class WhitelistDoctor(object):
                     "the recent logins of %d different users (%s) all come from %s; fine for one household "
                     "behind one router, but a proxy if these users live apart" % (len(usernames), names, client_ip),
                     "if it is a proxy, add it to %s" % PROXY_SETTING)
+
+    def _check_leftovers(self, report):
+        """Objects of users who are absent or no longer listed: each still costs a worker task per event."""
+        plan = self.plan
+        present = set(u["username"] for u in plan.users if u["state"] == "present")
+        absent = set(u["username"] for u in plan.users if u["state"] == "absent")
+        left = {}
+        for kind in (plan.notification_rules, plan.transports, plan.mappings, plan.policies):
+            for name in kind.names():
+                if name.startswith(plan.prefix) and name != plan.headers_mapping_name:
+                    username = name[len(plan.prefix):]
+                    if username and username not in present:
+                        left.setdefault(username, []).append(kind.what)
+        for username, whats in sorted(left.items()):
+            listed = username in absent
+            report.note("leftover", "user %r is %s but authentik still has their %s"
+                        % (username, "marked absent" if listed else "not in the inventory",
+                           ", ".join(sorted(set(whats)))),
+                        "rerun playbooks/site.yml" if listed else
+                        "rerun playbooks/site.yml with jellyfin_whitelist_prune: true, or list the user again")
 
     def _check_backlog(self, report):
         if not self.queued:
@@ -389,13 +411,13 @@ class WhitelistDoctor(object):
         summary.update(last_login=last.get("created"), last_login_ip=client_ip)
         failures = self._failures(username, name)
         if rule is None or client_ip is None:
-            for failure in failures:
-                report.note("webhook", failure)
+            for cause, failure in failures:
+                report.note("webhook", failure, self._failure_fix([(cause, failure)]))
             return
         match, value = expected_value(client_ip, self.ipv6_prefix)
         arrived = rule["value"] == value and (match == rule["match"] or match is None)
         if arrived:
-            for failure in failures:
+            for _cause, failure in failures:
                 report.note("webhook", "%s (a later login got through)" % failure)
             return
         when = parse_time(last.get("created"))
@@ -404,11 +426,12 @@ class WhitelistDoctor(object):
         if when is not None and self.now - when < IN_FLIGHT:
             report.note("webhook", message + "; it is recent and may still be queued in authentik's worker")
             return
-        detail = "; ".join(failures) if failures else "authentik recorded no failure for it"
+        detail = "; ".join(f for _cause, f in failures) if failures else "authentik recorded no failure for it"
         report.problem("webhook", "%s (%s)" % (message, detail), self._failure_fix(failures))
 
     def _failures(self, username, name):
-        """Recorded failures of this user's chain: policy and mapping exceptions, failed webhook tasks."""
+        """Recorded failures of this user's chain, as (cause, sentence): policy and mapping exceptions,
+        failed webhook tasks. The cause picks the fix; it never comes from searching the sentence."""
         plan = self.plan
         found = []
         names = {name, plan.headers_mapping_name}
@@ -416,8 +439,8 @@ class WhitelistDoctor(object):
             context = event.get("context") or {}
             mapping = context.get("mapping") or {}
             if mapping.get("name") in names:
-                found.append("authentik could not evaluate webhook mapping %r at %s: %s"
-                             % (mapping.get("name"), event.get("created"), context.get("message")))
+                found.append(("mapping", "authentik could not evaluate webhook mapping %r at %s: %s"
+                              % (mapping.get("name"), event.get("created"), context.get("message"))))
         policy = plan.policies.find({"name": name})
         if policy is not None:
             wanted = str(policy["pk"]).replace("-", "")
@@ -425,8 +448,8 @@ class WhitelistDoctor(object):
                 context = event.get("context") or {}
                 if str(context.get("policy_uuid") or "").replace("-", "") == wanted:
                     message = str(context.get("message") or "").strip().splitlines()
-                    found.append("authentik's policy %r failed at %s: %s"
-                                 % (name, event.get("created"), message[-1] if message else "no message"))
+                    found.append(("policy", "authentik's policy %r failed at %s: %s"
+                                  % (name, event.get("created"), message[-1] if message else "no message")))
                     break  # it fails on every event; once is enough
         transport = (plan.transports._rows or {}).get(name)
         if transport is not None:
@@ -434,29 +457,42 @@ class WhitelistDoctor(object):
             for task in self.failed_tasks:
                 if str(task.get("rel_obj_id") or "").replace("-", "") != wanted:
                     continue
-                errors = [_log_text(log) for log in task.get("logs") or []
+                errors = [log for log in task.get("logs") or []
                           if str(log.get("log_level", "")).lower() in ("error", "exception", "critical")]
-                found.append("the webhook task failed at %s after %s retries: %s"
-                             % (task.get("mtime"), task.get("retries"), errors[-1] if errors else "no message"))
+                status = _http_status(errors[-1]) if errors else None
+                cause = {401: "key", 403: "key", 404: "gone"}.get(status, "delivery")
+                found.append((cause, "the webhook task failed at %s after %s retries: %s"
+                              % (task.get("mtime"), task.get("retries"),
+                                 _log_text(errors[-1]) if errors else "no message")))
         return found
 
     @staticmethod
     def _failure_fix(failures):
-        text = " ".join(failures)
-        if "401" in text or "403" in text or "API key" in text:
-            return ("Pangolin refused the webhook's key: give the key the updateResourceRule action, or let the "
-                    "collection manage it (jellyfin_whitelist_manage_webhook_key) and %s" % RERUN)
-        if "404" in text:
-            return "the rule the webhook updates is gone: %s" % RERUN
-        if "could not evaluate" in text:
-            return "a webhook mapping is broken: %s" % RERUN
-        if "policy" in text:
-            return "the user's login policy is broken: %s" % RERUN
-        if text:
-            return ("authentik's worker cannot deliver the webhook: check that it reaches the webhook URL "
-                    "(jellyfin_whitelist_webhook_url) and that Pangolin's Integration API is up")
-        return ("check authentik's worker (System > Tasks) and that it reaches the webhook URL; then log in "
-                "again")
+        causes = [cause for cause, _sentence in failures]
+        for cause, fix in (
+                ("key", "Pangolin refused the webhook's key: give the key the updateResourceRule action, or let "
+                        "the collection manage it (jellyfin_whitelist_manage_webhook_key) and %s" % RERUN),
+                ("gone", "the rule the webhook updates is gone: %s" % RERUN),
+                ("mapping", "a webhook mapping is broken: %s" % RERUN),
+                ("policy", "the user's login policy is broken: %s" % RERUN),
+                ("delivery", "authentik's worker cannot deliver the webhook: check that it reaches the webhook URL "
+                             "(jellyfin_whitelist_webhook_url) and that Pangolin's Integration API is up")):
+            if cause in causes:
+                return fix
+        return "check authentik's worker (System > Tasks) and that it reaches the webhook URL; then log in again"
+
+
+def _http_status(log):
+    """The HTTP status of a failed webhook, from Pangolin's answer or the requests exception, or None."""
+    try:
+        answer = json.loads(str(log.get("event") or ""))
+    except ValueError:
+        answer = None
+    if isinstance(answer, dict) and isinstance(answer.get("status"), int):
+        return answer["status"]
+    exception = json.dumps((log.get("attributes") or {}).get("exception") or "")
+    found = re.search(r"\b([45]\d\d) (?:Client|Server) Error", exception)
+    return int(found.group(1)) if found else None
 
 
 def _log_text(log):
