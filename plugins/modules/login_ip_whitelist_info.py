@@ -156,7 +156,7 @@ backlog:
   type: dict
   contains:
     available:
-      description: Whether the server has a task API (2025.8 and later).
+      description: Whether the task API could be read (authentik 2025.8 and later, with a token that may read tasks).
       type: bool
     queued:
       description: Number of queued tasks (null without a task API).
