@@ -243,3 +243,13 @@ def test_rotation_whose_old_key_delete_fails_converges(env, fault):
     assert len(keys) == 1 and old_id not in keys
     assert mapping_bearer(env).startswith(list(keys)[0] + ".")
     assert ok(run_module("login_ip_whitelist", args(env)))["changed"] is False
+
+
+def test_a_playbook_key_that_is_not_root_is_refused_before_any_write(env):
+    org_key = env.pangolin.add_api_key(org_id="homelab")  # every action, but org-scoped
+    env.pangolin.reset_log()
+    for check in (False, True):
+        result = run_module("login_ip_whitelist", args(env, pangolin_api_key=org_key), check=check)
+        assert result.get("failed") and "root" in result["msg"], result.get("msg")
+        assert org_key.split(".")[1] not in json.dumps(result)
+    assert env.writes() == []
