@@ -28,3 +28,30 @@ options:
     type: str
     default: 0.0.0.0
 '''
+
+    # The chain every user gets, as the modules that build or check it see it.
+    CHAIN = r'''
+options:
+  action:
+    description:
+      - Action of the users' rules.
+    type: str
+    choices: [ACCEPT, PASS]
+    default: ACCEPT
+  headers_mapping:
+    description:
+      - Name of the webhook mapping that adds Pangolin's bearer key to each webhook.
+    type: str
+    default: jellyfin-whitelist pangolin headers
+  ipv6_prefix:
+    description:
+      - Prefix length whitelisted for an IPv6 login, for example C(64), as a C(CIDR) rule; C(0) whitelists the single
+        address.
+    type: int
+    default: 0
+  destination_group:
+    description:
+      - Only for authentik older than 2025.8, which cannot send to the event's user; a group with at least one member
+        that the notification rules send to (C(send_once) makes them post once).
+    type: str
+'''

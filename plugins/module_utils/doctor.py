@@ -115,7 +115,8 @@ class WhitelistDoctor(object):
         self.ipv6_prefix = ipv6_prefix
         self.recent_logins = recent_logins
         self.now = now or datetime.now(timezone.utc)
-        # The same reads and input checks as a run of the whitelist, in check mode (no write is possible).
+        # The same reads and input checks as a run of the whitelist, in check mode (no write is possible);
+        # it never allocates a priority, so the range is a dummy.
         self.plan = WhitelistPlan(pangolin, authentik, resource_id, users, prefix, (1, 1), placeholder=placeholder,
                                   action=action, headers_mapping=headers_mapping, webhook_url=webhook_url or "",
                                   check_mode=True, apply_rules=True, destination_group=destination_group)
@@ -302,8 +303,7 @@ class WhitelistDoctor(object):
         if transport.get("mode") != "webhook":
             report.problem("transport", "transport %r is in mode %r, not webhook" % (name, transport.get("mode")),
                            RERUN)
-        headers = plan.mappings.find({"name": plan.headers_mapping_name}) if plan.headers_mapping_name else None
-        if headers is not None and transport.get("webhook_mapping_headers") != headers["pk"]:
+        if self.headers is not None and transport.get("webhook_mapping_headers") != self.headers["pk"]:
             report.problem("transport", "transport %r does not send the headers mapping %r (Pangolin's key)"
                            % (name, plan.headers_mapping_name), RERUN)
         body = plan.mappings.find({"name": name})

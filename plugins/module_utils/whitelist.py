@@ -16,11 +16,14 @@ modules. An unchanged user costs no request beyond those shared reads.
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import ApiError
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import (
     DESTINATION_RENAME_SINCE,
     HEADERS_MAPPING_SINCE,
+    AuthentikClient,
+    authentik_argument_spec,
 )
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import (
     BindingKind,
@@ -29,6 +32,12 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authent
     TransportKind,
     WebhookMappingKind,
     check_name,
+)
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin import (
+    PangolinClient,
+    pangolin_argument_spec,
+    resource_selector_spec,
+    selected_resource_id,
 )
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin_objects import (
     PRIORITY_MAX,
@@ -370,13 +379,48 @@ def api_base(url):
     return url[:-3] if url.endswith("/v1") else url
 
 
-def whitelist_argument_spec():
-    """The options of the whitelist_users doc fragment, shared by the whitelist modules."""
-    return dict(
+def whitelist_argument_spec(chain=False):
+    """Options every whitelist module takes, and the resource selector's rules.
+
+    Both connections, the resource and the users (doc fragments connection,
+    pangolin, resource, authentik, whitelist); with ``chain`` also the options
+    of the chain each user gets (whitelist.CHAIN).
+    """
+    spec = pangolin_argument_spec()
+    selector, rules = resource_selector_spec()
+    spec.update(selector)
+    spec.update(authentik_argument_spec())
+    spec.update(
         users=dict(type="list", elements="raw", required=True),
         name_prefix=dict(type="str", default="jellyfin-whitelist-"),
         placeholder=dict(type="str", default="0.0.0.0"),
     )
+    if chain:
+        spec.update(
+            action=dict(type="str", default="ACCEPT", choices=["ACCEPT", "PASS"]),
+            headers_mapping=dict(type="str", default="jellyfin-whitelist pangolin headers"),
+            ipv6_prefix=dict(type="int", default=0),
+            destination_group=dict(type="str"),
+        )
+    return spec, rules
+
+
+def open_whitelist(module):
+    """The shared options checked, then both clients and the resource's id.
+
+    Nothing is sent before every shared option passed; naming the resource
+    by name is the first request.
+    """
+    params = module.params
+    inputs = dict(prefix=check_name(params["name_prefix"], "name_prefix"),
+                  placeholder=check_placeholder(params["placeholder"]))
+    if "headers_mapping" in params:
+        inputs.update(headers_mapping=check_name(params["headers_mapping"], "headers_mapping"),
+                      ipv6_prefix=check_ipv6_prefix(params["ipv6_prefix"]))
+    pangolin = PangolinClient.from_module(module)
+    authentik = AuthentikClient.from_module(module)
+    inputs.update(pangolin=pangolin, authentik=authentik, resource_id=selected_resource_id(pangolin, params))
+    return SimpleNamespace(**inputs)
 
 
 def check_placeholder(value, option="placeholder"):
@@ -395,4 +439,5 @@ def check_priority_range(start, end):
     return start, end
 
 
-__all__ = ["WhitelistPlan", "validate_users", "rule_id_in_url", "api_base", "check_placeholder", "check_priority_range", "whitelist_argument_spec", "ApiError"]
+__all__ = ["WhitelistPlan", "open_whitelist", "validate_users", "rule_id_in_url", "api_base", "check_placeholder",
+           "check_priority_range", "whitelist_argument_spec", "ApiError"]

@@ -46,6 +46,7 @@ extends_documentation_fragment:
   - homelab.pangolin_authentik.resource
   - homelab.pangolin_authentik.authentik
   - homelab.pangolin_authentik.whitelist
+  - homelab.pangolin_authentik.whitelist.CHAIN
   - homelab.pangolin_authentik.attributes
   - ansible.builtin.action_common_attributes
 options:
@@ -59,21 +60,10 @@ options:
       - Last priority allocated to users without one.
     type: int
     default: 999
-  action:
-    description:
-      - Action of the users' rules.
-    type: str
-    choices: [ACCEPT, PASS]
-    default: ACCEPT
   webhook_url:
     description:
       - Base URL of Pangolin's Integration API as authentik's worker reaches it. Defaults to O(pangolin_url).
     type: str
-  headers_mapping:
-    description:
-      - Name of the webhook mapping that adds Pangolin's bearer key to each webhook.
-    type: str
-    default: jellyfin-whitelist pangolin headers
   webhook_api_key:
     description:
       - The Pangolin API key (C(<id>.<secret>)) authentik sends with each webhook; the module keeps the
@@ -96,21 +86,11 @@ options:
         next run).
     type: str
     default: jellyfin-whitelist webhook
-  ipv6_prefix:
-    description:
-      - Prefix length whitelisted for an IPv6 login, for example C(64); C(0) whitelists the single address.
-    type: int
-    default: 0
   apply_rules:
     description:
       - Turn C(applyRules) on for the resource, so that Pangolin evaluates the rules.
     type: bool
     default: true
-  destination_group:
-    description:
-      - Only for authentik older than 2025.8, which cannot send to the event's user; a group with at least one member
-        (C(send_once) makes it post once).
-    type: str
   prune:
     description:
       - Also remove the objects of users no longer listed (objects named with O(name_prefix) only).
@@ -174,29 +154,18 @@ requests:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import (
-    AuthentikClient,
-    authentik_argument_spec,
-)
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_runner import run
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin import (
-    PangolinClient,
-    pangolin_argument_spec,
-    resource_selector_spec,
-    selected_resource_id,
-)
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import (
     check_name,
     check_webhook_url,
 )
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_runner import run
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.render import check_ipv6_prefix
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.webhook_key import WebhookKey
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.whitelist import (
     WhitelistPlan,
     api_base,
-    check_placeholder,
     check_priority_range,
+    open_whitelist,
     whitelist_argument_spec,
 )
 
@@ -204,66 +173,47 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.whiteli
 def manage_whitelist(module, reconciler):
     params = module.params
     # Inputs first: nothing is read or written before they all pass.
-    prefix = check_name(params["name_prefix"], "name_prefix")
     priority_range = check_priority_range(params["priority_start"], params["priority_end"])
-    placeholder = check_placeholder(params["placeholder"])
-    headers_mapping = check_name(params["headers_mapping"], "headers_mapping")
     webhook_url = check_webhook_url(params["webhook_url"] or params["pangolin_url"], "webhook_url")
-    ipv6_prefix = check_ipv6_prefix(params["ipv6_prefix"])
     if params["manage_webhook_key"] and params["webhook_api_key"]:
         raise InputError("webhook_api_key and manage_webhook_key exclude each other: with manage_webhook_key the "
                          "collection makes the key authentik sends")
     if params["rotate_webhook_key"] and not params["manage_webhook_key"]:
         raise InputError("rotate_webhook_key needs manage_webhook_key: only a key the collection made can be rotated")
-    pangolin = PangolinClient.from_module(module)
-    authentik = AuthentikClient.from_module(module)
-    webhook_key = None
-    if params["manage_webhook_key"]:
-        key_name = check_name(params["webhook_key_name"], "webhook_key_name")
-        registries = [pangolin.secrets, authentik.secrets, reconciler.secrets]
+    key_name = check_name(params["webhook_key_name"], "webhook_key_name") if params["manage_webhook_key"] else None
+    w = open_whitelist(module)
 
-        def webhook_key_of(org_id):
-            return WebhookKey(pangolin, org_id, key_name, rotate=params["rotate_webhook_key"], secrets=registries)
-        webhook_key = webhook_key_of
-    resource_id = selected_resource_id(pangolin, params)
-    plan = WhitelistPlan(pangolin, authentik, resource_id, params["users"], prefix, priority_range,
-                         placeholder=placeholder, action=params["action"], prune=params["prune"],
-                         headers_mapping=headers_mapping, webhook_url=api_base(webhook_url),
+    def managed_key(org_id):
+        # The new key's secret must be scrubbed from everything either client or the reconciler prints.
+        return WebhookKey(w.pangolin, org_id, key_name, rotate=params["rotate_webhook_key"],
+                          secrets=[w.pangolin.secrets, w.authentik.secrets, reconciler.secrets])
+    plan = WhitelistPlan(w.pangolin, w.authentik, w.resource_id, params["users"], w.prefix, priority_range,
+                         placeholder=w.placeholder, action=params["action"], prune=params["prune"],
+                         headers_mapping=w.headers_mapping, webhook_url=api_base(webhook_url),
                          destination_group=params["destination_group"], check_mode=module.check_mode,
                          webhook_api_key=params["webhook_api_key"], apply_rules=params["apply_rules"],
-                         ipv6_prefix=ipv6_prefix, webhook_key_factory=webhook_key, org_id=params["org_id"])
+                         ipv6_prefix=w.ipv6_prefix, webhook_key_factory=managed_key if key_name else None,
+                         org_id=params["org_id"])
     plan.plan()
     users = plan.apply(reconciler)
-    return dict(changed=reconciler.changed, users=users, resource_id=resource_id, diff=reconciler.diffs(),
-                requests=dict(pangolin=pangolin.request_count, authentik=authentik.request_count))
+    return dict(changed=reconciler.changed, users=users, resource_id=w.resource_id, diff=reconciler.diffs(),
+                requests=dict(pangolin=w.pangolin.request_count, authentik=w.authentik.request_count))
 
 
 def main():
-    argument_spec = pangolin_argument_spec()
-    selector, selector_rules = resource_selector_spec()
-    argument_spec.update(selector)
-    argument_spec.update(authentik_argument_spec())
-    argument_spec.update(whitelist_argument_spec())
+    argument_spec, rules = whitelist_argument_spec(chain=True)
     argument_spec.update(
         priority_start=dict(type="int", default=100),
         priority_end=dict(type="int", default=999),
-        action=dict(type="str", default="ACCEPT", choices=["ACCEPT", "PASS"]),
         webhook_url=dict(type="str"),
-        headers_mapping=dict(type="str", default="jellyfin-whitelist pangolin headers"),
         webhook_api_key=dict(type="str", no_log=True),
         manage_webhook_key=dict(type="bool", default=False),
         rotate_webhook_key=dict(type="bool", default=False),
         webhook_key_name=dict(type="str", default="jellyfin-whitelist webhook"),
-        ipv6_prefix=dict(type="int", default=0),
         apply_rules=dict(type="bool", default=True),
-        destination_group=dict(type="str"),
         prune=dict(type="bool", default=False),
     )
-    module = AnsibleModule(
-        argument_spec=argument_spec,
-        supports_check_mode=True,
-        **selector_rules
-    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **rules)
     run(module, manage_whitelist)
 
 

@@ -93,56 +93,38 @@ resource_id:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import (
-    AuthentikClient,
-    authentik_argument_spec,
-)
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import check_name
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.expire import (
     WhitelistExpiry,
     check_expire_days,
 )
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_runner import run
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin import (
-    PangolinClient,
-    pangolin_argument_spec,
-    resource_selector_spec,
-    selected_resource_id,
-)
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.whitelist import (
-    check_placeholder,
+    open_whitelist,
     whitelist_argument_spec,
 )
 
 
 def expire(module, reconciler):
     params = module.params
-    prefix = check_name(params["name_prefix"], "name_prefix")
-    placeholder = check_placeholder(params["placeholder"])
     check_expire_days(params["expire_days"])
     expire_users = params["expire_users"]
     if expire_users is not None:
         expire_users = [check_name(u, "expire_users") for u in expire_users]
-    pangolin = PangolinClient.from_module(module)
-    authentik = AuthentikClient.from_module(module)
-    resource_id = selected_resource_id(pangolin, params)
-    expiry = WhitelistExpiry(pangolin, authentik, resource_id, params["users"], prefix, placeholder,
+    w = open_whitelist(module)
+    expiry = WhitelistExpiry(w.pangolin, w.authentik, w.resource_id, params["users"], w.prefix, w.placeholder,
                              params["expire_days"], expire_users)
     users = expiry.apply(reconciler)
-    return dict(changed=reconciler.changed, users=users, resource_id=resource_id, diff=reconciler.diffs())
+    return dict(changed=reconciler.changed, users=users, resource_id=w.resource_id, diff=reconciler.diffs())
 
 
 def main():
-    argument_spec = pangolin_argument_spec()
-    selector, selector_rules = resource_selector_spec()
-    argument_spec.update(selector)
-    argument_spec.update(authentik_argument_spec())
-    argument_spec.update(whitelist_argument_spec())
+    argument_spec, rules = whitelist_argument_spec()
     argument_spec.update(
         expire_days=dict(type="int", default=30),
         expire_users=dict(type="list", elements="str"),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **selector_rules)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **rules)
     run(module, expire)
 
 

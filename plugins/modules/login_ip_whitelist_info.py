@@ -33,34 +33,14 @@ extends_documentation_fragment:
   - homelab.pangolin_authentik.resource
   - homelab.pangolin_authentik.authentik
   - homelab.pangolin_authentik.whitelist
+  - homelab.pangolin_authentik.whitelist.CHAIN
   - homelab.pangolin_authentik.attributes.INFO_MODULE
   - ansible.builtin.action_common_attributes
 options:
-  action:
-    description:
-      - Action the users' rules should have.
-    type: str
-    choices: [ACCEPT, PASS]
-    default: ACCEPT
   webhook_url:
     description:
       - Base URL of Pangolin's Integration API as authentik's worker reaches it; when given, each transport must post
         below it.
-    type: str
-  headers_mapping:
-    description:
-      - Name of the webhook mapping that adds Pangolin's bearer key to each webhook.
-    type: str
-    default: jellyfin-whitelist pangolin headers
-  ipv6_prefix:
-    description:
-      - The prefix length the whitelist uses for IPv6 logins (C(0) for the single address), to tell whether the last
-        login reached Pangolin.
-    type: int
-    default: 0
-  destination_group:
-    description:
-      - Only for authentik older than 2025.8, the group the notification rules send to.
     type: str
   manage_webhook_key:
     description:
@@ -172,47 +152,27 @@ resource_id:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import (
-    AuthentikClient,
-    authentik_argument_spec,
-)
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import (
-    check_name,
-    check_webhook_url,
-)
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import check_webhook_url
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.doctor import WhitelistDoctor
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_runner import run
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin import (
-    PangolinClient,
-    pangolin_argument_spec,
-    resource_selector_spec,
-    selected_resource_id,
-)
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.render import check_ipv6_prefix
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.whitelist import (
     api_base,
-    check_placeholder,
+    open_whitelist,
     whitelist_argument_spec,
 )
 
 
 def examine(module, reconciler):
     params = module.params
-    prefix = check_name(params["name_prefix"], "name_prefix")
-    placeholder = check_placeholder(params["placeholder"])
-    headers_mapping = check_name(params["headers_mapping"], "headers_mapping")
     webhook_url = check_webhook_url(params["webhook_url"], "webhook_url") if params["webhook_url"] else None
-    ipv6_prefix = check_ipv6_prefix(params["ipv6_prefix"])
     if not 1 <= params["recent_logins"] <= 100:
         raise InputError("recent_logins must be from 1 to 100 (one page of events), got %d" % params["recent_logins"])
-    pangolin = PangolinClient.from_module(module)
-    authentik = AuthentikClient.from_module(module)
-    resource_id = selected_resource_id(pangolin, params)
-    doctor = WhitelistDoctor(pangolin, authentik, resource_id, params["users"], prefix, headers_mapping,
-                             placeholder=placeholder, action=params["action"],
+    w = open_whitelist(module)
+    doctor = WhitelistDoctor(w.pangolin, w.authentik, w.resource_id, params["users"], w.prefix, w.headers_mapping,
+                             placeholder=w.placeholder, action=params["action"],
                              webhook_url=api_base(webhook_url) if webhook_url else None,
-                             ipv6_prefix=ipv6_prefix, recent_logins=params["recent_logins"],
+                             ipv6_prefix=w.ipv6_prefix, recent_logins=params["recent_logins"],
                              destination_group=params["destination_group"],
                              manage_webhook_key=params["manage_webhook_key"])
     result = doctor.examine()
@@ -221,21 +181,13 @@ def examine(module, reconciler):
 
 
 def main():
-    argument_spec = pangolin_argument_spec()
-    selector, selector_rules = resource_selector_spec()
-    argument_spec.update(selector)
-    argument_spec.update(authentik_argument_spec())
-    argument_spec.update(whitelist_argument_spec())
+    argument_spec, rules = whitelist_argument_spec(chain=True)
     argument_spec.update(
-        action=dict(type="str", default="ACCEPT", choices=["ACCEPT", "PASS"]),
         webhook_url=dict(type="str"),
-        headers_mapping=dict(type="str", default="jellyfin-whitelist pangolin headers"),
-        ipv6_prefix=dict(type="int", default=0),
-        destination_group=dict(type="str"),
         manage_webhook_key=dict(type="bool", default=False),
         recent_logins=dict(type="int", default=100),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **selector_rules)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **rules)
     run(module, examine)
 
 
