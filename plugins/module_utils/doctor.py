@@ -106,7 +106,7 @@ class Finding(object):
 class WhitelistDoctor(object):
     def __init__(self, pangolin, authentik, resource_id, users, prefix, headers_mapping, placeholder="0.0.0.0",
                  action="ACCEPT", webhook_url=None, ipv6_prefix=0, recent_logins=100, destination_group=None,
-                 manage_webhook_key=False, now=None):
+                 manage_webhook_key=False, secrets=None, now=None):
         self.pangolin = pangolin
         self.authentik = authentik
         self.resource_id = resource_id
@@ -122,12 +122,16 @@ class WhitelistDoctor(object):
                                   check_mode=True, apply_rules=True, destination_group=destination_group)
         self.webhook_url = (webhook_url or "").rstrip("/")
         self.manage_webhook_key = manage_webhook_key
+        self.secrets = secrets  # what the module's output is scrubbed of
 
     # -- reads ---------------------------------------------------------------
     def read(self):
         plan = self.plan
         plan.read()
         self.headers = plan.mappings.find({"name": plan.headers_mapping_name}) if plan.headers_mapping_name else None
+        if self.secrets is not None:
+            # The doctor echoes authentik's error messages; one about the headers mapping may quote its key.
+            self.secrets.add(bearer_in((self.headers or {}).get("expression")))
         self.logins = self.authentik.recent_events("login", limit=self.recent_logins)
         self.mapping_errors = self.authentik.recent_events("property_mapping_exception", limit=100)
         self.policy_errors = self.authentik.recent_events("policy_exception", limit=100)

@@ -96,13 +96,12 @@ class WebhookKey(object):
         self.name = name
         self.rotate = rotate
         self.kind = ApiKeyKind(pangolin, org_id, secrets)
-        self.secrets = list(secrets)
 
     def read(self, mapping_expression):
         """What the mapping sends today, and whether Pangolin still has that key (two reads)."""
         self.keys = self.pangolin.list_api_keys(self.org_id)
         self.bearer = bearer_in(mapping_expression)
-        for registry in self.secrets:
+        for registry in self.kind.secrets:
             registry.add(self.bearer)
         key_id = self.bearer.split(".", 1)[0] if self.bearer else None
         # Only a key of ours is kept (and has its actions corrected): a key the
@@ -132,7 +131,5 @@ class WebhookKey(object):
         """
         for row in self.keys:
             if row.get("name") == self.name and row.get("apiKeyId") != self.keep_id:
-                current = self.kind.view(row, [])
-                current.pop("actions")
-                reconciler.ensure(self.kind, dict(name=self.name, api_key_id=row.get("apiKeyId")), "absent",
-                                  current=current, lookup=False)
+                unused = dict(api_key_id=row.get("apiKeyId"), name=self.name)
+                reconciler.ensure(self.kind, unused, "absent", current=dict(unused), lookup=False)

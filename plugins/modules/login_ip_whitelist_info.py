@@ -174,7 +174,7 @@ def examine(module, reconciler):
                              webhook_url=api_base(webhook_url) if webhook_url else None,
                              ipv6_prefix=w.ipv6_prefix, recent_logins=params["recent_logins"],
                              destination_group=params["destination_group"],
-                             manage_webhook_key=params["manage_webhook_key"])
+                             manage_webhook_key=params["manage_webhook_key"], secrets=reconciler.secrets)
     result = doctor.examine()
     result["changed"] = False
     return result
