@@ -376,7 +376,7 @@ def test_doctor_playbook_exit_code_and_report():
 def test_worker_backlog_is_reported():
     with PlaybookEnv(users=1) as env:
         converge(env)
-        queued_sim = AuthentikSimulator(async_pipeline=True)
+        queued_sim = AuthentikSimulator(worker="background")
         queued_sim.start()
         try:
             queued_sim.add_token(AUTHENTIK_TOKEN)

@@ -96,7 +96,7 @@ import importlib.util
 import ipaddress
 import json
 import math
-import queue
+import random
 import re
 import signal
 import socket
@@ -114,6 +114,7 @@ from types import ModuleType, SimpleNamespace
 import pydantic
 import requests
 
+from tests.simulators.authentik_orm import expression_builtins
 from tests.simulators.base import Response, SimulatorBase
 
 REQUEST_MODELS = [m + "Request" for m in ("NotificationWebhookMapping", "NotificationTransport", "NotificationRule",
@@ -163,6 +164,7 @@ KNOWN_ACTIONS = {e.value for e in akc.EventActions}
 TASK_STATES = ("queued", "consumed", "preprocess", "running", "postprocess", "rejected", "done")
 TASK_STATUSES = TASK_STATES + ("info", "warning", "error")
 TASK_LOGGER = "authentik.tasks.middleware.TaskLogMiddleware"  # class_to_path(TaskLogMiddleware)
+ACTORS = ("event_trigger_dispatch", "event_trigger_handler", "notification_transport")
 TASK_DESCRIPTIONS = {  # the actors' ``description`` option (authentik/events/tasks.py)
     "event_trigger_dispatch": "Dispatch new event notifications.",
     "event_trigger_handler": "Check if policies attached to NotificationRule match event and dispatch "
@@ -328,6 +330,14 @@ class MappingFailed(Exception):
     """A webhook mapping raised: the event is recorded, nothing is sent."""
 
 
+class TransportError(Exception):
+    """What a failed ``notification_transport`` raises; ``task_log`` is (logged message, exception chain)."""
+
+    def __init__(self, message, chain):
+        super().__init__(message)
+        self.task_log = (message, chain)
+
+
 def user_dict(user):
     """Event ``user`` dict (``get_user()``): username, pk, email (§11)."""
     if user is None:
@@ -364,10 +374,12 @@ def wrap_expression(expression, names):
     return "def handler(%s):\n%s\nresult = handler(%s)" % (sig, indent(expression, "    "), sig)
 
 
-def run_expression(expression, context, filename):
+def run_expression(expression, context, filename, sim=None):
+    """Run an expression as authentik does; with ``sim`` its imports of authentik's models see the simulator."""
     code = compile(wrap_expression(expression, list(context)), filename, "exec")
     scope = dict(context)
-    exec(code, {"__builtins__": builtins}, scope)  # noqa: S102 - that is what authentik does
+    scope_builtins = expression_builtins(sim) if sim is not None else builtins
+    exec(code, {"__builtins__": scope_builtins}, scope)  # noqa: S102 - that is what authentik does
     return scope["result"]
 
 
@@ -482,22 +494,35 @@ UNIQUE_MSG = {
 class AuthentikSimulator(SimulatorBase):
     name = "authentik"
 
-    def __init__(self, version="2026.5.0-rc1", page_size=None, async_pipeline=False,
-                 retry_backoff=0.05, max_retries=None, webhook_timeout=5.0):
+    def __init__(self, version="2026.5.0-rc1", page_size=None, worker="sync", worker_threads=2, task_costs=None,
+                 retry_backoff=0.05, max_retries=None, webhook_timeout=5.0, busy_delete_failure=0.0, seed=0):
         super().__init__()
+        if worker not in ("sync", "background", "manual"):
+            raise ValueError("worker must be sync, background or manual")
         self.version = version
         self._page_size = page_size
-        self.async_pipeline = async_pipeline
-        self.retry_backoff = retry_backoff  # seconds x attempt between webhook retries
+        self.worker_mode = worker
+        self.retry_backoff = retry_backoff  # seconds; attempt n waits retry_backoff * 2**(n-1)
         self._max_retries = max_retries
         self.webhook_timeout = webhook_timeout
         self.webhook_verify = True  # TLS verification of webhook targets
-        self.event_budget = 200  # events one drain may process: stops event storms from looping
+        # Seconds of work each task costs the worker (a real one spends tens of ms per task, §16-17).
+        self.task_costs = dict.fromkeys(ACTORS, 0.0)
+        self.task_costs.update(task_costs or {})
+        # Chance that a DELETE of a rule or transport with tasks still queued answers 405 and
+        # leaves the object in place (§17); drawn from a seeded generator, so runs repeat.
+        self.busy_delete_failure = busy_delete_failure
+        self._rng = random.Random(seed)
+        self.drain_budget = 20000  # messages one synchronous drain may run: stops event storms from looping
         self.task_limit = 5000  # task rows kept; finished ones beyond it are purged, oldest first
+        self._work = threading.Condition(self.lock)
         self.reset()
-        if async_pipeline:
-            self._queue = queue.Queue()
-            threading.Thread(target=self._worker, daemon=True).start()
+        self._threads = []
+        if worker == "background":
+            for index in range(worker_threads):
+                thread = threading.Thread(target=self._worker_loop, name="authentik-worker-%d" % index, daemon=True)
+                thread.start()
+                self._threads.append(thread)
 
     def reset(self):
         with self.lock:
@@ -506,16 +531,25 @@ class AuthentikSimulator(SimulatorBase):
             self.mappings, self.other_mappings = {}, {}
             self.transports, self.rules = {}, {}
             self.policies, self.bindings = {}, {}
+            self.sessions = {}  # session_key -> session row
             self.events, self.deliveries, self.outbox, self.notifications = [], [], [], []
             self.expression_log = []
-            self._pending = []
             self.tasks = {}  # message_id -> task row (insertion order = enqueue order)
             self._task_seq = 0
-            self._paused, self._held = False, []
+            self._messages = []  # the broker's queue, oldest first
+            self._running = 0
+            self._paused = set()  # actors the worker leaves alone
+            self.enqueued = dict.fromkeys(ACTORS, 0)  # messages sent per actor since reset_counts()
+            self.busy_delete_refusals = 0
             self._next_user = ADMIN_PK
             self.add_user("akadmin", name="authentik Default Admin", email="root@example.com")
             admins = self.add_group("authentik Admins", is_superuser=True)
             self.groups[admins]["users"].append(ADMIN_PK)
+
+    def reset_counts(self):
+        with self.lock:
+            self.enqueued = dict.fromkeys(ACTORS, 0)
+            self.busy_delete_refusals = 0
 
     # -- version-dependent behaviour (§14) ---------------------------------
     @property
@@ -589,28 +623,73 @@ class AuthentikSimulator(SimulatorBase):
         with self.lock:
             return next((u for u in self.users.values() if u["username"] == username), None)
 
-    # -- events and the pipeline (§4, §10, §11) ----------------------------
-    def login(self, username, client_ip, password=None):
-        """A login through the flow executor: ``login`` or ``login_failed``, then the pipeline."""
+    # -- logins, logouts and sessions (§16-17) --------------------------------
+    def login(self, username, client_ip, password=None, user_agent="python-requests", stay_signed_in=False):
+        """A login through the flow executor: ``login`` (and a session) or ``login_failed``, then the pipeline.
+
+        The session lasts a day, or 30 days when "stay signed in" is ticked (the default
+        authentication flow's user-login stage). The returned event carries ``session_key``.
+        """
         with self.lock:
             rec = self.user_by_username(username)
             http = {"args": {"query": "next=%2F"}, "path": "/api/v3/flows/executor/default-authentication-flow/",
-                    "method": "GET", "request_id": uuid.uuid4().hex, "user_agent": "python-requests"}
+                    "method": "GET", "request_id": uuid.uuid4().hex, "user_agent": user_agent}
             if rec and rec["is_active"] and (password is None or password == rec["password"]):
-                rec["last_login"] = now()
+                stamp = now()
+                rec["last_login"] = stamp
                 event = Event("login", user_dict(ExprUser(self, rec)), client_ip,
                               {"auth_method": "password", "auth_method_args": {}, "http_request": http},
                               app="authentik.events.signals")
+                key = uuid.uuid4().hex[:32]
+                self.sessions[key] = {"session_key": key, "uuid": str(uuid.uuid4()), "user": rec["pk"],
+                                      "last_ip": client_ip, "last_user_agent": user_agent, "last_used": stamp,
+                                      "expires": stamp + timedelta(days=30 if stay_signed_in else 1),
+                                      "expiring": True}
+                event.session_key = key
             else:
-                # on_login_failed: credentials (password cleansed) in the context, anonymous user
-                event = Event("login_failed", user_dict(AnonymousUser()), client_ip,
+                # on_login_failed: credentials (password cleansed) in the context; since 2026.x the
+                # event names the user when the username exists (authentik/events/signals.py)
+                known = rec if rec and self.vt >= (2026, 2) else None
+                event = Event("login_failed", user_dict(ExprUser(self, known) if known else AnonymousUser()),
+                              client_ip,
                               {"username": username, "password": "********************", "http_request": http,
                                "stage": {"app": "authentik_stages_password", "model_name": "passwordstage",
                                          "pk": uuid.uuid4().hex, "name": "default-authentication-password"}},
                               app="authentik.events.signals")
+                event.session_key = None
             self._record_event(event)
         self._drain()
         return event
+
+    def logout(self, session_key, client_ip=None):
+        """The invalidation flow with the browser's session: a ``logout`` event, that session deleted (§17)."""
+        with self.lock:
+            session = self.sessions.pop(session_key)
+            event = Event("logout", user_dict(ExprUser(self, self.users[session["user"]])),
+                          client_ip or session["last_ip"], {}, app="authentik.events.signals")
+            self._record_event(event)
+        self._drain()
+        return event
+
+    def sessions_of(self, username):
+        """Session rows of a user, newest use first (test helper)."""
+        with self.lock:
+            rec = self.user_by_username(username)
+            return sorted((dict(s) for s in self.sessions.values() if rec and s["user"] == rec["pk"]),
+                          key=lambda s: s["last_used"], reverse=True)
+
+    def use_session(self, session_key, client_ip=None, when=None):
+        """The browser uses its session again (authentik refreshes last_used and last_ip)."""
+        with self.lock:
+            session = self.sessions[session_key]
+            session["last_used"] = when or now()
+            if client_ip:
+                session["last_ip"] = client_ip
+
+    def expire_session(self, session_key):
+        """The session runs out (no event is written; the cleanup task deletes the row later)."""
+        with self.lock:
+            self.sessions[session_key]["expires"] = now() - timedelta(seconds=1)
 
     def create_event(self, action, user=None, client_ip=None, context=None, app="authentik.events.models"):
         """Any other event; unknown actions get the ``custom_`` prefix like ``Event.new``."""
@@ -629,72 +708,176 @@ class AuthentikSimulator(SimulatorBase):
         with self.lock:
             return [e for e in self.events if e.action == action]
 
-    def wait_idle(self, timeout=10.0):
-        """Wait until the async worker has handled every event; True when idle."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.lock:
-                busy = bool(self._pending) or (self.async_pipeline and self._queue.unfinished_tasks > 0)
-            if not busy:
-                return True
-            time.sleep(0.01)
-        return False
-
     def _record_event(self, event):
         """``post_save`` of an Event: enqueue ``event_trigger_dispatch`` (§10.7)."""
         with self.lock:
             self.events.append(event)
-            event.dispatch_task = self._new_task("event_trigger_dispatch")
-            if self._paused:  # the backlog a busy worker shows: dispatch and its handlers queued (§16)
-                event.handler_tasks = self._handler_tasks()
-                self._held.append(event)
-            elif self.async_pipeline:
-                self._queue.put(event)
-            else:
-                self._pending.append(event)
+            self._enqueue("event_trigger_dispatch", (event.event_uuid,))
+
+    # -- the worker: a queue of messages, like the Postgres broker ---------------------
+    def _enqueue(self, actor, args, rel=None, delay=None):
+        """Send a message; before 2025.8 (Celery) there is no task row, only the message."""
+        with self.lock:
+            self.enqueued[actor] += 1
+            message = {"actor": actor, "args": args, "task": self._new_task(actor, rel), "attempt": 0,
+                       "eta": time.monotonic() + delay if delay else None,
+                       "rel": str(rel[2]) if rel else None}
+            self._messages.append(message)
+            self._work.notify()
+            return message
+
+    def _runnable(self, message, at=None):
+        if message["actor"] in self._paused:
+            return False
+        return message["eta"] is None or message["eta"] <= (at if at is not None else time.monotonic())
+
+    def _take(self):
+        """The oldest runnable message, taken off the queue; None when nothing is due. Lock held."""
+        at = time.monotonic()
+        for index, message in enumerate(self._messages):
+            if self._runnable(message, at):
+                del self._messages[index]
+                task = message["task"]
+                if task is not None and task["message_id"] not in self.tasks:
+                    continue  # its row went with a deleted object: the message never runs
+                self._running += 1
+                return message
+        return None
+
+    def _execute(self, message):
+        """Run one message (called WITHOUT the lock); retries with backoff like Dramatiq's Retries."""
+        cost = self.task_costs.get(message["actor"]) or 0
+        if cost:
+            time.sleep(cost)
+        task = message["task"]
+        try:
+            with self.lock:
+                self._task_start(task)
+            getattr(self, "_actor_" + message["actor"])(message, *message["args"])
+        except Exception as exc:  # noqa: BLE001 - the worker keeps running, like the real one
+            with self.lock:
+                message["attempt"] += 1
+                message_text, chain = getattr(exc, "task_log", (error_string(exc), [(type(exc).__name__,
+                                                                                     str(exc), False)]))
+                retry = message["attempt"] <= self.max_retries and self._retried(message["actor"], exc)
+                delay = self.retry_backoff * 2 ** (message["attempt"] - 1) if retry else None
+                self._task_fail(task, message_text, chain, delay)
+                if retry:
+                    message["eta"] = time.monotonic() + delay
+                    self._messages.append(message)
+                    self._work.notify()
+        else:
+            with self.lock:
+                self._task_finish(task)
+        finally:
+            with self.lock:
+                self._running -= 1
+                self._work.notify_all()
+
+    def _retried(self, actor, exc):
+        """Dramatiq (2025.8+) retries any exception; Celery retried only a transport's delivery error."""
+        if self.vt >= (2025, 8):
+            return True
+        return actor == "notification_transport" and isinstance(exc, TransportError)
+
+    def _worker_loop(self):
+        while True:
+            with self.lock:
+                message = self._take()
+                while message is None:
+                    self._work.wait(self._next_due())
+                    message = self._take()
+            self._execute(message)
+
+    def _next_due(self):
+        """Seconds until the next delayed message is due (lock held), for the worker's wait."""
+        etas = [m["eta"] for m in self._messages if m["eta"] is not None and m["actor"] not in self._paused]
+        return max(0.001, min(etas) - time.monotonic()) if etas else 0.5
 
     def _drain(self):
-        """Run the pipeline for pending events. Must be called WITHOUT holding the lock:
-        the webhook target may be another simulator (or this one) in the same process."""
-        if self.async_pipeline:
+        """The synchronous worker: run everything before returning. Call WITHOUT holding the lock:
+        a webhook target may be another simulator (or this one) in the same process."""
+        if self.worker_mode != "sync":
             return
-        for _ in range(self.event_budget):
+        for _ in range(self.drain_budget):
             with self.lock:
-                if not self._pending:
-                    return
-                event = self._pending.pop(0)
-            self._process_event(event)
+                message = self._take()
+                if message is None:
+                    due = [m["eta"] for m in self._messages if m["actor"] not in self._paused and m["eta"]]
+                    if not due:
+                        return
+            if message is None:  # only retries waiting out their backoff
+                time.sleep(max(0.0, min(due) - time.monotonic()))
+                continue
+            self._execute(message)
 
-    def _worker(self):
-        while True:
-            event = self._queue.get()
-            try:
-                self._process_event(event)
-            except Exception as exc:  # keep the worker alive, but leave a trace
-                with self.lock:
-                    self.expression_log.append({"source": "worker", "level": "error", "msg": error_string(exc)})
-            finally:
-                self._queue.task_done()
+    def step(self, count=1):
+        """Run the next ``count`` due messages in the calling thread (manual worker); how many ran."""
+        ran = 0
+        while ran < count:
+            with self.lock:
+                message = self._take()
+            if message is None:
+                break
+            self._execute(message)
+            ran += 1
+        return ran
 
-    def pause_worker(self):
-        """Hold new events (and show their tasks as queued) until ``resume_worker()``."""
+    def run_until_idle(self, timeout=10.0):
+        """Step until nothing is left (waiting out retry backoffs); True when idle."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.step(100):
+                continue
+            if self.idle:
+                return True
+            time.sleep(0.005)
+        return self.idle
+
+    @property
+    def idle(self):
+        """No message the worker would run, now or after a backoff, and none running."""
         with self.lock:
-            self._paused = True
+            return self._running == 0 and not any(m["actor"] not in self._paused for m in self._messages)
+
+    def wait_idle(self, timeout=10.0):
+        """Wait until the worker has nothing left to do (messages of paused actors excepted)."""
+        if self.worker_mode == "manual":
+            return self.run_until_idle(timeout)
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while not self.idle:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._work.wait(min(left, 0.05))
+        return True
+
+    def pause_worker(self, actors=None):
+        """Leave messages of ``actors`` (default: all) queued until ``resume_worker()``: a backlog (§16)."""
+        with self.lock:
+            self._paused = set(actors or ACTORS)
 
     def resume_worker(self):
-        """Run the held events in order. Call WITHOUT holding the lock (the sync pipeline drains here)."""
+        """Let the worker run the held messages. Call WITHOUT holding the lock (the sync worker drains here)."""
         with self.lock:
-            held, self._held, self._paused = self._held, [], False
-            for event in held:
-                if self.async_pipeline:
-                    self._queue.put(event)
-                else:
-                    self._pending.append(event)
+            self._paused = set()
+            self._work.notify_all()
         self._drain()
 
     @property
     def worker_paused(self):
-        return self._paused
+        return bool(self._paused)
+
+    def queued_messages(self, actor=None):
+        with self.lock:
+            return sum(1 for m in self._messages if actor is None or m["actor"] == actor)
+
+    def _busy(self, pk):
+        """Whether the worker still holds messages for the object (queued or running)."""
+        pk = str(pk)
+        return any(m["rel"] == pk for m in self._messages) or any(
+            t["rel_obj_id"] == pk and t["state"] in ("consumed", "running") for t in self.tasks.values())
 
     @contextmanager
     def _unlocked(self):
@@ -709,6 +892,75 @@ class AuthentikSimulator(SimulatorBase):
         finally:
             if held:
                 self.lock.acquire()
+
+    # -- the actors (authentik/events/tasks.py) ----------------------------------------
+    def _actor_event_trigger_dispatch(self, message, event_uuid):
+        """One ``event_trigger_handler`` per rule, by name, whatever the event."""
+        with self.lock:
+            for rule in sorted(self.rules.values(), key=lambda r: r["name"]):
+                self._enqueue("event_trigger_handler", (event_uuid, rule["name"]),
+                              ("authentik_events", "notificationrule", rule["pk"]))
+
+    def _actor_event_trigger_handler(self, message, event_uuid, rule_name):
+        """Loop guard, the rule's policies (mode any), then one transport message per recipient."""
+        task = message["task"]
+        with self.lock:
+            event = self._event(event_uuid)
+            rule = next((r for r in self.rules.values() if r["name"] == rule_name), None)
+            if event is None or rule is None:
+                return  # deleted or renamed since: the handler returns quietly
+            guard = event.context.get("policy_uuid")
+            if guard:  # loop guard: events about a policy bound to any rule are ignored (§10.8)
+                try:
+                    guard = norm_uuid(guard)
+                except ValueError:
+                    guard = None
+                if guard and any(b["policy"] == guard and b["target"] in self.rules for b in self.bindings.values()):
+                    return
+            if not self._rule_passes(rule, event, self._expr_user(event.user.get("pk"))):
+                return
+            recipients = self._recipients(rule, event)
+            count = 0
+            for tr_pk in rule["transports"]:
+                transport = self.transports.get(tr_pk)
+                if not transport:
+                    continue
+                for user in recipients:
+                    count += 1
+                    self._enqueue("notification_transport", (transport["pk"], event_uuid, user.pk, rule["pk"]),
+                                  ("authentik_events", "notificationtransport", transport["pk"]))
+                    if transport["send_once"]:
+                        break
+            self._task_log(task, "info", "Created %d notification tasks" % count,
+                           logger=task["actor_name"] if task else None)
+
+    def _actor_notification_transport(self, message, transport_pk, event_uuid, user_pk, rule_pk):
+        """Look everything up again, evaluate the mappings now, then POST (§10)."""
+        with self.lock:
+            event = self._event(event_uuid)
+            rec = self.users.get(user_pk)
+            rule = self.rules.get(rule_pk)
+            transport = self.transports.get(transport_pk)
+            if event is None or rec is None or rule is None or transport is None:
+                return
+            notification = Notification(event, ExprUser(self, rec), rule["severity"], event.summary)
+            try:
+                job = self._send_prepare(transport, rule, notification)
+            except MappingFailed as exc:  # PropertyMappingExpressionException: str() is empty
+                raise TransportError("", [("PropertyMappingExpressionException", "", False),
+                                          (type(exc.__cause__).__name__, str(exc.__cause__), True)]) from exc
+        if job is None:
+            return  # local / email: done inside the task
+        record, resp = self._post_once(job)
+        with self.lock:
+            record["attempt"] = message["attempt"] + 1
+            self.deliveries.append(record)
+        if resp is None or not resp.ok:
+            message, chain = self._send_error(job, resp)
+            raise TransportError(message, chain)
+
+    def _event(self, event_uuid):
+        return next((e for e in reversed(self.events) if e.event_uuid == event_uuid), None)
 
     def _expr_user(self, pk):
         rec = self.users.get(pk) if pk is not None else None
@@ -762,75 +1014,6 @@ class AuthentikSimulator(SimulatorBase):
             "resolve_dns": resolve_dns, "reverse_dns": reverse_dns,
             "slugify": lambda v: re.sub(r"[-\s]+", "-", re.sub(r"[^\w\s-]", "", str(v)).strip().lower()),
         }
-
-    def _handler_tasks(self):
-        """``event_trigger_dispatch``: one ``event_trigger_handler`` per rule, looked up by name later."""
-        return [(rule["name"], self._new_task("event_trigger_handler", ("authentik_events", "notificationrule",
-                                                                        rule["pk"])))
-                for rule in sorted(self.rules.values(), key=lambda r: r["name"])]
-
-    def _process_event(self, event):
-        """The worker's side of one event: dispatch, the handlers, then the webhook POSTs.
-        Called WITHOUT the lock; the policy and mapping work runs under it."""
-        with self.lock:
-            self._task_start(event.dispatch_task)
-            if event.handler_tasks is None:
-                event.handler_tasks = self._handler_tasks()
-            self._task_finish(event.dispatch_task)
-            jobs = []
-            for name, task in event.handler_tasks:
-                if task is not None and task["message_id"] not in self.tasks:
-                    continue  # deleted together with its rule: the message never runs
-                self._task_start(task)
-                rule = next((r for r in self.rules.values() if r["name"] == name), None)
-                if rule is not None:  # a renamed or deleted rule: the handler returns quietly
-                    jobs.extend(self._handle_rule(event, rule, task))
-                self._task_finish(task)
-        for job in jobs:
-            self._deliver(job)
-
-    def _handle_rule(self, event, rule, handler):
-        """``event_trigger_handler`` for one rule (lock held): returns the webhook jobs to post."""
-        jobs = []
-        guard = event.context.get("policy_uuid")
-        if guard:  # loop guard: events about a policy bound to any rule are ignored (§10.8)
-            try:
-                guard = norm_uuid(guard)
-            except ValueError:
-                guard = None
-            if guard and any(b["policy"] == guard and b["target"] in self.rules for b in self.bindings.values()):
-                return jobs
-        request_user = self._expr_user(event.user.get("pk"))
-        if not self._rule_passes(rule, event, request_user):
-            return jobs
-        recipients = self._recipients(rule, event)
-        count = 0
-        for tr_pk in rule["transports"]:
-            transport = self.transports.get(tr_pk)
-            if not transport:
-                continue
-            for user in recipients:
-                count += 1
-                task = self._new_task("notification_transport",
-                                      ("authentik_events", "notificationtransport", transport["pk"]))
-                self._task_start(task)
-                notification = Notification(event, user, rule["severity"], event.summary)
-                try:
-                    job = self._send_prepare(transport, rule, notification)
-                except MappingFailed as exc:  # PropertyMappingExpressionException: str() is empty
-                    self._task_fail(task, "", [("PropertyMappingExpressionException", "", False),
-                                               (type(exc.__cause__).__name__, str(exc.__cause__), True)])
-                else:
-                    if job is None:  # local / email: done inside the task
-                        self._task_finish(task)
-                    else:
-                        job["task"] = task
-                        jobs.append(job)
-                if transport["send_once"]:
-                    break
-        if handler is not None:
-            self._task_log(handler, "info", "Created %d notification tasks" % count, logger=handler["actor_name"])
-        return jobs
 
     # -- worker task rows (>= 2025.8) ---------------------------------------
     def _new_task(self, actor, rel=None):
@@ -970,7 +1153,7 @@ class AuthentikSimulator(SimulatorBase):
         ctx = self._helpers(policy["name"], request.user)
         ctx.update(request=request, context=request.context, ak_message=messages.append,
                    ak_is_sso_flow=False, ak_client_ip=ak_client_ip)
-        return bool(run_expression(policy["expression"], ctx, policy["name"])), messages
+        return bool(run_expression(policy["expression"], ctx, policy["name"], self)), messages
 
     def _eval_mapping(self, mapping_pk, notification):
         """Evaluate a webhook mapping; on error a property_mapping_exception event and ``MappingFailed``."""
@@ -979,7 +1162,7 @@ class AuthentikSimulator(SimulatorBase):
         ctx.update(user=notification.user, notification=notification, SkipObject=SkipObject,
                    request=PolicyRequest(notification.user, {"notification": notification}, obj=mapping))
         try:
-            return sanitize(run_expression(mapping["expression"], ctx, mapping["name"]))
+            return sanitize(run_expression(mapping["expression"], ctx, mapping["name"], self))
         except Exception as exc:
             self._record_event(Event("property_mapping_exception", user_dict(notification.user), None,
                                      {"expression": mapping["expression"], "message": error_string(exc),
@@ -1066,32 +1249,6 @@ class AuthentikSimulator(SimulatorBase):
         finally:
             session.close()
 
-    def _deliver(self, job):
-        """POST with the task runner's retries; every attempt lands in ``deliveries`` (§10.6-7)
-        and in the job's ``notification_transport`` task row."""
-        attempts = 1 + self.max_retries
-        task = job.get("task")
-        for attempt in range(1, attempts + 1):
-            if attempt > 1:
-                with self.lock:
-                    self._task_start(task)
-            record, resp = self._post_once(job)
-            record["attempt"] = attempt
-            ok = resp is not None and resp.ok
-            with self.lock:
-                self.deliveries.append(record)
-                if ok:
-                    self._task_finish(task)
-                else:
-                    message, chain = self._send_error(job, resp)
-                    self._task_fail(task, message, chain,
-                                    self.retry_backoff * attempt if attempt < attempts else None)
-            if ok:
-                return True
-            if attempt < attempts:
-                time.sleep(self.retry_backoff * attempt)
-        return False
-
     @staticmethod
     def _send_error(job, resp):
         """What ``send_webhook`` raises: ``NotificationTransportError(response.text)`` for a non-2xx
@@ -1116,7 +1273,7 @@ class AuthentikSimulator(SimulatorBase):
             resp = self._route(request)
         except ApiError as exc:
             resp = exc.response
-        if self._pending and not self.async_pipeline:  # model_* events: run the pipeline before answering
+        if self.worker_mode == "sync" and self._messages:  # model_* events: run the pipeline before answering
             with self._unlocked():
                 self._drain()
         return resp
@@ -1127,6 +1284,8 @@ class AuthentikSimulator(SimulatorBase):
             return self._sim_login(req)
         if path == "/_sim/worker/" and req.method in ("GET", "POST"):
             return self._sim_worker(req)
+        if path == "/_sim/logout/" and req.method == "POST":
+            return self._sim_logout(req)
         if not path.startswith("/api/v3/") or not path.endswith("/"):
             raise ApiError(404, HTML_404, "text/html")  # APPEND_SLASH = False (§1)
         rest = path[len("/api/v3/"):-1]
@@ -1138,6 +1297,8 @@ class AuthentikSimulator(SimulatorBase):
         m = re.match(r"^([a-z_]+/[a-z_]+)(?:/([^/]+))?(?:/([a-z_]+))?$", rest)
         if m and m.group(1) == "tasks/tasks" and self.vt >= (2025, 8):  # Dramatiq era only (§10.7)
             return self._tasks_api(req, self._authenticate(req), m.group(2), m.group(3))
+        if m and m.group(1) == "core/authenticated_sessions":
+            return self._sessions_api(req, self._authenticate(req), m.group(2), m.group(3))
         if not m or (m.group(1) not in KINDS and m.group(1) not in READ_ONLY):
             raise ApiError(404, HTML_404, "text/html")
         base, pk, action = m.groups()
@@ -1162,6 +1323,12 @@ class AuthentikSimulator(SimulatorBase):
             return self._save(req, base, rec)
         if req.method == "DELETE":
             self._need_write(token)
+            if base in ("events/rules", "events/transports") and self.vt >= (2025, 8) and self._busy(rec["pk"]) \
+                    and self._rng.random() < self.busy_delete_failure:
+                # Under a worker backlog the delete of an object with queued tasks was refused
+                # with an empty 405 and rolled back (§17): the object is still there.
+                self.busy_delete_refusals += 1
+                return Response(405)
             self._delete(req, base, rec)
             return Response(204)
         raise ApiError(405, {"detail": 'Method "%s" not allowed.' % req.method})
@@ -1194,27 +1361,37 @@ class AuthentikSimulator(SimulatorBase):
         user = self._serialize("core/users", self.users[ADMIN_PK])
         return {"user": user, "original": None}
 
-    def _sim_login(self, req):
-        """Simulator-only control route: log a user in over HTTP (separate-process demos)."""
+    def _sim_body(self, req):
         try:
             body = req.json() or {}
         except ValueError:
             body = {}
-        if not isinstance(body, dict) or not body.get("username") or not body.get("client_ip"):
+        return body if isinstance(body, dict) else {}
+
+    def _sim_login(self, req):
+        """Simulator-only control route: log a user in over HTTP (separate-process demos)."""
+        body = self._sim_body(req)
+        if not body.get("username") or not body.get("client_ip"):
             return Response(400, {"detail": "username and client_ip are required"})
         before = len(self.deliveries)
         with self._unlocked():
             event = self.login(body["username"], body["client_ip"], body.get("password"))
-        return Response(200, {"event": event.action, "deliveries": self.deliveries[before:]})
+        return Response(200, {"event": event.action, "session_key": event.session_key,
+                              "deliveries": self.deliveries[before:]})
+
+    def _sim_logout(self, req):
+        """Simulator-only control route: the invalidation flow for one session."""
+        body = self._sim_body(req)
+        if body.get("session_key") not in self.sessions:
+            return Response(400, {"detail": "session_key of a live session is required"})
+        with self._unlocked():
+            event = self.logout(body["session_key"], body.get("client_ip"))
+        return Response(200, {"event": event.action})
 
     def _sim_worker(self, req):
         """Simulator-only control route: pause or resume the worker (the task backlog, §16)."""
         if req.method == "POST":
-            try:
-                body = req.json() or {}
-            except ValueError:
-                body = {}
-            paused = body.get("paused") if isinstance(body, dict) else None
+            paused = self._sim_body(req).get("paused")
             if not isinstance(paused, bool):
                 return Response(400, {"detail": "paused (a boolean) is required"})
             if paused:
@@ -1222,8 +1399,65 @@ class AuthentikSimulator(SimulatorBase):
             else:
                 with self._unlocked():
                     self.resume_worker()
-        return Response(200, {"paused": self._paused, "held": len(self._held),
+        return Response(200, {"paused": self.worker_paused, "held": len(self._messages),
                               "queued": sum(1 for t in self.tasks.values() if t["state"] == "queued")})
+
+    # -- authenticated sessions ---------------------------------------------------------
+    def _sessions_api(self, req, token, pk, action):
+        """``AuthenticatedSessionViewSet``: list, retrieve, destroy, bulk_delete (no write events)."""
+        if not token["superuser"]:
+            if pk is None and req.method == "GET":
+                return self._paginate(req, [])
+            raise ApiError(404, {"detail": "No AuthenticatedSession matches the given query."})
+        if pk == "bulk_delete" and action is None:
+            if req.method != "DELETE":
+                raise ApiError(405, {"detail": 'Method "%s" not allowed.' % req.method})
+            pks = req.query.get("user_pks") or []
+            if not pks or not all(re.fullmatch(r"\d+", p) for p in pks):
+                raise bad_request({"user_pks": ["This field is required."] if not pks
+                                   else ["A valid integer is required."]})
+            doomed = [k for k, sess in self.sessions.items() if str(sess["user"]) in pks]
+            for key in doomed:
+                del self.sessions[key]
+            return Response(200, {"deleted": len(doomed)})
+        if pk is None:
+            if req.method != "GET":
+                raise ApiError(405, {"detail": 'Method "%s" not allowed.' % req.method})
+            new = self.vt >= (2025, 4)
+            filters = {"user__username": lambda sess: self.users[sess["user"]]["username"],
+                       ("session__last_ip" if new else "last_ip"): lambda sess: sess["last_ip"],
+                       ("session__last_user_agent" if new else "last_user_agent"):
+                           lambda sess: sess["last_user_agent"]}
+            rows = [sess for sess in self.sessions.values() if sess["user"] in self.users]
+            for param, value_of in filters.items():
+                value = req.q(param)
+                if value:
+                    rows = [sess for sess in rows if value_of(sess) == value]
+            rows.sort(key=lambda sess: (self.users[sess["user"]]["username"], sess["uuid"]))
+            return self._paginate(req, [self._serialize_session(sess) for sess in rows])
+        found = next((sess for sess in self.sessions.values() if sess["uuid"] == pk), None)
+        if found is None:
+            raise ApiError(404, {"detail": "No AuthenticatedSession matches the given query."})
+        if action == "used_by" and req.method == "GET":
+            return Response(200, [])
+        if action:
+            raise ApiError(404, HTML_404, "text/html")
+        if req.method == "GET":
+            return Response(200, self._serialize_session(found))
+        if req.method == "DELETE":  # an admin's revoke: the session ends, no event for its user (§17)
+            del self.sessions[found["session_key"]]
+            return Response(204)
+        raise ApiError(405, {"detail": 'Method "%s" not allowed.' % req.method})
+
+    def _serialize_session(self, sess):
+        return {"uuid": sess["uuid"], "current": False,
+                "user_agent": {"device": {"brand": "", "family": "Other", "model": ""},
+                               "os": {"family": "Other", "major": "", "minor": "", "patch": "", "patch_minor": ""},
+                               "user_agent": {"family": "Other", "major": "", "minor": "", "patch": ""},
+                               "string": sess["last_user_agent"]},
+                "geo_ip": None, "asn": None, "user": sess["user"], "last_ip": sess["last_ip"],
+                "last_user_agent": sess["last_user_agent"], "last_used": iso(sess["last_used"]),
+                "expires": iso(sess["expires"])}
 
     # -- worker tasks (>= 2025.8) ------------------------------------------------
     def _tasks_api(self, req, token, pk, action):
