@@ -7,10 +7,12 @@ in check/diff mode or at -vvv) and collect what it printed and what it sent.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import yaml
@@ -25,6 +27,16 @@ PANGOLIN_KEY = "rootkey00000001.s3cr3tpangolinrootkeyvalue000000000000000"
 WEBHOOK_KEY = "rulekey00000001.s3cr3tpangolinwebhookkeyvalue00000000000"
 
 
+def readme_key_actions():
+    """The actions the README tells operators to give the playbook's Pangolin key: the tests use exactly these."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    start = text.index("<!-- playbook-key-actions")
+    end = text.index("<!-- /playbook-key-actions -->")
+    actions = sorted(set(re.findall(r"`([a-z][A-Za-z]+)`", text[start:end])))
+    assert actions, "the README lists no action for the playbook's key"
+    return actions
+
+
 def ensure_collection_link():
     link = COLLECTIONS / "ansible_collections" / "homelab" / "pangolin_authentik"
     if not link.exists():
@@ -35,16 +47,30 @@ def ensure_collection_link():
             pass
 
 
+def wait_for(condition, timeout=30.0, what="the condition"):
+    """Poll ``condition`` until it holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.0fs waiting for %s" % (timeout, what))
+        time.sleep(0.01)
+
+
 class PlaybookEnv(object):
     """A Pangolin and an authentik simulator, seeded for the Jellyfin setup."""
 
-    def __init__(self, users=0, authentik_version="2026.5.0-rc1", workdir=None):
+    def __init__(self, users=0, authentik_version="2026.5.0-rc1", workdir=None, worker="background", **authentik):
         ensure_collection_link()
         self.pangolin = PangolinSimulator()
-        self.authentik = AuthentikSimulator(version=authentik_version)
+        # authentik's worker runs in the background, as the real one: deliveries come later, and
+        # tests wait for them (wait_for, wait_delivered), never for a fixed time.
+        self.authentik = AuthentikSimulator(version=authentik_version, worker=worker, **authentik)
         self.pangolin.start()
         self.authentik.start()
-        self.pangolin_key = self.pangolin.add_api_key(root=True, key=PANGOLIN_KEY)
+        self.pangolin_key = self.pangolin.add_api_key(root=True, key=PANGOLIN_KEY, actions=readme_key_actions())
         self.webhook_key = self.pangolin.add_api_key(org_id="homelab", actions=["updateResourceRule"],
                                                      key=WEBHOOK_KEY)
         self.authentik.add_token(AUTHENTIK_TOKEN, superuser=True)
@@ -75,10 +101,10 @@ class PlaybookEnv(object):
     def inventory(self, users=None, **overrides):
         """Write an inventory like the example one, pointing at the simulators."""
         data = {
-            "authentik_url": self.authentik.base_url,
-            "authentik_token": AUTHENTIK_TOKEN,
-            "pangolin_url": self.pangolin.base_url,
-            "pangolin_api_key": self.pangolin_key,
+            "jellyfin_whitelist_authentik_url": self.authentik.base_url,
+            "jellyfin_whitelist_authentik_token": AUTHENTIK_TOKEN,
+            "jellyfin_whitelist_pangolin_url": self.pangolin.base_url,
+            "jellyfin_whitelist_pangolin_api_key": self.pangolin_key,
             "jellyfin_whitelist_resource": "jellyfin.example.com",
             "jellyfin_whitelist_org_id": "homelab",
             "jellyfin_whitelist_webhook_api_key": self.webhook_key,
@@ -160,15 +186,40 @@ class PlaybookEnv(object):
         results = self.task_results(parsed, "login → webhook → Pangolin rule chain")
         return dict((u["username"], u) for u in results[-1]["users"]) if results and results[-1] else {}
 
-    def rule_of(self, username, parsed=None):
-        """The Pangolin rule the user's transport points at, read through the simulator."""
-        transport = [t for t in self.authentik.transports.values()
-                     if t.get("name") == "jellyfin-whitelist-" + username]
+    def slot_name(self, username, slot=1, instance=None):
+        return "jellyfin-whitelist-%s/%s/%d" % (instance or "resource-%d" % self.resource_id, username, slot)
+
+    def rule_of(self, username, slot=1, instance=None):
+        """The Pangolin rule the user's transport (of ``slot``) points at, read through the simulator."""
+        name = self.slot_name(username, slot, instance)
+        transport = [t for t in self.authentik.transports.values() if t.get("name") == name]
         if not transport:
             return None
-        rule_id = int(transport[0]["webhook_url"].rstrip("/").rsplit("/", 1)[1])
-        rules = [r for r in self.pangolin.rules(self.resource_id) if r["ruleId"] == rule_id]
+        resource_id, rule_id = [int(x) for x in transport[0]["webhook_url"].rstrip("/").split("/")[-3::2]]
+        rules = [r for r in self.pangolin.rules(resource_id) if r["ruleId"] == rule_id]
         return rules[0] if rules else None
+
+    def addresses_of(self, username, instance=None):
+        """The values of every rule of the user, slot by slot (None for a missing rule)."""
+        values = []
+        for slot in range(1, 21):
+            if not any(t.get("name") == self.slot_name(username, slot, instance)
+                       for t in self.authentik.transports.values()):
+                return values
+            rule = self.rule_of(username, slot, instance)
+            values.append(rule["value"] if rule else None)
+        return values
+
+    def wait_for(self, condition, timeout=30.0, what="the condition"):
+        """Wait until ``condition()`` is true (the worker delivers in the background)."""
+        return wait_for(condition, timeout, what)
+
+    def login(self, username, client_ip, wait=True, **kwargs):
+        """Log a user in; with ``wait`` until authentik's worker has delivered everything it queued."""
+        event = self.authentik.login(username, client_ip, **kwargs)
+        if wait:
+            assert self.authentik.wait_idle(60), "authentik's worker did not drain"
+        return event
 
     def writes(self):
         return self.pangolin.writes() + self.authentik.writes()

@@ -23,4 +23,15 @@ options:
       - If not set, the value of the E(AUTHENTIK_TOKEN) environment variable is used.
     type: str
     required: true
+  authentik_validate_certs:
+    description:
+      - Verify authentik's TLS certificate; overrides O(validate_certs) for authentik only.
+      - If not set, the value of the E(AUTHENTIK_VALIDATE_CERTS) environment variable is used, else
+        O(validate_certs).
+    type: bool
+  authentik_ca_path:
+    description:
+      - PEM file of the CA that signed authentik's certificate; overrides O(ca_path) for authentik only.
+      - If not set, the value of the E(AUTHENTIK_CA_PATH) environment variable is used, else O(ca_path).
+    type: path
 '''

@@ -24,4 +24,15 @@ options:
       - If not set, the value of the E(PANGOLIN_API_KEY) environment variable is used.
     type: str
     required: true
+  pangolin_validate_certs:
+    description:
+      - Verify Pangolin's TLS certificate; overrides O(validate_certs) for Pangolin only.
+      - If not set, the value of the E(PANGOLIN_VALIDATE_CERTS) environment variable is used, else O(validate_certs).
+    type: bool
+  pangolin_ca_path:
+    description:
+      - PEM file of the CA that signed Pangolin's certificate; overrides O(ca_path) for Pangolin only (a private-CA
+        Pangolin next to a publicly signed authentik, say).
+      - If not set, the value of the E(PANGOLIN_CA_PATH) environment variable is used, else O(ca_path).
+    type: path
 '''

@@ -58,6 +58,11 @@ class ApiError(Exception):
     def __str__(self):
         return self.message
 
+    @property
+    def transient(self):
+        """A refusal that may pass: no answer, a timeout-ish or conflict status, 429 or a 5xx."""
+        return self.status is None or self.status in (405, 408, 409, 423, 425, 429) or self.status >= 500
+
 
 class Secrets(object):
     """Values that must never leave the module, and how to scrub them."""

@@ -25,6 +25,8 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_cli
 HEADERS_MAPPING_SINCE = (2025, 4)
 DESTINATION_RENAME_SINCE = (2025, 8)
 TASK_API_SINCE = (2025, 8)  # the Dramatiq worker and its /tasks/ API
+SESSIONS_IN_DATABASE_SINCE = (2025, 4)  # Session model with last_ip/last_used/expires; AuthenticatedSession.session
+EXACT_ACTIONS_FILTER_SINCE = (2026, 2)  # events ?actions= (exact, repeatable) next to ?action= (contains)
 
 
 def authentik_argument_spec():
@@ -34,6 +36,8 @@ def authentik_argument_spec():
     spec = dict(
         authentik_url=dict(type="str", required=True, fallback=(env_fallback, ["AUTHENTIK_URL"])),
         authentik_token=dict(type="str", required=True, no_log=True, fallback=(env_fallback, ["AUTHENTIK_TOKEN"])),
+        authentik_validate_certs=dict(type="bool", fallback=(env_fallback, ["AUTHENTIK_VALIDATE_CERTS"])),
+        authentik_ca_path=dict(type="path", fallback=(env_fallback, ["AUTHENTIK_CA_PATH"])),
     )
     spec.update(connection_argument_spec())
     return spec
@@ -71,9 +75,11 @@ class AuthentikClient(ApiClient):
     @classmethod
     def from_module(cls, module):
         params = module.params
-        return cls(params["authentik_url"], params["authentik_token"], validate_certs=params["validate_certs"],
-                   ca_path=params.get("ca_path"), timeout=params["timeout"], retries=params["retries"],
-                   warn=module.warn)
+        validate_certs = params.get("authentik_validate_certs")
+        return cls(params["authentik_url"], params["authentik_token"],
+                   validate_certs=params["validate_certs"] if validate_certs is None else validate_certs,
+                   ca_path=params.get("authentik_ca_path") or params.get("ca_path"), timeout=params["timeout"],
+                   retries=params["retries"], warn=module.warn)
 
     # -- errors ----------------------------------------------------------
     def error_detail(self, status, body):
@@ -153,6 +159,40 @@ class AuthentikClient(ApiClient):
         rows, _count = self.first_page("/events/events/", "%s events" % action, params, page_size=limit)
         return [row for row in rows if row.get("action") == action
                 and (username is None or (row.get("user") or {}).get("username") == username)]
+
+    def login_events(self, username, user_pk=None, since=None, limit=200, max_pages=10):
+        """The user's real ``login`` events, newest first: [{pk, created, client_ip}].
+
+        ``?action=login`` is a contains match, so ``login_failed`` events (which anyone
+        who knows the username can cause) come back too, newest first; servers with the
+        exact ``actions`` filter get that one. Every row is checked for the exact action
+        and the user's pk, and pages are followed until ``limit`` logins, an event older
+        than ``since``, or ``max_pages`` pages.
+        """
+        params = {"username": username, "ordering": "-created"}
+        params["actions" if self.at_least(EXACT_ACTIONS_FILTER_SINCE) else "action"] = "login"
+        found, page = [], 1
+        while page and page <= max_pages:
+            query = dict(params, page=page, page_size=100)
+            _status, body = self.request("GET", "/events/events/", "list login events of %r" % username,
+                                         params=query)
+            if not isinstance(body, dict) or "results" not in body:
+                raise ApiError("%s: list login events: the answer is not an authentik list; does authentik_url "
+                               "point at authentik?" % self.api_name)
+            for row in body["results"]:
+                created = parse_time(row.get("created"))
+                if since is not None and created is not None and created < since:
+                    return found
+                user = row.get("user") or {}
+                if row.get("action") != "login" or user.get("username") != username or (
+                        user_pk is not None and user.get("pk") != user_pk):
+                    continue
+                found.append(dict(pk=row.get("pk"), created=created, client_ip=row.get("client_ip")))
+                if len(found) >= limit:
+                    return found
+            following = (body.get("pagination") or {}).get("next") or 0
+            page = following if following and following != page else 0
+        return found
 
     def tasks(self, params, page_size=100):
         """Rows and count of the worker's task list, or None where the server has no task API (before 2025.8)."""

@@ -62,6 +62,10 @@ class NamedKind(ObjectKind):
     def names(self):
         return list(self._rows or {})
 
+    def views(self):
+        """Every object of the list read by ``preload``, as views."""
+        return [self.view(raw) for raw in (self._rows or {}).values()]
+
     def api_fields(self):
         return self.fields
 
@@ -261,6 +265,11 @@ class BindingKind(ObjectKind):
     def view(raw):
         return dict((k, raw.get(k)) for k in ("pk", "target", "policy", "order", "enabled", "negate", "timeout"))
 
+    @classmethod
+    def list_for(cls, client, targets):
+        """The bindings of these targets, in one request."""
+        return [cls.view(raw) for raw in client.list(cls.path, "policy bindings", {"target_in": list(targets)})]
+
     def find(self, desired):
         if self._bindings is None:
             self._bindings = self.client.list(self.path, "policy bindings", {"target": self.target})
@@ -319,6 +328,13 @@ class UserKind(ObjectKind):
 
     def describe(self, desired):
         return "user %r" % desired.get("username")
+
+    @staticmethod
+    def summaries(client, usernames):
+        """pk, username, name and is_active of these users, with as few requests as possible."""
+        found = client.users_by_username(usernames) if usernames else {}
+        return [dict(pk=raw.get("pk"), username=raw.get("username"), name=raw.get("name"),
+                     is_active=bool(raw.get("is_active"))) for raw in found.values()]
 
     def group_names(self, pks):
         missing = [pk for pk in pks if pk not in self._group_names]
@@ -420,6 +436,46 @@ def resolve_reference(kind, name, option, check_mode=False):
     if check_mode:
         return "(%s %r, not created yet)" % (kind.what, name)
     raise InputError("%s: authentik has no %s named %r" % (option, kind.what, name))
+
+
+class EmailTransport(object):
+    """The desired e-mail transport of a login e-mail setting ``{group: ..., to_user: ..., subject_prefix: ...}``."""
+
+    OPTIONS = ("group", "to_user", "subject_prefix", "template")
+
+    @classmethod
+    def check(cls, setting, option="login_email"):
+        """None (off), or the setting checked: exactly one recipient, known keys only."""
+        if setting is None or setting == {} or setting is False:
+            return None
+        if not isinstance(setting, dict):
+            raise InputError("%s must be a dict such as {group: <authentik group>} or {to_user: true}, got %r"
+                             % (option, setting))
+        unknown = sorted(set(setting) - set(cls.OPTIONS))
+        if unknown:
+            raise InputError("%s has unknown keys %s (allowed: %s)" % (option, ", ".join(map(str, unknown)),
+                                                                       ", ".join(cls.OPTIONS)))
+        group, to_user = setting.get("group"), setting.get("to_user")
+        if bool(group) == bool(to_user):
+            raise InputError("%s needs exactly one recipient: group (an authentik group whose members get the "
+                             "e-mail) or to_user: true (the user who logged in)" % option)
+        if group is not None:
+            check_name(group, "%s.group" % option)
+        if to_user not in (None, True, False):
+            raise InputError("%s.to_user must be true or false, got %r" % (option, to_user))
+        for key in ("subject_prefix", "template"):
+            if setting.get(key) is not None and not isinstance(setting[key], str):
+                raise InputError("%s.%s must be a string, got %r" % (option, key, setting[key]))
+        return dict(setting)
+
+    @staticmethod
+    def desired(name, setting):
+        desired = dict(name=name, mode="email")
+        if setting.get("subject_prefix") is not None:
+            desired["email_subject_prefix"] = setting["subject_prefix"]
+        if setting.get("template") is not None:
+            desired["email_template"] = setting["template"]
+        return desired
 
 
 def check_webhook_url(url, option="webhook_url"):

@@ -21,32 +21,14 @@ import json
 import re
 from datetime import datetime, timedelta, timezone
 
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.addresses import rule_entry
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import ApiError
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import parse_time
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.render import (
-    login_policy_expression,
-    rendered_values,
-)
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.webhook_key import bearer_in
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.whitelist import RULE_URL, WhitelistPlan
 
 RERUN = "rerun playbooks/site.yml, which rebuilds the user's chain"
 PROXY_SETTING = "AUTHENTIK_LISTEN__TRUSTED_PROXY_CIDRS"
 # A login younger than this may still be on its way through authentik's worker.
 IN_FLIGHT = timedelta(minutes=2)
-
-
-def expected_value(client_ip, ipv6_prefix):
-    """(match, value) the body mapping writes for a login from ``client_ip``."""
-    try:
-        address = ipaddress.ip_address(client_ip)
-    except ValueError:
-        return None, None
-    if address.version == 6 and address.ipv4_mapped:
-        return "IP", str(address.ipv4_mapped)
-    if address.version == 6 and ipv6_prefix:
-        return "CIDR", str(ipaddress.ip_network("%s/%d" % (address, ipv6_prefix), strict=False))
-    return "IP", str(address)
 
 
 # Where a reverse proxy talks to authentik from: private networks (RFC 1918,
@@ -104,31 +86,25 @@ class Finding(object):
 
 
 class WhitelistDoctor(object):
-    def __init__(self, pangolin, authentik, resource_id, users, prefix, headers_mapping, placeholder="0.0.0.0",
-                 action="ACCEPT", webhook_url=None, ipv6_prefix=0, recent_logins=100, destination_group=None,
+    def __init__(self, whitelist, headers_mapping=None, webhook_url=None, recent_logins=100,
                  manage_webhook_key=False, secrets=None, now=None):
-        self.pangolin = pangolin
-        self.authentik = authentik
-        self.resource_id = resource_id
-        self.placeholder = placeholder
-        self.action = action
-        self.ipv6_prefix = ipv6_prefix
+        self.w = whitelist
+        self.settings = whitelist.settings
+        self.dep = whitelist.deployment
+        self.pangolin = whitelist.pangolin
+        self.authentik = whitelist.authentik
+        self.resource_id = self.dep.resource_id
         self.recent_logins = recent_logins
         self.now = now or datetime.now(timezone.utc)
-        # The same reads and input checks as a run of the whitelist, in check mode (no write is possible);
-        # it never allocates a priority, so the range is a dummy.
-        self.plan = WhitelistPlan(pangolin, authentik, resource_id, users, prefix, (1, 1), placeholder=placeholder,
-                                  action=action, headers_mapping=headers_mapping, webhook_url=webhook_url or "",
-                                  check_mode=True, apply_rules=True, destination_group=destination_group)
         self.webhook_url = (webhook_url or "").rstrip("/")
         self.manage_webhook_key = manage_webhook_key
         self.secrets = secrets  # what the module's output is scrubbed of
 
     # -- reads ---------------------------------------------------------------
     def read(self):
-        plan = self.plan
-        plan.read()
-        self.headers = plan.mappings.find({"name": plan.headers_mapping_name}) if plan.headers_mapping_name else None
+        self.w.read()
+        self.snap, self.own = self.w.snapshot, self.w.ownership
+        self.headers = self.snap.mappings.get(self.w.headers_name)
         if self.secrets is not None:
             # The doctor echoes authentik's error messages; one about the headers mapping may quote its key.
             self.secrets.add(bearer_in((self.headers or {}).get("expression")))
@@ -148,7 +124,6 @@ class WhitelistDoctor(object):
     # -- checks ----------------------------------------------------------------
     def examine(self):
         self.read()
-        plan = self.plan
         report = Finding()
         self._check_resource(report)
         self._check_headers(report)
@@ -156,22 +131,23 @@ class WhitelistDoctor(object):
         self._check_proxy(report)
         self._check_backlog(report)
         self._check_leftovers(report)
-        users = [self._examine_user(user) for user in plan.users if user["state"] == "present"]
+        users = [self._examine_user(user) for user in self.w.users if user["state"] == "present"]
         healthy = not report.problems and not any(u["problems"] for u in users)
         return dict(healthy=healthy, problems=report.problems, notes=report.notes, users=users,
-                    resource_id=self.resource_id, apply_rules=plan.resource_now.get("apply_rules"),
+                    resource_id=self.resource_id, instance=self.dep.instance,
+                    apply_rules=self.snap.resource.get("apply_rules"),
                     backlog=dict(available=self.task_api, queued=self.queued,
-                                 notification_rules=len(plan.notification_rules.names())))
+                                 notification_rules=len(self.snap.notification_rules)))
 
     def _check_resource(self, report):
-        if not self.plan.resource_now.get("apply_rules"):
+        if not self.snap.resource.get("apply_rules"):
             report.problem("apply_rules", "resource %d has rules switched off (applyRules is false), so Pangolin "
                            "ignores every user's rule" % self.resource_id,
                            "rerun playbooks/site.yml (it turns applyRules on), or enable rules in the resource's "
                            "settings in Pangolin")
 
     def _check_headers(self, report):
-        name = self.plan.headers_mapping_name
+        name = self.w.headers_name
         if self.headers is None:
             report.problem("headers_mapping", "authentik has no webhook mapping %r, so webhooks reach Pangolin "
                            "without its API key and are refused" % name, RERUN)
@@ -180,14 +156,19 @@ class WhitelistDoctor(object):
                         "cannot tell which Pangolin key it sends" % name)
 
     def _check_webhook_key(self, report):
-        """Does Pangolin still have the key the headers mapping sends, allowed to update rules?"""
+        """Does Pangolin still have the key the headers mapping sends, allowed to update rules, and nothing else?"""
         bearer = bearer_in((self.headers or {}).get("expression"))
         if bearer is None:
             return
         key_id = bearer.split(".", 1)[0]
         if key_id == str(self.pangolin.token).split(".", 1)[0]:
-            return  # the playbook's own key, which this very run just used
-        org_id = self.plan.resource_org_id()
+            report.problem("webhook_key", "the headers mapping sends this playbook's own Pangolin key to authentik, "
+                           "where anyone who may read mappings can read it and do whatever the playbook can",
+                           "give authentik a key of its own: set jellyfin_whitelist_manage_webhook_key, or a key "
+                           "with only updateResourceRule in jellyfin_whitelist_webhook_api_key, and rerun "
+                           "playbooks/site.yml")
+            return
+        org_id = self.snap.org_id
         try:
             keys = self.pangolin.list_api_keys(org_id)
             row = next((k for k in keys if k.get("apiKeyId") == key_id), None)
@@ -244,24 +225,30 @@ class WhitelistDoctor(object):
                     "if it is a proxy, add it to %s" % PROXY_SETTING)
 
     def _check_leftovers(self, report):
-        """Objects of users who are absent or no longer listed: each still costs a worker task per event."""
-        plan = self.plan
-        present = set(u["username"] for u in plan.users if u["state"] == "present")
-        absent = set(u["username"] for u in plan.users if u["state"] == "absent")
-        left = {}
-        for kind in (plan.notification_rules, plan.transports, plan.mappings, plan.policies):
-            for name in kind.names():
-                if name.startswith(plan.prefix) and name != plan.headers_mapping_name:
-                    username = name[len(plan.prefix):]
-                    if username and username not in present:
-                        left.setdefault(username, []).append(kind.what)
-        for username, whats in sorted(left.items()):
-            listed = username in absent
-            report.note("leftover", "user %r is %s but authentik still has their %s"
-                        % (username, "marked absent" if listed else "not in the inventory",
-                           ", ".join(sorted(set(whats)))),
-                        "rerun playbooks/site.yml" if listed else
-                        "rerun playbooks/site.yml with jellyfin_whitelist_prune: true, or list the user again")
+        """What users absent or no longer listed still have, and chains of an older version."""
+        present = set(u["username"] for u in self.w.users if u["state"] == "present")
+        absent = set(u["username"] for u in self.w.users if u["state"] == "absent")
+        for username in self.own.usernames():
+            if username in present:
+                if username in self.own.legacy:
+                    report.note("leftover", "user %r still has the chain of an older version of this collection"
+                                % username, "rerun playbooks/site.yml, which moves the user to the current one")
+                continue
+            whats = []
+            if self.own.slots_of(username):
+                whats.append("%d rule chain(s)" % len(self.own.slots_of(username)))
+            if username in self.own.legacy:
+                whats.append("a chain of an older version")
+            addresses = [s.rule["value"] for s in self.own.slots_of(username) if s.rule]
+            chain = self.own.legacy.get(username)
+            if chain and chain.rule:
+                addresses.append(chain.rule["value"])
+            open_to = [a for a in addresses if a != self.settings.placeholder]
+            report.note("leftover", "user %r is %s but still has %s%s" % (
+                username, "marked absent" if username in absent else "not in the inventory", " and ".join(whats),
+                (", which still let %s in" % ", ".join(open_to)) if open_to else ""),
+                "rerun playbooks/site.yml" if username in absent else
+                "rerun playbooks/site.yml with jellyfin_whitelist_prune: true, or list the user again")
 
     def _check_backlog(self, report):
         if not self.queued:
@@ -270,112 +257,130 @@ class WhitelistDoctor(object):
             "backlog",
             "authentik's worker has %d queued tasks; every event costs one task per notification rule (%d rules "
             "here), so logins wait behind the queue and the whitelist lags until it drains"
-            % (self.queued, len(self.plan.notification_rules.names())),
+            % (self.queued, len(self.snap.notification_rules)),
             "wait for the queue to drain (authentik admin: System > Tasks), or give the worker more CPU")
 
+    # -- one user ------------------------------------------------------------------
     def _examine_user(self, user):
-        plan = self.plan
-        username, name = user["username"], plan.name_of(user["username"])
+        username = user["username"]
         report = Finding()
         summary = dict(username=username, rule_id=None, priority=None, match=None, whitelisted=None,
-                       last_login=None, last_login_ip=None)
-        account = plan.accounts.get(username)
+                       addresses=[], last_login=None, last_login_ip=None, group=None)
+        account = self.snap.users.get(username)
         if account is None:
             report.problem("user", "authentik has no user %r" % username,
-                           "create the user in authentik (authentik_users in the inventory), then %s" % RERUN)
-        elif not account.get("is_active", True):
-            report.problem("user", "authentik user %r is deactivated, so the user cannot log in" % username,
-                           "activate the user in authentik")
-        rule = self._check_transport_and_rule(report, name, summary)
-        self._check_body_mapping(report, name, rule)
-        self._check_policy_and_rule(report, name, account)
-        if rule is not None:
+                           "create the user in authentik (jellyfin_whitelist_authentik_users), then %s" % RERUN)
+        elif not account["is_active"]:
+            report.note("user", "authentik user %r is deactivated, so the user cannot log in and the rules must "
+                        "let nobody in" % username, "activate the user in authentik")
+        slots = [self._examine_slot(report, username, number)
+                 for number in range(1, self.settings.max_addresses + 1)]
+        extra = [s for s in self.own.slots_of(username) if s.number > self.settings.max_addresses]
+        if extra:
+            report.problem("slots", "user %r has %d rule(s) beyond max_addresses %d" % (
+                username, len(extra), self.settings.max_addresses), RERUN)
+        if username in self.own.legacy:
+            report.note("legacy", "user %r still has a chain of an older version of this collection" % username,
+                        RERUN)
+        self._check_group(report, username, account, summary)
+        rules = [s for s in slots if s is not None]
+        for rule in rules:
             self._check_shadowing(report, rule)
-        self._check_last_login(report, username, account, rule, summary, name)
+        self._check_addresses(report, username, account, rules, summary)
+        if rules:
+            first = rules[0]
+            summary.update(rule_id=first["rule_id"], priority=first["priority"], match=first["match"],
+                           whitelisted=first["value"])
         summary.update(healthy=not report.problems, problems=report.problems, notes=report.notes)
         return summary
 
-    def _check_transport_and_rule(self, report, name, summary):
-        plan = self.plan
-        transport = (plan.transports._rows or {}).get(name)
+    def _examine_slot(self, report, username, number):
+        """The body mapping, transport and rule of one of the user's rules; the rule when it can be judged."""
+        name = self.dep.slot_name(username, number)
+        slot = self.own.slots.get((username, number))
+        mapping = slot.mapping if slot else None
+        transport = slot.transport if slot else None
+        if mapping is None:
+            report.problem("body_mapping", "authentik has no webhook mapping %r (the webhook's body)" % name, RERUN)
         if transport is None:
             report.problem("transport", "authentik has no notification transport %r, so no webhook is sent" % name,
                            RERUN)
             return None
         url = transport.get("webhook_url") or ""
-        found = RULE_URL.search(url)
         if transport.get("mode") != "webhook":
             report.problem("transport", "transport %r is in mode %r, not webhook" % (name, transport.get("mode")),
                            RERUN)
-        if self.headers is not None and transport.get("webhook_mapping_headers") != self.headers["pk"]:
+        if self.headers is not None and transport.get("headers_mapping") != self.headers["pk"]:
             report.problem("transport", "transport %r does not send the headers mapping %r (Pangolin's key)"
-                           % (name, plan.headers_mapping_name), RERUN)
-        body = plan.mappings.find({"name": name})
-        body_pk = transport.get("webhook_mapping_body", transport.get("webhook_mapping"))
-        if body is not None and body_pk != body["pk"]:
+                           % (name, self.w.headers_name), RERUN)
+        if mapping is not None and transport.get("body_mapping") != mapping["pk"]:
             report.problem("transport", "transport %r does not use the body mapping %r" % (name, name), RERUN)
         if self.webhook_url and not url.startswith(self.webhook_url + "/"):
             report.problem("transport", "transport %r posts to %s, not to %s" % (name, url, self.webhook_url),
                            RERUN)
-        if not found:
+        target = transport.get("target")
+        if target is None:
             report.problem("transport", "transport %r posts to %s, which is not a Pangolin rule URL" % (name, url),
                            RERUN)
             return None
-        if int(found.group(1)) != self.resource_id:
+        if target[0] != self.resource_id:
             report.problem("transport", "transport %r updates a rule of resource %s, not of resource %d"
-                           % (name, found.group(1), self.resource_id), RERUN)
+                           % (name, target[0], self.resource_id), RERUN)
             return None
-        rule_id = int(found.group(2))
-        rule = next((r for r in plan.rules if r["rule_id"] == rule_id), None)
-        summary["rule_id"] = rule_id
+        rule = self.snap.rule(target[1])
         if rule is None:
             report.problem("rule", "transport %r points at rule %d, which resource %d does not have (deleted or "
-                           "renumbered)" % (name, rule_id, self.resource_id), RERUN)
+                           "renumbered)" % (name, target[1], self.resource_id), RERUN)
             return None
-        summary.update(priority=rule["priority"], match=rule["match"], whitelisted=rule["value"])
         if not rule.get("enabled"):
-            report.problem("rule", "rule %d is disabled" % rule_id, RERUN)
-        if rule.get("action") != self.action:
-            report.problem("rule", "rule %d is a %s rule, not %s" % (rule_id, rule.get("action"), self.action),
-                           RERUN)
+            report.problem("rule", "rule %d is disabled" % rule["rule_id"], RERUN)
+        if rule.get("action") != self.settings.action:
+            report.problem("rule", "rule %d is a %s rule, not %s" % (rule["rule_id"], rule.get("action"),
+                                                                       self.settings.action), RERUN)
         if rule.get("match") not in ("IP", "CIDR"):
-            report.problem("rule", "rule %d matches %s, not an IP address" % (rule_id, rule.get("match")), RERUN)
+            report.problem("rule", "rule %d matches %s, not an IP address" % (rule["rule_id"], rule.get("match")),
+                           RERUN)
+        self._check_body_settings(report, name, slot, rule, username)
         return rule
 
-    def _check_body_mapping(self, report, name, rule):
-        body = self.plan.mappings.find({"name": name})
-        if body is None:
-            report.problem("body_mapping", "authentik has no webhook mapping %r (the webhook's body)" % name, RERUN)
-            return
-        priority = rendered_values(body.get("expression")).get("priority")
-        if priority is None:
+    def _check_body_settings(self, report, name, slot, rule, username):
+        settings = slot.settings
+        if not settings:
             report.note("body_mapping", "webhook mapping %r was not written by this collection" % name)
-        elif rule is not None and priority != rule["priority"]:
-            report.problem("priority", "the body mapping %r sends priority %s but the rule has priority %s, so "
-                           "each login moves the rule" % (name, priority, rule["priority"]), RERUN)
-
-    def _check_policy_and_rule(self, report, name, account):
-        plan = self.plan
-        policy = plan.policies.find({"name": name})
-        if policy is None:
-            report.problem("policy", "authentik has no expression policy %r, so no login matches" % name, RERUN)
-        elif account is not None and policy.get("expression") != login_policy_expression(account["pk"]):
-            report.problem("policy", "policy %r does not match the login of user pk %d (was the user "
-                           "recreated?)" % (name, account["pk"]), RERUN)
-        notification = plan.notification_rules.find({"name": name})
-        if notification is None:
-            report.problem("notification_rule", "authentik has no notification rule %r" % name, RERUN)
             return
-        transport = (plan.transports._rows or {}).get(name)
-        if transport is not None and transport["pk"] not in (notification.get("transports") or []):
-            report.problem("notification_rule", "notification rule %r does not use transport %r" % (name, name),
-                           RERUN)
-        if not notification.get("destination_event_user") and not notification.get("destination_group"):
+        if slot.recorded_priority != rule["priority"]:
+            report.problem("priority", "the body mapping %r sends priority %s but the rule has priority %s, so "
+                           "each login moves the rule" % (name, slot.recorded_priority, rule["priority"]), RERUN)
+        account = self.snap.users.get(username)
+        if account is not None and settings.get("user_pk") != account["pk"]:
+            report.problem("body_mapping", "the body mapping %r computes the addresses of user pk %s, but %r is "
+                           "pk %d now (was the user recreated?)" % (name, settings.get("user_pk"), username,
+                                                                    account["pk"]), RERUN)
+        for key, want in (("slots", self.settings.max_addresses), ("sessions", self.settings.follow_sessions),
+                          ("ipv6_prefix", self.settings.ipv6_prefix), ("expire_days", self.settings.expire_days)):
+            if settings.get(key) != want:
+                report.problem("body_mapping", "the body mapping %r was rendered with %s %r, the inventory says %r"
+                               % (name, key, settings.get(key), want), RERUN)
+
+    def _check_group(self, report, username, account, summary):
+        group = self.own.group_of(username)
+        if group is None:
+            report.problem("notification_rule", "no notification rule of this whitelist sends %r's transports, so "
+                           "nothing is sent for the user's logins" % username, RERUN)
+            return
+        summary["group"] = group.index
+        name = group.rule["name"]
+        if group.policy is None:
+            report.problem("policy", "authentik has no expression policy %r, so no login matches" % name, RERUN)
+        elif account is not None and account["pk"] not in group.user_pks:
+            report.problem("policy", "policy %r does not match the logins of user pk %d (was the user recreated?)"
+                           % (name, account["pk"]), RERUN)
+        rule = group.rule
+        if not rule.get("destination_event_user") and not rule.get("destination_group"):
             report.problem("notification_rule", "notification rule %r has no recipient (neither the event user nor "
                            "a group), so authentik never sends it" % name, RERUN)
-        if policy is not None:
-            bound = [b for b in plan.bindings if str(b.get("target")) == str(notification["pk"])
-                     and str(b.get("policy")) == str(policy["pk"])]
+        if group.policy is not None:
+            bound = [b for b in group.bindings if str(b.get("policy")) == str(group.policy["pk"])]
             if not bound:
                 report.problem("binding", "policy %r is not bound to notification rule %r, so the rule never fires"
                                % (name, name), RERUN)
@@ -384,8 +389,8 @@ class WhitelistDoctor(object):
                                % (name, name), RERUN)
 
     def _check_shadowing(self, report, rule):
-        client_ip = None if rule["value"] == self.placeholder else rule["value"].split("/")[0]
-        for other in sorted(self.plan.rules, key=lambda r: r["priority"]):
+        client_ip = None if rule["value"] == self.settings.placeholder else rule["value"].split("/")[0]
+        for other in sorted(self.snap.rules, key=lambda r: r["priority"]):
             if other["priority"] >= rule["priority"] or not other.get("enabled", True):
                 continue
             if other["action"] == rule["action"]:
@@ -393,8 +398,7 @@ class WhitelistDoctor(object):
             verdict = covers(other, client_ip)
             what = "rule %d (%s %s %s, priority %d)" % (other["rule_id"], other["action"], other["match"],
                                                         other["value"], other["priority"])
-            fix = ("give the user a priority below %d in the inventory, or change %s"
-                   % (other["priority"], "that rule"))
+            fix = "give the user a priority below %d in the inventory, or change that rule" % other["priority"]
             if verdict:
                 report.problem("shadowed", "%s comes before the user's rule (priority %d) and matches the user's "
                                "address, so the user's rule is never reached" % (what, rule["priority"]), fix)
@@ -402,32 +406,74 @@ class WhitelistDoctor(object):
                 report.note("shadowed", "%s comes before the user's rule (priority %d) and may match the "
                             "user's requests" % (what, rule["priority"]), fix)
 
-    def _check_last_login(self, report, username, account, rule, summary, name):
-        events = self.authentik.recent_events("login", username=username, limit=5) if account else []
-        last = events[0] if events else None
-        if last is None:
-            summary["last_login"] = (account or {}).get("last_login")
-            if rule is not None and rule["value"] == self.placeholder:
-                report.note("last_login", "no login recorded yet; the rule holds the placeholder %s until "
-                            "the first login" % self.placeholder)
+    def _check_addresses(self, report, username, account, rules, summary):
+        """What each rule lets in, where it comes from, and whether authentik's state still says so."""
+        if account is None:
             return
-        client_ip = last.get("client_ip")
-        summary.update(last_login=last.get("created"), last_login_ip=client_ip)
+        placeholder = self.settings.placeholder
+        expected, sources = self.w.entries_from_state(username, account, self._not_before(username), now=self.now)
+        for rule in rules:
+            entry = (rule["match"], rule["value"])
+            summary["addresses"].append(dict(rule_id=rule["rule_id"], priority=rule["priority"], match=rule["match"],
+                                             value=rule["value"], source=self._source_of(entry, sources)))
+            if rule["value"] == placeholder or entry in expected:
+                continue
+            if not account["is_active"]:
+                report.problem("deactivated", "user %r is deactivated, but rule %d still lets %s in"
+                               % (username, rule["rule_id"], rule["value"]),
+                               "run playbooks/expire.yml or playbooks/site.yml, which reset it")
+            elif self.settings.follow_sessions:
+                report.problem("session_gone", "rule %d lets %s in, but no live session of %r comes from there "
+                               "any more (ended, expired or revoked)" % (rule["rule_id"], rule["value"], username),
+                               "run playbooks/expire.yml (or site.yml), which removes it; schedule expire.yml")
+            else:
+                report.note("stale", "rule %d lets %s in, which %r's logins %s no longer account for"
+                            % (rule["rule_id"], rule["value"], username,
+                               "of the last %d days" % self.settings.expire_days if self.settings.expire_days
+                               else "since the revocation"),
+                            "run playbooks/expire.yml, which resets it (schedule it)")
+        logins = self.snap.logins_of(username, account["pk"])
+        if not logins:
+            if account["is_active"] and all(r["value"] == placeholder for r in rules):
+                report.note("last_login", "no login recorded yet; the rules hold the placeholder %s until the "
+                            "first login" % placeholder)
+            return
+        last = logins[0]
+        summary.update(last_login=_iso(last["created"]), last_login_ip=last["client_ip"])
+        self._check_last_login(report, username, account, rules, last["created"], last["client_ip"])
+
+    def _not_before(self, username):
+        slot = self.own.slots.get((username, 1))
+        return slot.settings.get("not_before") if slot else None
+
+    def _source_of(self, entry, sources):
+        """The newest session or login that explains a rule's value, or None."""
+        for source in sources:
+            if rule_entry(source["address"], self.settings.ipv6_prefix) == entry:
+                return dict(kind=source["kind"], id=source["id"], when=_iso(source["when"]),
+                            address=source["address"])
+        return None
+
+    def _check_last_login(self, report, username, account, rules, created, client_ip):
+        slot = self.own.slots.get((username, 1))
+        name = slot.transport["name"] if slot and slot.transport else self.dep.slot_name(username, 1)
         failures = self._failures(username, name)
-        if rule is None or client_ip is None:
+        if not rules or client_ip is None or not account["is_active"]:
             for cause, failure in failures:
                 report.note("webhook", failure, self._failure_fix([(cause, failure)]))
             return
-        match, value = expected_value(client_ip, self.ipv6_prefix)
-        arrived = rule["value"] == value and (match == rule["match"] or match is None)
+        entry = rule_entry(client_ip, self.settings.ipv6_prefix)
+        since = self.w.since(self._not_before(username), self.now)
+        if entry is None or (since is not None and created is not None and created < since):
+            return  # not an address a rule could hold, or a login the rules no longer count
+        arrived = any((r["match"], r["value"]) == entry for r in rules)
         if arrived:
             for _cause, failure in failures:
                 report.note("webhook", "%s (a later login got through)" % failure)
             return
-        when = parse_time(last.get("created"))
-        message = ("the last login (%s from %s) did not reach Pangolin: the rule still holds %s"
-                   % (last.get("created"), client_ip, rule["value"]))
-        if when is not None and self.now - when < IN_FLIGHT:
+        message = ("the last login (%s from %s) did not reach Pangolin: the rules hold %s"
+                   % (_iso(created), client_ip, ", ".join(r["value"] for r in rules)))
+        if created is not None and self.now - created < IN_FLIGHT:
             report.note("webhook", message + "; it is recent and may still be queued in authentik's worker")
             return
         detail = "; ".join(f for _cause, f in failures) if failures else "authentik recorded no failure for it"
@@ -436,16 +482,17 @@ class WhitelistDoctor(object):
     def _failures(self, username, name):
         """Recorded failures of this user's chain, as (cause, sentence): policy and mapping exceptions,
         failed webhook tasks. The cause picks the fix; it never comes from searching the sentence."""
-        plan = self.plan
         found = []
-        names = {name, plan.headers_mapping_name}
+        slots = self.own.slots_of(username)
+        names = set(s.mapping["name"] for s in slots if s.mapping) | {self.w.headers_name}
         for event in self.mapping_errors:
             context = event.get("context") or {}
             mapping = context.get("mapping") or {}
             if mapping.get("name") in names:
                 found.append(("mapping", "authentik could not evaluate webhook mapping %r at %s: %s"
                               % (mapping.get("name"), event.get("created"), context.get("message"))))
-        policy = plan.policies.find({"name": name})
+        group = self.own.group_of(username)
+        policy = group.policy if group else None
         if policy is not None:
             wanted = str(policy["pk"]).replace("-", "")
             for event in self.policy_errors:
@@ -453,21 +500,19 @@ class WhitelistDoctor(object):
                 if str(context.get("policy_uuid") or "").replace("-", "") == wanted:
                     message = str(context.get("message") or "").strip().splitlines()
                     found.append(("policy", "authentik's policy %r failed at %s: %s"
-                                  % (name, event.get("created"), message[-1] if message else "no message")))
+                                  % (policy["name"], event.get("created"), message[-1] if message else "no message")))
                     break  # it fails on every event; once is enough
-        transport = (plan.transports._rows or {}).get(name)
-        if transport is not None:
-            wanted = str(transport["pk"]).replace("-", "")
-            for task in self.failed_tasks:
-                if str(task.get("rel_obj_id") or "").replace("-", "") != wanted:
-                    continue
-                errors = [log for log in task.get("logs") or []
-                          if str(log.get("log_level", "")).lower() in ("error", "exception", "critical")]
-                status = _http_status(errors[-1]) if errors else None
-                cause = {401: "key", 403: "key", 404: "gone"}.get(status, "delivery")
-                found.append((cause, "the webhook task failed at %s after %s retries: %s"
-                              % (task.get("mtime"), task.get("retries"),
-                                 _log_text(errors[-1]) if errors else "no message")))
+        wanted = set(str(s.transport["pk"]).replace("-", "") for s in slots if s.transport)
+        for task in self.failed_tasks:
+            if str(task.get("rel_obj_id") or "").replace("-", "") not in wanted:
+                continue
+            errors = [log for log in task.get("logs") or []
+                      if str(log.get("log_level", "")).lower() in ("error", "exception", "critical")]
+            status = _http_status(errors[-1]) if errors else None
+            cause = {401: "key", 403: "key", 404: "gone"}.get(status, "delivery")
+            found.append((cause, "the webhook task failed at %s after %s retries: %s"
+                          % (task.get("mtime"), task.get("retries"),
+                             _log_text(errors[-1]) if errors else "no message")))
         return found
 
     @staticmethod
@@ -478,12 +523,16 @@ class WhitelistDoctor(object):
                         "the collection manage it (jellyfin_whitelist_manage_webhook_key) and %s" % RERUN),
                 ("gone", "the rule the webhook updates is gone: %s" % RERUN),
                 ("mapping", "a webhook mapping is broken: %s" % RERUN),
-                ("policy", "the user's login policy is broken: %s" % RERUN),
+                ("policy", "the users' login policy is broken: %s" % RERUN),
                 ("delivery", "authentik's worker cannot deliver the webhook: check that it reaches the webhook URL "
                              "(jellyfin_whitelist_webhook_url) and that Pangolin's Integration API is up")):
             if cause in causes:
                 return fix
         return "check authentik's worker (System > Tasks) and that it reaches the webhook URL; then log in again"
+
+
+def _iso(value):
+    return value.isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else value
 
 
 def _http_status(log):

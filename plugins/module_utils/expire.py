@@ -1,44 +1,36 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to homelab.pangolin_authentik
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Stale-IP expiry: put a user's rule back to the placeholder.
+"""Expiry: bring every user's rules back to what authentik's state says, now.
 
-A user's rule keeps the last login's address forever unless something resets
-it. Expiry resets the rules of users whose newest authentik login is older
-than a number of days (or of named users, at once) to the placeholder, so
-that address no longer gets through; the user's next login whitelists them
-again through the unchanged chain. Only rules the whitelist owns are touched:
-the rule a user's own transport updates.
+A body mapping computes a user's addresses from authentik's state whenever
+authentik sends it, but nothing is sent while nobody logs in: an address may
+outlive the user's last login, a session that expired or was revoked, or the
+user's account. Expiry writes each owned rule from the same state the body
+mappings read (the newest distinct addresses of real logins within
+``expire_days``, or live sessions; nothing for an inactive or deleted user),
+with the same function. Named users are revoked at once: their body mappings
+learn the time (``not_before``), so nothing before it counts until they log in
+again, and their rules go back to the placeholder.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import parse_time
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import TransportKind
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin_objects import RuleKind
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.whitelist import rule_id_in_url, validate_users
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.render import whitelist_body_expression
 
-
-def check_expire_days(days):
-    if isinstance(days, bool) or not isinstance(days, int) or days < 0:
-        raise InputError("expire_days must be a whole number of days, 0 or more, got %r" % (days,))
-    return days
+BODY_SETTINGS = ("user_pk", "slot", "slots", "priority", "action", "placeholder", "ipv6_prefix", "sessions",
+                 "expire_days", "not_before")
 
 
 class WhitelistExpiry(object):
-    def __init__(self, pangolin, authentik, resource_id, users, prefix, placeholder, expire_days, expire_users=None,
-                 now=None):
-        self.pangolin = pangolin
-        self.authentik = authentik
-        self.resource_id = resource_id
-        self.prefix = prefix
-        self.placeholder = placeholder
-        self.expire_days = check_expire_days(expire_days)
+    def __init__(self, whitelist, expire_users=None, now=None):
+        self.w = whitelist
+        self.settings = whitelist.settings
         self.now = now or datetime.now(timezone.utc)
-        present = [u["username"] for u in validate_users(users) if u["state"] == "present"]
+        present = [u["username"] for u in whitelist.users if u["state"] == "present"]
         if expire_users is not None:
             # Named users are revoked now, whatever their last login; each must be a whitelisted user.
             unknown = [u for u in expire_users if u not in present]
@@ -50,35 +42,84 @@ class WhitelistExpiry(object):
         self.revoke_now = expire_users is not None
 
     def apply(self, reconciler):
-        rule_kind = RuleKind(self.pangolin, self.resource_id)
-        rules = rule_kind.rules()
-        transports = TransportKind(self.authentik).preload()
-        cutoff = self.now - timedelta(days=self.expire_days)
+        w = self.w.read()
+        own, snap = w.ownership, w.snapshot
         summaries = []
         for username in self.usernames:
-            entry = dict(username=username, rule_id=None, whitelisted=None, last_login=None, expired=False)
+            rules = self._owned_rules(username)
+            entry = dict(username=username, rule_id=rules[0][1]["rule_id"] if rules else None,
+                         rule_ids=[r["rule_id"] for _slot, r in rules],
+                         whitelisted=rules[0][1]["value"] if rules else None,
+                         addresses=[r["value"] for _slot, r in rules], last_login=None, expired=False)
             summaries.append(entry)
-            row = (transports._rows or {}).get(self.prefix + username)
-            rule_id = rule_id_in_url((row or {}).get("webhook_url"), self.resource_id)
-            rule = next((r for r in rules if r["rule_id"] == rule_id), None)
-            if rule is None:
+            if not rules:
                 entry["reason"] = "the whitelist owns no rule of this user (run playbooks/site.yml first)"
                 continue
-            entry.update(rule_id=rule["rule_id"], whitelisted=rule["value"])
-            if rule["match"] == "IP" and rule["value"] == self.placeholder:
-                entry["reason"] = "nothing whitelisted"
-                continue
-            # Read the newest login right before the write, so a login during the run is not undone.
-            logins = self.authentik.recent_events("login", username=username, limit=5)
-            last = parse_time(logins[0].get("created")) if logins else None
-            entry["last_login"] = logins[0].get("created") if logins else None
-            if not self.revoke_now and last is not None and last >= cutoff:
-                entry["reason"] = "logged in within %d days" % self.expire_days
-                continue
-            entry["reason"] = ("revoked" if self.revoke_now else
-                               "no login recorded" if last is None else
-                               "last login older than %d days" % self.expire_days)
-            reconciler.ensure(rule_kind, dict(priority=rule["priority"], action=rule["action"], match="IP",
-                                              value=self.placeholder, enabled=rule["enabled"]), current=rule)
-            entry["expired"] = True
+            account = snap.users.get(username)
+            before = len(reconciler.outcomes)
+            if self.revoke_now:
+                self._revoke(reconciler, username, rules)
+                entry["reason"] = "revoked"
+            else:
+                # Read the user's logins right before the write, so a login during the run is not undone.
+                if account is not None:
+                    logins = snap.logins_of(username, account["pk"], refresh=True)
+                    entry["last_login"] = _iso(logins[0]["created"]) if logins else None
+                not_before = next((s.settings.get("not_before") for s, _r in rules if s and s.settings.get(
+                    "not_before")), None)
+                expected, _sources = w.entries_from_state(username, account, not_before, slots=len(rules),
+                                                          now=self.now)
+                for (slot, rule), (match, value) in zip(rules, expected):
+                    self._write(reconciler, rule, match, value)
+                entry["reason"] = self._reason(account, rules, expected)
+            entry["expired"] = any(o.changed for o in reconciler.outcomes[before:] if o.kind is snap.rule_kind)
         return summaries
+
+    def _owned_rules(self, username):
+        """(slot or None, rule) of each rule the whitelist owns for the user, in slot order."""
+        own = self.w.ownership
+        found = [(slot, slot.rule) for slot in own.slots_of(username) if slot.rule]
+        chain = own.legacy.get(username)
+        if not found and chain is not None and chain.rule is not None:
+            found = [(None, chain.rule)]
+        return found
+
+    def _write(self, reconciler, rule, match, value):
+        desired = dict(priority=rule["priority"], action=rule["action"], enabled=rule["enabled"], match=match,
+                       value=value)
+        reconciler.ensure(self.w.snapshot.rule_kind, desired, current=rule, lookup=False)
+
+    def _revoke(self, reconciler, username, rules):
+        """Nothing from before now counts for the user until the next login; the rules let nobody in."""
+        snap = self.w.snapshot
+        stamp = self.now.isoformat()
+        for slot, rule in rules:
+            if slot is not None and slot.mapping is not None and all(k in slot.settings for k in BODY_SETTINGS):
+                settings = dict((k, slot.settings[k]) for k in BODY_SETTINGS)
+                settings["not_before"] = stamp
+                reconciler.ensure(snap.mapping_kind, dict(name=slot.mapping["name"],
+                                                          expression=whitelist_body_expression(**settings)),
+                                  current=dict((k, v) for k, v in slot.mapping.items() if k != "values"),
+                                  lookup=False)
+            self._write(reconciler, rule, "IP", self.settings.placeholder)
+
+    def _reason(self, account, rules, expected):
+        placeholder = self.settings.placeholder
+        if account is None:
+            return "the user is gone from authentik"
+        if not account["is_active"]:
+            return "the user is deactivated"
+        if all(r["value"] == placeholder for _s, r in rules):
+            return "nothing whitelisted"
+        if all((r["match"], r["value"]) == e for (_s, r), e in zip(rules, expected)):
+            return ("the rules hold the user's live sessions" if self.settings.follow_sessions
+                    else "logged in within %d days" % self.settings.expire_days if self.settings.expire_days
+                    else "the rules hold the user's newest logins")
+        if self.settings.follow_sessions:
+            return "a session ended"
+        return ("last login older than %d days" % self.settings.expire_days if self.settings.expire_days
+                else "no login recorded")
+
+
+def _iso(value):
+    return value.isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else value

@@ -41,7 +41,7 @@ def run(module, body):
 
         module.fail_json(msg=missing_required_lib("requests"), exception=str(REQUESTS_IMPORT_ERROR))
     secrets = module_secrets(module)
-    reconciler = Reconciler(check_mode=module.check_mode, secrets=secrets)
+    reconciler = Reconciler(check_mode=module.check_mode, secrets=secrets, warn=module.warn)
     try:
         result = body(module, reconciler)
     except (InputError, ApiError) as exc:
@@ -59,7 +59,8 @@ def run(module, body):
 
 def single_result(reconciler, outcome, kind, **extra):
     """Result of a module that manages one object."""
-    result = dict(changed=outcome.changed, action=outcome.action)
+    result = dict(changed=outcome.changed, operation=outcome.operation,
+                  msg="%s %s" % (outcome.operation or "unchanged:", kind.describe(outcome.desired)))
     result[kind.result_key] = reconciler.redact(kind, outcome.after)
     if outcome.changed:
         result["diff"] = outcome.diff(reconciler.redact)

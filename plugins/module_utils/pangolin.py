@@ -24,6 +24,8 @@ def pangolin_argument_spec():
         pangolin_url=dict(type="str", required=True, fallback=(env_fallback, ["PANGOLIN_URL"])),
         pangolin_api_key=dict(type="str", required=True, no_log=True,
                               fallback=(env_fallback, ["PANGOLIN_API_KEY"])),
+        pangolin_validate_certs=dict(type="bool", fallback=(env_fallback, ["PANGOLIN_VALIDATE_CERTS"])),
+        pangolin_ca_path=dict(type="path", fallback=(env_fallback, ["PANGOLIN_CA_PATH"])),
     )
     spec.update(connection_argument_spec())
     return spec
@@ -65,7 +67,8 @@ class PangolinClient(ApiClient):
     def from_module(cls, module):
         params = module.params
         return cls(params["pangolin_url"], params["pangolin_api_key"],
-                   validate_certs=params["validate_certs"], ca_path=params.get("ca_path"),
+                   validate_certs=_first(params.get("pangolin_validate_certs"), params["validate_certs"]),
+                   ca_path=params.get("pangolin_ca_path") or params.get("ca_path"),
                    timeout=params["timeout"], retries=params["retries"], warn=module.warn)
 
     # -- envelope ------------------------------------------------------
@@ -258,6 +261,11 @@ class PangolinClient(ApiClient):
     def delete_api_key(self, org_id, key_id):
         self.call("DELETE", "/org/%s/api-key/%s" % (_seg(org_id), _seg(key_id)),
                   "delete API key %s" % key_id, "deleteApiKey", idempotent=True)
+
+
+def _first(*values):
+    """The first value that is set (a per-server TLS option before the shared one)."""
+    return next((v for v in values if v is not None), True)
 
 
 def normalize_rule(raw):

@@ -82,6 +82,9 @@ class RuleKind(ObjectKind):
         self._rules = None
         return self.find(desired)
 
+    def exists(self, current, desired):
+        return any(r["rule_id"] == current["rule_id"] for r in self.rules(refresh=True))
+
     def comparable(self, desired):
         fields = super(RuleKind, self).comparable(desired)
         if self.webhook_owned:
@@ -103,9 +106,10 @@ class RuleKind(ObjectKind):
                                  "keeps rules only for http, ssh, rdp and vnc resources)" % (self.resource_id, mode))
             self._mode_checked = True
         created = self.client.create_rule(self.resource_id, desired)
-        # Priorities are not unique in Pangolin: a concurrent run may have
-        # created a rule at the same priority. Keep the oldest, drop ours.
-        same = self.at_priority(desired["priority"], refresh=True)
+        # Priorities are not unique in Pangolin: a concurrent run may have created
+        # a rule of the same shape at the same priority. Keep the oldest, drop ours.
+        same = [r for r in self.at_priority(desired["priority"], refresh=True)
+                if r["rule_id"] == created["rule_id"] or self._twin(r, desired)]
         keep = min(same, key=lambda r: r["rule_id"]) if same else created
         if keep["rule_id"] != created["rule_id"] and any(r["rule_id"] == created["rule_id"] for r in same):
             self.client.delete_rule(self.resource_id, created["rule_id"])
@@ -113,14 +117,15 @@ class RuleKind(ObjectKind):
         return keep
 
     def update(self, current, desired, changes):
-        body = dict(current)
-        body.update(self.comparable(desired))
-        if self.webhook_owned:
-            # Leave match and value out: a login landing between our read and
-            # this write must not be reverted.
-            body.pop("value", None)
-            body.pop("match", None)
-        body.pop("rule_id", None)
+        # Only what is managed, and priority, which Pangolin requires. Match and value
+        # go only when managed, and then together (Pangolin checks a value against the
+        # match it is sent with): a login landing between our read and this write must
+        # not be reverted by a value we merely read.
+        body = dict(self.comparable(desired))
+        body.setdefault("priority", current["priority"])
+        if "value" in body or "match" in body:
+            body.setdefault("match", current["match"])
+            body.setdefault("value", current["value"])
         updated = self.client.update_rule(self.resource_id, current["rule_id"], body)
         self._replace(updated)
         return updated
@@ -132,6 +137,11 @@ class RuleKind(ObjectKind):
             return
         self.client.delete_rule(self.resource_id, current["rule_id"])
         self._rules = [r for r in self._rules if r["rule_id"] != current["rule_id"]]
+
+    @staticmethod
+    def _twin(rule, desired):
+        return all(rule.get(k) == desired.get(k) for k in ("action", "match", "value", "enabled")
+                   if desired.get(k) is not None)
 
     def _replace(self, rule):
         if self._rules is not None:

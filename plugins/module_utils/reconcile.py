@@ -13,11 +13,17 @@ lost is never re-sent before looking whether it happened.
 from __future__ import annotations
 
 import copy
+import time
 
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import (
     REDACTED,
     ApiError,
 )
+
+# A refused delete of an object that is still there is tried again, backing off up to this
+# many seconds between tries, while the run's budget lasts (authentik answers 405 under load).
+DELETE_BACKOFF_MAX = 8.0
+RUN_BUDGET = 600.0
 
 
 class InputError(Exception):
@@ -50,6 +56,10 @@ class ObjectKind(object):
     def refind(self, desired):
         """Look again, bypassing any cache (after a write whose outcome is unknown)."""
         return self.find(desired)
+
+    def exists(self, current, desired):
+        """Whether the object ``current`` is still there (after a failed delete)."""
+        return self.refind(desired) is not None
 
     def create(self, desired):
         raise NotImplementedError
@@ -94,33 +104,40 @@ class ObjectKind(object):
 
 
 class Outcome(object):
-    def __init__(self, kind, desired, before, after, action):
+    def __init__(self, kind, desired, before, after, operation):
         self.kind = kind
         self.desired = desired
         self.before = before
         self.after = after
-        self.action = action  # "create", "update", "delete" or None
+        self.operation = operation  # "create", "update", "delete" or None
 
     @property
     def changed(self):
-        return self.action is not None
+        return self.operation is not None
 
     def diff(self, redact):
         return {
             "before_header": self.kind.describe(self.desired),
             "after_header": self.kind.describe(self.desired),
-            "before": redact(self.kind, self.before, self.after) if self.before else {},
-            "after": redact(self.kind, self.after, self.before) if self.after else {},
+            "before": _line_by_line(redact(self.kind, self.before, self.after)) if self.before else {},
+            "after": _line_by_line(redact(self.kind, self.after, self.before)) if self.after else {},
         }
+
+
+def _line_by_line(view):
+    """Multi-line values as lists of lines, so a diff shows the one line that changed."""
+    return dict((k, v.splitlines() if isinstance(v, str) and "\n" in v else v) for k, v in view.items())
 
 
 class Reconciler(object):
     """Runs ``ObjectKind`` hooks in check mode or for real, and keeps the diffs."""
 
-    def __init__(self, check_mode=False, secrets=None, create_attempts=2):
+    def __init__(self, check_mode=False, secrets=None, create_attempts=2, warn=None, budget=RUN_BUDGET):
         self.check_mode = check_mode
         self.secrets = secrets
         self.create_attempts = create_attempts
+        self.warn = warn or (lambda msg: None)
+        self.deadline = time.monotonic() + budget
         self.outcomes = []
 
     def ensure(self, kind, desired, state="present", current=None, lookup=True):
@@ -144,14 +161,33 @@ class Reconciler(object):
         if current is None:
             return Outcome(kind, desired, None, None, None)
         if not self.check_mode:
+            self._delete(kind, desired, current)
+        return Outcome(kind, desired, current, None, "delete")
+
+    def _delete(self, kind, desired, current):
+        """Delete, and be sure it is gone.
+
+        A delete whose answer was lost may still have happened, and authentik under
+        load answers 405 and leaves the object: look again, and while the object is
+        there and the refusal is a passing one, delete again with backoff.
+        """
+        wait = 0.5
+        while True:
             try:
                 kind.delete(current)
-            except ApiError:
-                # A delete whose answer was lost (or a 404/405 under load) may
-                # still have happened: look again before calling it a failure.
-                if kind.refind(desired) is not None:
+                return
+            except ApiError as exc:
+                if not kind.exists(current, desired):
+                    return
+                if not exc.transient or time.monotonic() + wait > self.deadline:
                     raise
-        return Outcome(kind, desired, current, None, "delete")
+                self.warn(self._scrub("%s: the delete was refused (%s) and it is still there; deleting again in "
+                                      "%.1fs" % (kind.describe(desired), exc.status or "no answer", wait)))
+                time.sleep(wait)
+                wait = min(wait * 2, DELETE_BACKOFF_MAX)
+
+    def _scrub(self, text):
+        return self.secrets.scrub(text) if self.secrets is not None else text
 
     def _create(self, kind, desired):
         if self.check_mode:
@@ -169,21 +205,21 @@ class Reconciler(object):
                 # run won a race for the name): look before creating again.
                 found = kind.refind(desired)
                 if found is not None:
-                    return self._update(kind, desired, found, action_if_same="create")
+                    return self._update(kind, desired, found, operation_if_same="create")
                 if attempt >= self.create_attempts:
                     raise
         kind.verify(created, desired)
         return Outcome(kind, desired, None, created, "create")
 
-    def _update(self, kind, desired, current, action_if_same=None):
+    def _update(self, kind, desired, current, operation_if_same=None):
         changes = kind.changes(current, desired)
         if not changes:
-            return Outcome(kind, desired, None if action_if_same else current, current, action_if_same)
+            return Outcome(kind, desired, None if operation_if_same else current, current, operation_if_same)
         if self.check_mode:
             return Outcome(kind, desired, current, kind.predict(current, desired), "update")
         written = kind.update(current, desired, changes)
         kind.verify(written, desired)
-        return Outcome(kind, desired, current, written, action_if_same or "update")
+        return Outcome(kind, desired, current, written, operation_if_same or "update")
 
     # -- output --------------------------------------------------------
     def redact(self, kind, view, other=None):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import json
 
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.addresses import SOURCE as ADDRESS_SOURCE
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
 
 # Marks the expressions this collection renders, so a later run can read back
@@ -67,50 +68,154 @@ def headers_mapping_expression(api_key):
     ])
 
 
-def rule_body_expression(priority, action="ACCEPT", placeholder="0.0.0.0", enabled=True, ipv6_prefix=0):
-    """The body mapping: a full Pangolin rule update whose value is the login's client IP.
+def settings_block(settings):
+    """``SETTINGS = {...}``, one literal per line, read back by ``rendered_values``."""
+    lines = ["SETTINGS = {"]
+    for key, value in settings.items():
+        lines.append("    %s: %s," % (py_literal(key), _literal(value)))
+    return lines + ["}"]
 
-    With ``ipv6_prefix`` (1-128) an IPv6 login whitelists the enclosing prefix
-    as a CIDR rule instead (privacy addresses rotate within it); an IPv4 login,
-    also one written IPv4-mapped, still whitelists the single address.
+
+def _literal(value):
+    if isinstance(value, list):
+        return "[%s]" % ", ".join(py_literal(v) for v in value)
+    return py_literal(value)
+
+
+def _check_int(value, option, low=None, high=None):
+    if isinstance(value, bool) or not isinstance(value, int) or (low is not None and value < low) or (
+            high is not None and value > high):
+        raise InputError("%s must be an integer%s, got %r" % (
+            option, " from %s to %s" % (low, high) if low is not None and high is not None else "", value))
+    return value
+
+
+def rule_body_expression(priority, action="ACCEPT", placeholder="0.0.0.0", enabled=True, ipv6_prefix=0):
+    """The body mapping of a hand-built chain: a full rule update whose value is the login event's address.
+
+    The address is written the way Pangolin compares it (``addresses.rule_entry``): an
+    IPv4-mapped address as plain IPv4; with ``ipv6_prefix`` an IPv6 login whitelists the
+    enclosing prefix as a CIDR rule (privacy addresses rotate within it).
     """
-    if isinstance(priority, bool) or not isinstance(priority, int):
-        raise InputError("priority must be an integer, got %r" % (priority,))
+    _check_int(priority, "priority")
     check_ipv6_prefix(ipv6_prefix)
-    lines = [
-        RENDERED_MARK,
-        "event = request.context['notification'].event",
-        "ip = getattr(event, 'client_ip', None)",
-    ]
-    if ipv6_prefix:
-        lines += [
-            "match = \"IP\"",
-            "if ip:",
-            "    address = ip_address(ip)",
-            "    if address.version == 6 and address.ipv4_mapped:",
-            "        ip = str(address.ipv4_mapped)",
-            "    elif address.version == 6:",
-            "        ip = str(ip_network(\"%s/%s\" % (address, IPV6_PREFIX), strict=False))",
-            "        match = \"CIDR\"",
-            "return {",
-            "    \"action\": %s," % py_literal(action),
-            "    \"match\": match,",
-        ]
-    else:
-        lines += [
-            "return {",
-            "    \"action\": %s," % py_literal(action),
-            "    \"match\": \"IP\",",
-        ]
+    lines = [RENDERED_MARK] + settings_block(dict(priority=priority, action=action, placeholder=placeholder,
+                                                  enabled=bool(enabled), ipv6_prefix=ipv6_prefix))
+    lines += ADDRESS_SOURCE.strip().splitlines()
     lines += [
-        "    \"value\": ip or %s," % py_literal(placeholder),
-        "    \"priority\": %s," % py_literal(priority),
-        "    \"enabled\": %s," % py_literal(bool(enabled)),
+        "event = request.context['notification'].event",
+        "entry = rule_entry(getattr(event, 'client_ip', None), SETTINGS['ipv6_prefix'])",
+        "match, value = entry or ('IP', SETTINGS['placeholder'])",
+        "return {",
+        "    'action': SETTINGS['action'],",
+        "    'match': match,",
+        "    'value': value,",
+        "    'priority': SETTINGS['priority'],",
+        "    'enabled': SETTINGS['enabled'],",
         "}",
     ]
-    if ipv6_prefix:
-        lines.insert(1, "IPV6_PREFIX = %s" % py_literal(ipv6_prefix))
     return "\n".join(lines)
+
+
+# How many of a user's newest logins a body mapping looks at for distinct addresses.
+LOGIN_SCAN = 200
+
+
+def whitelist_body_expression(user_pk, slot, slots, priority, action="ACCEPT", placeholder="0.0.0.0",
+                              ipv6_prefix=0, sessions=False, expire_days=0, not_before=None):
+    """The body mapping of rule ``slot`` of a user: a full rule update computed from authentik's state.
+
+    Whichever event made authentik send it (this user's login or logout, another
+    user's login, a late or repeated delivery), it writes what the user's state says
+    now: the newest distinct addresses of the user's real logins within
+    ``expire_days`` (0: no limit), or of the user's live sessions with ``sessions``;
+    nothing for an inactive or deleted user; nothing before ``not_before`` (an ISO
+    time, set by a revocation) until the user logs in again.
+    """
+    settings = dict(user_pk=_check_int(user_pk, "user pk"), slot=_check_int(slot, "slot", 1, 100),
+                    slots=_check_int(slots, "max_addresses", 1, 100), priority=_check_int(priority, "priority"),
+                    action=action, placeholder=placeholder, ipv6_prefix=check_ipv6_prefix(ipv6_prefix),
+                    sessions=bool(sessions), expire_days=_check_int(expire_days, "expire_days", 0, 36500),
+                    not_before=not_before)
+    if slot > slots:
+        raise InputError("slot %d is beyond max_addresses %d" % (slot, slots))
+    if not_before is not None and not isinstance(not_before, str):
+        raise InputError("not_before must be an ISO time, got %r" % (not_before,))
+    lines = [RENDERED_MARK] + settings_block(settings)
+    lines += ADDRESS_SOURCE.strip().splitlines()
+    lines += [
+        "from datetime import datetime, timedelta",
+        "from authentik.core.models import User",
+        "from authentik.events.models import Event",
+        "from django.utils.timezone import now",
+        "since = now() - timedelta(days=SETTINGS['expire_days']) if SETTINGS['expire_days'] else None",
+        "revoked = datetime.fromisoformat(SETTINGS['not_before']) if SETTINGS['not_before'] else None",
+        "if revoked is not None and (since is None or revoked > since):",
+        "    since = revoked",
+        "candidates = []",
+        "if User.objects.filter(pk=SETTINGS['user_pk'], is_active=True).exists():",
+        "    logins = Event.objects.filter(action='login', user__pk=SETTINGS['user_pk'])",
+        "    if SETTINGS['sessions']:",
+        "        from authentik.core.models import AuthenticatedSession",
+        "        since = None",
+        "        if revoked is None or logins.filter(created__gte=revoked).exists():",
+        "            live = AuthenticatedSession.objects.filter(user__pk=SETTINGS['user_pk'], "
+        "session__expires__gt=now())",
+        "            candidates = [(found.session.last_used, found.session.last_ip) for found in live]",
+        "    else:",
+        "        if since is not None:",
+        "            logins = logins.filter(created__gte=since)",
+        "        candidates = [(found.created, found.client_ip) for found in logins.order_by('-created')[:%d]]"
+        % LOGIN_SCAN,
+        "entries = whitelist_entries(candidates, SETTINGS['slots'], SETTINGS['ipv6_prefix'], "
+        "SETTINGS['placeholder'], since)",
+        "match, value = entries[SETTINGS['slot'] - 1]",
+        "return {",
+        "    'action': SETTINGS['action'],",
+        "    'match': match,",
+        "    'value': value,",
+        "    'priority': SETTINGS['priority'],",
+        "    'enabled': True,",
+        "}",
+    ]
+    return "\n".join(lines)
+
+
+def group_policy_expression(user_pks, sessions=False):
+    """The policy of a group's notification rule: an event that changes what these users' rules hold.
+
+    A login of one of the users (and a logout with ``sessions``); the deletion of one of
+    them, or an update that leaves one inactive, so access ends at once.
+    """
+    users = sorted(set(_check_int(pk, "user pk") for pk in user_pks))
+    actions = ["login", "logout"] if sessions else ["login"]
+    return "\n".join([RENDERED_MARK] + settings_block(dict(users=users, actions=actions)) + [
+        "event = request.context.get('event')",
+        "if event is None:",
+        "    return False",
+        "if event.action in SETTINGS['actions']:",
+        "    return (event.user or {}).get('pk') in SETTINGS['users']",
+        "if event.action not in ('model_updated', 'model_deleted'):",
+        "    return False",
+        "model = (event.context or {}).get('model') or {}",
+        "if model.get('app') != 'authentik_core' or model.get('model_name') != 'user':",
+        "    return False",
+        "if model.get('pk') not in SETTINGS['users']:",
+        "    return False",
+        "if event.action == 'model_deleted':",
+        "    return True",
+        "from authentik.core.models import User",
+        "return not User.objects.filter(pk=model.get('pk'), is_active=True).exists()",
+    ])
+
+
+def login_email_policy_expression(user_pks):
+    """The login e-mail's policy: a ``login`` event of one of these users."""
+    users = sorted(set(_check_int(pk, "user pk") for pk in user_pks))
+    return "\n".join([RENDERED_MARK] + settings_block(dict(users=users)) + [
+        "event = request.context.get('event')",
+        "return event is not None and event.action == 'login' and (event.user or {}).get('pk') in SETTINGS['users']",
+    ])
 
 
 def check_ipv6_prefix(prefix, option="ipv6_prefix"):
@@ -122,8 +227,7 @@ def check_ipv6_prefix(prefix, option="ipv6_prefix"):
 
 def login_policy_expression(user_pk):
     """The policy: this event is a ``login`` of the user with this integer pk."""
-    if isinstance(user_pk, bool) or not isinstance(user_pk, int):
-        raise InputError("user pk must be an integer, got %r" % (user_pk,))
+    _check_int(user_pk, "user pk")
     return "\n".join([
         RENDERED_MARK,
         "event = request.context.get(\"event\")",
@@ -142,7 +246,7 @@ def rendered_values(expression):
     if not isinstance(expression, str) or not expression.startswith(RENDERED_MARK):
         return {}
     try:
-        tree = ast.parse("def handler():\n" + "\n".join("    " + l for l in expression.splitlines()))
+        tree = ast.parse("def handler():\n" + "\n".join("    " + line for line in expression.splitlines()))
     except SyntaxError:
         return {}
     values = {}

@@ -122,6 +122,17 @@ class WebhookKey(object):
         self.keep_id = outcome.after.get("api_key_id")
         return self.kind.bearers.get(self.keep_id, self.NOT_CREATED)
 
+    def retiring(self):
+        """Whether ``retire`` has keys to delete (the mapping no longer sends them)."""
+        return any(row.get("name") == self.name and row.get("apiKeyId") != self.keep_id for row in self.keys)
+
+    def retire_legacy(self, reconciler, key_id, name):
+        """The key an older version made under ``name``, once the mapping that sent it is gone."""
+        for row in self.keys:
+            if row.get("apiKeyId") == key_id and row.get("name") == name:
+                unused = dict(api_key_id=key_id, name=name)
+                reconciler.ensure(self.kind, unused, "absent", current=dict(unused), lookup=False)
+
     def retire(self, reconciler):
         """After the mapping switched: delete the keys of ours it no longer uses.
 

@@ -3,21 +3,31 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The login → webhook → Pangolin rule chain for many users at once.
 
-Per user the chain is: a Pangolin ACCEPT/IP rule at the user's priority, a
-body mapping, a webhook transport to that rule, an expression policy "login
-of this user", a notification rule and the binding of the policy to it.
+Per user, per address kept (``max_addresses``): a Pangolin ACCEPT rule at its
+own priority, a body mapping and a webhook transport to that rule. Users share
+notification rules, up to ``users_per_rule`` on each: one rule, one policy and
+one binding per group of users, so every authentik event costs the worker one
+task per group instead of one per user. Because one login makes authentik post
+every transport of its group, a body never comes from the event: it is computed
+from authentik's state (``render.whitelist_body_expression``), and a POST caused
+by another user's login writes what is already there.
 
-Everything is read once (each list one request), every input is checked and
-every priority settled before the first write, then each user's objects go
-through the same ``ObjectKind``s and ``Reconciler`` as the single-object
-modules. An unchanged user costs no request beyond those shared reads.
+The order of the writes follows what the worker pays for them: every write is
+an event, and every event costs one task per notification rule. Rules that go
+are deleted (or shrink) first, then the per-rule objects are written, and the
+notification rules are created last. A user's body mapping is written before
+the rule it records, and a rule is deleted while its transport still names it,
+so a run that stops anywhere leaves nothing the next run cannot find.
 """
 
 from __future__ import annotations
 
 import re
+import time
+from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.addresses import whitelist_entries
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import ApiError
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import (
     DESTINATION_RENAME_SINCE,
@@ -27,12 +37,16 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authent
 )
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import (
     BindingKind,
-    ExpressionPolicyKind,
-    NotificationRuleKind,
-    TransportKind,
-    WebhookMappingKind,
+    EmailTransport,
     check_name,
 )
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.deployment import (
+    LEGACY_KEY,
+    Deployment,
+    check_instance,
+    default_instance,
+)
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.ownership import Ownership
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin import (
     PangolinClient,
     pangolin_argument_spec,
@@ -42,20 +56,25 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangoli
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin_objects import (
     PRIORITY_MAX,
     PRIORITY_MIN,
-    ResourceSettingsKind,
-    RuleKind,
 )
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin_values import rule_value_error
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.render import (
     check_ipv6_prefix,
+    group_policy_expression,
     headers_mapping_expression,
-    login_policy_expression,
-    rendered_values,
-    rule_body_expression,
+    login_email_policy_expression,
+    whitelist_body_expression,
 )
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.snapshot import WhitelistSnapshot
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.webhook_key import WebhookKey, bearer_in
 
-RULE_URL = re.compile(r"/v1/resource/(\d+)/rule/(\d+)/?$")
+# Settings of a body mapping that change what its rule should hold: when one changes,
+# the run writes the rule from authentik's state instead of waiting for the next login.
+VALUE_SETTINGS = ("user_pk", "slots", "ipv6_prefix", "sessions", "expire_days", "not_before", "placeholder")
+# How long a rotation waits for webhook tasks rendered with the old key before deleting it
+# (authentik's outgoing requests time out after 30 s); without a task API it waits all of it.
+KEY_GRACE = 35.0
 
 
 def validate_users(users):
@@ -68,7 +87,7 @@ def validate_users(users):
         where = "users[%d]" % index
         if not isinstance(entry, dict):
             raise InputError("%s must be a dict with a username, got %r" % (where, entry))
-        unknown = set(entry) - {"username", "priority", "state"}
+        unknown = set(k for k, v in entry.items() if v is not None) - {"username", "priority", "state"}
         if unknown:
             raise InputError("%s has unknown keys %s (allowed: username, priority, state)"
                              % (where, ", ".join(sorted(map(str, unknown)))))
@@ -92,335 +111,10 @@ def validate_users(users):
     return checked
 
 
-def rule_id_in_url(url, resource_id):
-    """The rule id a transport URL updates, when it is a rule of ``resource_id``."""
-    match = RULE_URL.search(url or "")
-    if match and int(match.group(1)) == resource_id:
-        return int(match.group(2))
-    return None
-
-
-class WhitelistPlan(object):
-    """Reads everything once, validates, and settles each user's priority."""
-
-    def __init__(self, pangolin, authentik, resource_id, users, prefix, priority_range, placeholder="0.0.0.0",
-                 action="ACCEPT", prune=False, headers_mapping=None, webhook_url=None, destination_group=None,
-                 check_mode=False, webhook_api_key=None, apply_rules=False, ipv6_prefix=0, webhook_key_factory=None,
-                 org_id=None):
-        self.pangolin = pangolin
-        self.authentik = authentik
-        self.resource_id = resource_id
-        self.prefix = prefix
-        self.priority_range = priority_range
-        self.placeholder = placeholder
-        self.action = action
-        self.prune = prune
-        self.headers_mapping_name = headers_mapping
-        self.webhook_url = webhook_url.rstrip("/")
-        self.destination_group_name = destination_group
-        self.check_mode = check_mode
-        # Shared by all users: the headers mapping (rendered from the key when
-        # given) and applyRules on the resource.
-        self.webhook_api_key = webhook_api_key
-        if webhook_api_key is not None and ("." not in webhook_api_key or any(c.isspace() for c in webhook_api_key)):
-            raise InputError("webhook_api_key must be a Pangolin API key of the form <key id>.<secret>")
-        self.apply_rules = apply_rules
-        self.ipv6_prefix = check_ipv6_prefix(ipv6_prefix)
-        # org id -> WebhookKey, when the collection keeps its own webhook key.
-        self.webhook_key_factory = webhook_key_factory
-        self.webhook_key = None
-        self.org_id = org_id
-        self.users = validate_users(users)
-
-    # -- input -------------------------------------------------------------
-    # -- reads ---------------------------------------------------------------
-    def read(self):
-        """One request per list; everything after this is lookups."""
-        self.rule_kind = RuleKind(self.pangolin, self.resource_id, webhook_owned=True)
-        self.rules = self.rule_kind.rules()
-        self.mappings = WebhookMappingKind(self.authentik).preload()
-        self.transports = TransportKind(self.authentik).preload()
-        self.policies = ExpressionPolicyKind(self.authentik).preload()
-        self.notification_rules = NotificationRuleKind(self.authentik).preload()
-        present = [u["username"] for u in self.users if u["state"] == "present"]
-        self.accounts = self.authentik.users_by_username(present) if present else {}
-        if self.apply_rules:
-            self.resource_settings = ResourceSettingsKind(self.pangolin, self.resource_id)
-            self.resource_now = self.resource_settings.find({})
-        self.headers_pk = None
-        if self.headers_mapping_name:
-            found = self.mappings.find({"name": self.headers_mapping_name})
-            if self.webhook_key_factory is not None:
-                self.webhook_key = self.webhook_key_factory(self.resource_org_id())
-                self.webhook_key.read((found or {}).get("expression"))
-            if found is not None:
-                self.headers_pk = found["pk"]
-            elif self.check_mode or self.webhook_api_key is not None or self.webhook_key is not None:
-                self.headers_pk = "(webhook mapping %r, not created yet)" % self.headers_mapping_name
-            else:
-                raise InputError("headers_mapping: authentik has no webhook mapping named %r"
-                                 % self.headers_mapping_name)
-        if not self.authentik.at_least(HEADERS_MAPPING_SINCE):
-            raise InputError("authentik %s cannot send headers with a webhook (needs 2025.4 or newer), and Pangolin "
-                             "needs its API key in the Authorization header" % self.authentik.version_text)
-        self.group_pk = None
-        if not self.authentik.at_least(DESTINATION_RENAME_SINCE):
-            if not self.destination_group_name:
-                raise InputError("authentik %s cannot send a notification to the event's user (needs 2025.8); "
-                                 "set destination_group to a group with at least one member"
-                                 % self.authentik.version_text)
-            self.group_pk = self.authentik.group_pk(self.destination_group_name, "destination_group")
-        rule_pks = [r["pk"] for r in (self.notification_rules._rows or {}).values()
-                    if str(r.get("name", "")).startswith(self.prefix)]
-        self.bindings = self.authentik.list("/policies/bindings/", "policy bindings",
-                                            {"target_in": rule_pks}) if rule_pks else []
-
-    def resource_org_id(self):
-        if self.org_id:
-            return self.org_id
-        if self.apply_rules:
-            return self.resource_now["org_id"]
-        return self.pangolin.get_resource(self.resource_id).get("orgId")
-
-    # -- planning ------------------------------------------------------------
-    def name_of(self, username):
-        return self.prefix + username
-
-    def transport_rule_id(self, name):
-        """The rule id the user's transport points at, when it targets this resource."""
-        row = (self.transports._rows or {}).get(name)
-        return rule_id_in_url((row or {}).get("webhook_url"), self.resource_id)
-
-    def recorded_priority(self, name):
-        """The priority an earlier run gave this user, from its body mapping or its rule."""
-        row = (self.mappings._rows or {}).get(name)
-        priority = rendered_values((row or {}).get("expression")).get("priority")
-        if isinstance(priority, int) and not isinstance(priority, bool):
-            return priority
-        rule_id = self.transport_rule_id(name)
-        for rule in self.rules:
-            if rule["rule_id"] == rule_id:
-                return rule["priority"]
-        return None
-
-    def owned_rule_ids(self):
-        ids = set()
-        for name in (self.transports._rows or {}):
-            if name.startswith(self.prefix):
-                rule_id = self.transport_rule_id(name)
-                if rule_id is not None:
-                    ids.add(rule_id)
-        return ids
-
-    def plan(self):
-        """Settle every user's priority and check every collision; no write yet."""
-        self.read()
-        missing = [u["username"] for u in self.users if u["state"] == "present" and u["username"] not in self.accounts]
-        if missing:
-            raise InputError("users: authentik has no user %s; create the user%s first or mark %s state: absent"
-                             % (", ".join(repr(m) for m in missing), "s" if len(missing) > 1 else "",
-                                "them" if len(missing) > 1 else "it"))
-        listed = set(u["username"] for u in self.users)
-        if self.prune:
-            for kind in (self.notification_rules, self.transports, self.mappings, self.policies):
-                for name in kind.names():
-                    if name.startswith(self.prefix) and name != self.headers_mapping_name:
-                        username = name[len(self.prefix):]
-                        if username and username not in listed:
-                            listed.add(username)
-                            self.users.append(dict(username=username, priority=None, state="absent",
-                                                   where="pruned user %r" % username, pruned=True))
-        owned = self.owned_rule_ids()
-        taken = {}  # priority -> username
-        for user in self.users:
-            name = self.name_of(user["username"])
-            user["name"] = name
-            user["recorded"] = self.recorded_priority(name)
-            if user["priority"] is None:
-                user["priority"] = user["recorded"]
-            if user["state"] == "present" and user["priority"] is not None:
-                self._claim(user, taken, owned)
-        for user in self.users:
-            if user["state"] == "present" and user["priority"] is None:
-                user["priority"] = self._allocate(taken)
-                taken[user["priority"]] = user["username"]
-        return self.users
-
-    def _claim(self, user, taken, owned):
-        priority = user["priority"]
-        if priority in taken:
-            raise InputError("%s: priority %d is also used by user %r; each user needs a priority of their own"
-                             % (user["where"], priority, taken[priority]))
-        taken[priority] = user["username"]
-        at = [r for r in self.rules if r["priority"] == priority]
-        if len(at) > 1:
-            raise InputError("%s: resource %d has %d rules with priority %d (rule ids %s); delete the extra ones"
-                             % (user["where"], self.resource_id, len(at), priority,
-                                ", ".join(str(r["rule_id"]) for r in at)))
-        if not at:
-            return
-        rule = at[0]
-        mine = rule["rule_id"] == self.transport_rule_id(user["name"]) or user["recorded"] == priority
-        if mine:
-            return
-        adoptable = (rule["action"] == self.action and rule["match"] == "IP" and rule["value"] == self.placeholder
-                     and rule["rule_id"] not in owned)
-        if not adoptable:
-            raise InputError("%s: priority %d collides with rule %d (%s %s %s) on resource %d, which this "
-                             "whitelist does not own; choose another priority"
-                             % (user["where"], priority, rule["rule_id"], rule["action"], rule["match"],
-                                rule["value"], self.resource_id))
-
-    def _allocate(self, taken):
-        start, end = self.priority_range
-        # A lone placeholder rule nobody's transport points at is what a run that stopped
-        # (or a concurrent run) left after step 1: reuse it rather than strand it.
-        owned = self.owned_rule_ids()
-        counts = {}
-        for rule in self.rules:
-            counts[rule["priority"]] = counts.get(rule["priority"], 0) + 1
-        used = set(r["priority"] for r in self.rules
-                   if counts[r["priority"]] > 1 or r["rule_id"] in owned or r["action"] != self.action
-                   or r["match"] != "IP" or r["value"] != self.placeholder) | set(taken)
-        for priority in range(start, end + 1):
-            if priority not in used:
-                return priority
-        raise InputError("priority_range %d-%d has no free priority left on resource %d"
-                         % (start, end, self.resource_id))
-
-    # -- applying ------------------------------------------------------------
-    def apply(self, reconciler):
-        """Converge the shared objects, then every user; returns one summary per user."""
-        if self.apply_rules:
-            reconciler.ensure(self.resource_settings, {"apply_rules": True}, current=self.resource_now)
-        api_key = self.webhook_api_key
-        if self.webhook_key is not None:
-            api_key = self.webhook_key.ensure(reconciler)
-        if api_key is not None:
-            headers = reconciler.ensure(self.mappings, dict(name=self.headers_mapping_name,
-                                                            expression=headers_mapping_expression(api_key)))
-            self.headers_pk = _pk(headers, self.headers_mapping_name)
-        if self.webhook_key is not None:
-            self.webhook_key.retire(reconciler)  # only now that the mapping sends the kept key
-        summaries = []
-        for user in self.users:
-            before = len(reconciler.outcomes)
-            if user["state"] == "present":
-                rule_id = self._present(reconciler, user)
-            else:
-                rule_id = self._absent(reconciler, user)
-            changed = [o for o in reconciler.outcomes[before:] if o.changed]
-            summaries.append(dict(username=user["username"], state=user["state"], priority=user["priority"],
-                                  rule_id=rule_id, name=user["name"], pruned=bool(user.get("pruned")),
-                                  changed=bool(changed),
-                                  changes=["%s %s" % (o.action, o.kind.describe(o.desired)) for o in changed]))
-        return summaries
-
-    def _present(self, reconciler, user):
-        name, priority = user["name"], user["priority"]
-        account = self.accounts[user["username"]]
-        # 1. The Pangolin rule: the webhook's target must exist before anything can fire.
-        rule = reconciler.ensure(self.rule_kind, dict(priority=priority, action=self.action, match="IP",
-                                                      value=self.placeholder, enabled=True))
-        rule_id = rule.after["rule_id"]
-        # 2. The body mapping: a full rule update carrying the login's client IP.
-        body = reconciler.ensure(self.mappings, dict(name=name, expression=rule_body_expression(
-            priority, self.action, self.placeholder, ipv6_prefix=self.ipv6_prefix)))
-        # 3. The transport: its URL names the rule's current id, re-read every run.
-        target = rule_id if rule_id is not None else "(rule id of priority %d, not created yet)" % priority
-        transport = dict(name=name, mode="webhook", send_once=True, body_mapping=_pk(body, name),
-                         webhook_url="%s/v1/resource/%d/rule/%s" % (self.webhook_url, self.resource_id, target))
-        if self.headers_pk is not None:
-            transport["headers_mapping"] = self.headers_pk
-        transport = reconciler.ensure(self.transports, transport)
-        # 4. The policy and the rule last, so nothing fires before its target exists.
-        policy = reconciler.ensure(self.policies, dict(name=name, expression=login_policy_expression(account["pk"])))
-        desired_rule = dict(name=name, transports=[_pk(transport, name)], severity="notice")
-        if self.group_pk is not None:
-            desired_rule["destination_group"] = self.group_pk
-        else:
-            desired_rule["destination_event_user"] = True
-        notification = reconciler.ensure(self.notification_rules, desired_rule)
-        binding_kind = BindingKind(self.authentik, notification.after["pk"], policy.after["pk"], name,
-                                   bindings=self.bindings, target_name=name)
-        exists = notification.after["pk"] is not None and policy.after["pk"] is not None
-        reconciler.ensure(binding_kind, dict(order=0, enabled=True), lookup=exists)
-        return rule_id
-
-    def _absent(self, reconciler, user):
-        name = user["name"]
-        # Stop the firing first, keep the body mapping (it records the priority) for last.
-        reconciler.ensure(self.notification_rules, dict(name=name), "absent")
-        reconciler.ensure(self.policies, dict(name=name), "absent")
-        rule_id = self.transport_rule_id(name)
-        owned = [r for r in self.rules if r["rule_id"] == rule_id]
-        if not owned and user["priority"] is not None:
-            # The transport is gone or points at a renumbered rule: fall back
-            # to the recorded priority, for a rule of the shape we create.
-            owned = [r for r in self.rules if r["priority"] == user["priority"] and r["match"] in ("IP", "CIDR")
-                     and r["action"] == self.action]
-        if len(owned) == 1:
-            reconciler.ensure(self.rule_kind, dict(priority=owned[0]["priority"]), "absent", current=owned[0])
-        reconciler.ensure(self.transports, dict(name=name), "absent")
-        reconciler.ensure(self.mappings, dict(name=name), "absent")
-        return None
-
-
-def _pk(outcome, name):
-    """The object's pk, or a readable marker in check mode before it exists."""
-    if outcome.after and outcome.after.get("pk") is not None:
-        return outcome.after["pk"]
-    return "(%s %r, not created yet)" % (outcome.kind.what, name)
-
-
 def api_base(url):
     """Pangolin's base URL without the API's ``/v1``, to which rule paths are appended."""
     url = url.rstrip("/")
     return url[:-3] if url.endswith("/v1") else url
-
-
-def whitelist_argument_spec(chain=False):
-    """Options every whitelist module takes, and the resource selector's rules.
-
-    Both connections, the resource and the users (doc fragments connection,
-    pangolin, resource, authentik, whitelist); with ``chain`` also the options
-    of the chain each user gets (whitelist.CHAIN).
-    """
-    spec = pangolin_argument_spec()
-    selector, rules = resource_selector_spec()
-    spec.update(selector)
-    spec.update(authentik_argument_spec())
-    spec.update(
-        users=dict(type="list", elements="raw", required=True),
-        name_prefix=dict(type="str", default="jellyfin-whitelist-"),
-        placeholder=dict(type="str", default="0.0.0.0"),
-    )
-    if chain:
-        spec.update(
-            action=dict(type="str", default="ACCEPT", choices=["ACCEPT", "PASS"]),
-            headers_mapping=dict(type="str", default="jellyfin-whitelist pangolin headers"),
-            ipv6_prefix=dict(type="int", default=0),
-            destination_group=dict(type="str"),
-        )
-    return spec, rules
-
-
-def open_whitelist(module):
-    """The shared options checked, then both clients and the resource's id.
-
-    Nothing is sent before every shared option passed; naming the resource
-    by name is the first request.
-    """
-    params = module.params
-    inputs = dict(prefix=check_name(params["name_prefix"], "name_prefix"),
-                  placeholder=check_placeholder(params["placeholder"]))
-    if "headers_mapping" in params:
-        inputs.update(headers_mapping=check_name(params["headers_mapping"], "headers_mapping"),
-                      ipv6_prefix=check_ipv6_prefix(params["ipv6_prefix"]))
-    pangolin = PangolinClient.from_module(module)
-    authentik = AuthentikClient.from_module(module)
-    inputs.update(pangolin=pangolin, authentik=authentik, resource_id=selected_resource_id(pangolin, params))
-    return SimpleNamespace(**inputs)
 
 
 def check_placeholder(value, option="placeholder"):
@@ -439,5 +133,624 @@ def check_priority_range(start, end):
     return start, end
 
 
-__all__ = ["WhitelistPlan", "open_whitelist", "validate_users", "rule_id_in_url", "api_base", "check_placeholder",
-           "check_priority_range", "whitelist_argument_spec", "ApiError"]
+def check_count(value, option, low, high):
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InputError("%s must be an integer from %d to %d, got %r" % (option, low, high, value))
+    return value
+
+
+def check_expire_days(days):
+    if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= 36500:
+        raise InputError("expire_days must be a whole number of days from 0 (no limit) to 36500, got %r" % (days,))
+    return days
+
+
+# -- the shared read -----------------------------------------------------------
+class Whitelist(object):
+    """One deployment's whitelist on the servers: read once, owned objects resolved once."""
+
+    def __init__(self, pangolin, authentik, deployment, users, settings):
+        self.pangolin = pangolin
+        self.authentik = authentik
+        self.deployment = deployment
+        self.users = validate_users(users)
+        self.settings = settings
+
+    def read(self):
+        if not self.authentik.at_least(HEADERS_MAPPING_SINCE):
+            raise InputError("authentik %s cannot send headers with a webhook (needs 2025.4 or newer), and Pangolin "
+                             "needs its API key in the Authorization header" % self.authentik.version_text)
+        if self.settings.follow_sessions and not self.authentik.at_least((2025, 4)):
+            raise InputError("follow_sessions needs authentik 2025.4 or newer, where sessions live in the "
+                             "database with their address (this server runs %s)" % self.authentik.version_text)
+        listed = [u["username"] for u in self.users if u["state"] == "present"]
+        self.snapshot = WhitelistSnapshot(self.pangolin, self.authentik, self.deployment.resource_id, listed,
+                                          sessions=self.settings.follow_sessions).read()
+        self.ownership = Ownership(self.snapshot, self.deployment, self.settings.action).attach_bindings()
+        return self
+
+    @property
+    def headers_name(self):
+        return self.settings.headers_mapping or self.deployment.headers_name
+
+    def since(self, not_before=None, now=None):
+        """Logins older than this no longer count (expire_days; a revocation's not_before)."""
+        now = now or datetime.now(timezone.utc)
+        since = now - timedelta(days=self.settings.expire_days) if self.settings.expire_days else None
+        if not_before:
+            revoked = parse_iso(not_before)
+            if revoked is not None and (since is None or revoked > since):
+                since = revoked
+        return since
+
+    def entries_from_state(self, username, account, not_before=None, slots=None, now=None):
+        """What the user's rules must hold now, as a body mapping computes it: [(match, value)] and the sources."""
+        settings = self.settings
+        slots = slots or settings.max_addresses
+        if account is None or not account["is_active"]:
+            return [("IP", settings.placeholder)] * slots, []
+        since = self.since(not_before, now)
+        if settings.follow_sessions:
+            revoked = parse_iso(not_before) if not_before else None
+            if revoked is not None and not any(e["created"] and e["created"] >= revoked
+                                               for e in self.snapshot.logins_of(username, account["pk"])):
+                return [("IP", settings.placeholder)] * slots, []
+            sources = [dict(kind="session", id=s["uuid"], when=s["used"], address=s["address"])
+                       for s in self.snapshot.sessions_of(account["pk"])]
+            since = None
+        else:
+            sources = [dict(kind="login", id=e["pk"], when=e["created"], address=e["client_ip"])
+                       for e in self.snapshot.logins_of(username, account["pk"])]
+        candidates = [(s["when"], s["address"]) for s in sources if s["when"] is not None]
+        return whitelist_entries(candidates, slots, settings.ipv6_prefix, settings.placeholder, since), sources
+
+
+def parse_iso(text):
+    try:
+        value = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+# -- planning and applying -------------------------------------------------------
+class WhitelistPlan(object):
+    """Settles every user's rules, priorities and group, checks every collision, then writes."""
+
+    def __init__(self, whitelist, reconciler, key_factory=None):
+        self.w = whitelist
+        self.settings = whitelist.settings
+        self.dep = whitelist.deployment
+        self.reconciler = reconciler
+        self.check_mode = reconciler.check_mode
+        self.key_factory = key_factory  # org id -> WebhookKey, when the collection keeps its own key
+        self.webhook_key = None
+
+    # -- planning --------------------------------------------------------
+    def plan(self):
+        w, settings = self.w, self.settings
+        self.snap, self.own = w.snapshot, w.ownership
+        if self.key_factory is not None:
+            self.webhook_key = self.key_factory(self.snap.org_id)
+        users = list(w.users)
+        missing = [u["username"] for u in users if u["state"] == "present" and u["username"] not in self.snap.users]
+        if missing:
+            raise InputError("users: authentik has no user %s; create the user%s first or mark %s state: absent"
+                             % (", ".join(repr(m) for m in missing), "s" if len(missing) > 1 else "",
+                                "them" if len(missing) > 1 else "it"))
+        listed = set(u["username"] for u in users)
+        for username in self.own.usernames():
+            if username not in listed:
+                users.append(dict(username=username, priority=None, state="absent" if settings.prune else "kept",
+                                  where="unlisted user %r" % username, pruned=settings.prune))
+        self.users = users
+        self._check_destination()
+        self._read_headers()
+        self._settle_priorities()
+        self._settle_groups()
+        return self
+
+    def _check_destination(self):
+        self.group_pk = None
+        if not self.w.authentik.at_least(DESTINATION_RENAME_SINCE):
+            if not self.settings.destination_group:
+                raise InputError("authentik %s cannot send a notification to the event's user (needs 2025.8); "
+                                 "set destination_group to a group with at least one member"
+                                 % self.w.authentik.version_text)
+            self.group_pk = self.w.authentik.group_pk(self.settings.destination_group, "destination_group")
+
+    def _settle_priorities(self):
+        """Every present user's rules get a priority: kept, given, or allocated; no collision passes."""
+        claimed = {}  # priority -> (username, slot number)
+        pending = []
+        for user in self.users:
+            user["slots"] = []
+            if user["state"] != "present":
+                continue
+            for number in range(1, self.settings.max_addresses + 1):
+                slot = self.own.slots.get((user["username"], number))
+                current = slot.rule if slot else None
+                if current is None and number == 1 and user["username"] in self.own.legacy:
+                    current = self.own.legacy[user["username"]].rule  # adopted: keeps its address and priority
+                plan = dict(number=number, slot=slot, current=current)
+                user["slots"].append(plan)
+                wanted = user["priority"] if number == 1 else None
+                if wanted is None:
+                    wanted = current["priority"] if current else (slot.recorded_priority if slot else None)
+                if wanted is None:
+                    pending.append((user, plan))
+                    continue
+                self._claim(user, plan, wanted, claimed)
+        for user, plan in pending:
+            plan["priority"] = self._allocate(claimed)
+            claimed[plan["priority"]] = (user["username"], plan["number"])
+
+    def _claim(self, user, plan, priority, claimed):
+        if priority in claimed:
+            other = claimed[priority]
+            raise InputError("%s: priority %d is also used by user %r; each rule needs a priority of its own"
+                             % (user["where"], priority, other[0]))
+        at = [r for r in self.snap.rules_at(priority)
+              if not (plan["current"] and r["rule_id"] == plan["current"]["rule_id"])]
+        if plan["current"] is None and len(at) > 1:
+            raise InputError("%s: resource %d has %d rules with priority %d (rule ids %s); delete the extra ones"
+                             % (user["where"], self.dep.resource_id, len(at), priority,
+                                ", ".join(str(r["rule_id"]) for r in at)))
+        for rule in at:
+            owner = self.own.owner_of_rule(rule["rule_id"])
+            if owner is not None and owner != user["username"]:
+                raise InputError("%s: priority %d is held by the rule of user %r; choose another priority"
+                                 % (user["where"], priority, owner))
+            if owner is None:
+                raise InputError("%s: priority %d collides with rule %d (%s %s %s) on resource %d, which this "
+                                 "whitelist does not own; choose another priority"
+                                 % (user["where"], priority, rule["rule_id"], rule["action"], rule["match"],
+                                    rule["value"], self.dep.resource_id))
+        plan["priority"] = priority
+        claimed[priority] = (user["username"], plan["number"])
+
+    def _allocate(self, claimed):
+        start, end = self.settings.priority_range
+        used = set(r["priority"] for r in self.snap.rules) | set(claimed)
+        for priority in range(start, end + 1):
+            if priority not in used:
+                return priority
+        raise InputError("priority_range %d-%d has no free priority left on resource %d"
+                         % (start, end, self.dep.resource_id))
+
+    def _settle_groups(self):
+        """Users stay on their group's rule while it has room; others fill the first group with room."""
+        size = self.settings.users_per_rule
+        staying = [u["username"] for u in self.users if u["state"] in ("present", "kept")]
+        groups = dict((index, []) for index in self.own.groups)
+        placed = {}
+        for group in sorted(self.own.groups.values(), key=lambda g: g.index):
+            for username in sorted(m for m in group.members if m in staying and m not in placed)[:size]:
+                groups[group.index].append(username)
+                placed[username] = group.index
+        for username in sorted(staying):
+            if username in placed:
+                continue
+            index = next((i for i in sorted(groups) if len(groups[i]) < size), None)
+            if index is None:
+                index = next(i for i in range(1, len(groups) + 2) if i not in groups)
+                groups[index] = []
+            groups[index].append(username)
+            placed[username] = index
+        self.group_members = dict((i, m) for i, m in groups.items() if m)
+        for user in self.users:
+            user["group"] = placed.get(user["username"])
+
+    # -- applying ---------------------------------------------------------
+    def apply(self):
+        r = self.reconciler
+        snap, own = self.snap, self.own
+        if self.settings.apply_rules:
+            r.ensure(snap.resource_kind, {"apply_rules": True}, current=snap.resource)
+        self._headers()
+        self.transport_pks = {}  # username -> [transport pk of each slot]
+        self.group_rules = dict((g.index, g.rule) for g in own.groups.values() if g.rule)
+        outcomes = dict((u["username"], []) for u in self.users)
+        # 1. Stop what goes from firing: shrink or delete group rules, the e-mail rule, removed legacy rules.
+        for index, rule in sorted(self.group_rules.items()):
+            before = len(r.outcomes)
+            self._shrink_group(index, rule)
+            self._note(outcomes, r.outcomes[before:], own.groups[index].members)
+        self._login_email(stage="remove")
+        for user in self.users:
+            if user["state"] == "absent" and user["username"] in own.legacy:
+                chain = own.legacy[user["username"]]
+                self._track(outcomes, user, lambda: r.ensure(snap.notification_kind, dict(
+                    name=chain.notification_rule["name"]), "absent", current=chain.notification_rule))
+        # 2. The rules, body mappings and transports of present users.
+        for user in self.users:
+            if user["state"] == "present":
+                self._track(outcomes, user, lambda: self._present(user))
+        # 3. What absent and pruned users, and rules beyond max_addresses, leave behind.
+        for user in self.users:
+            self._track(outcomes, user, lambda: self._remove_slots(user))
+        # 4. The notification rules last: they are what fans out.
+        for index in sorted(self.group_members):
+            before = len(r.outcomes)
+            self._group(index)
+            self._note(outcomes, r.outcomes[before:], self.group_members[index])
+        self._login_email(stage="ensure")
+        # 5. The 0.1/0.2 chains of users now on the new chain, once it is in place.
+        for user in self.users:
+            if user["state"] == "present" and user["username"] in own.legacy:
+                self._track(outcomes, user, lambda: self._retire_legacy(own.legacy[user["username"]]))
+        self._retire_legacy_headers()
+        self._retire_old_keys()
+        return self.summaries(outcomes)
+
+    def _track(self, outcomes, user, step):
+        before = len(self.reconciler.outcomes)
+        step()
+        outcomes[user["username"]].extend(self.reconciler.outcomes[before:])
+
+    @staticmethod
+    def _note(outcomes, found, usernames):
+        """Group writes concern every member (for the per-user summary)."""
+        for username in usernames:
+            if username in outcomes:
+                outcomes[username].extend(found)
+
+    # -- shared objects -----------------------------------------------------
+    def _read_headers(self):
+        """The headers mapping and, for a managed key, the key it sends: read and judged before any write."""
+        name = self.w.headers_name
+        self.headers_found = self.snap.mappings.get(name)
+        if self.webhook_key is not None:
+            self.webhook_key.read((self.headers_found or {}).get("expression"))
+        elif self.settings.webhook_api_key is None:
+            if self.headers_found is None:
+                raise InputError("headers_mapping: authentik has no webhook mapping named %r, and neither "
+                                 "webhook_api_key nor manage_webhook_key was given to make it" % name)
+            self._refuse_playbook_key(self.headers_found)
+
+    def _headers(self):
+        """The headers mapping: the key authentik sends with every webhook."""
+        r, snap = self.reconciler, self.snap
+        name = self.w.headers_name
+        api_key = self.settings.webhook_api_key
+        if self.webhook_key is not None:
+            api_key = self.webhook_key.ensure(r)
+        if api_key is None:
+            self.headers_pk = self.headers_found["pk"]
+            return
+        outcome = r.ensure(snap.mapping_kind, dict(name=name, expression=headers_mapping_expression(api_key)),
+                           current=_strip(self.headers_found), lookup=False)
+        self.headers_pk = _pk(outcome, name)
+
+    def _refuse_playbook_key(self, found):
+        bearer = bearer_in(found.get("expression"))
+        if bearer and bearer.split(".", 1)[0] == str(self.w.pangolin.token).split(".", 1)[0]:
+            raise InputError("headers_mapping %r sends this playbook's own Pangolin key (pangolin_api_key) to "
+                             "authentik; give authentik a key of its own (webhook_api_key or manage_webhook_key)"
+                             % found["name"])
+
+    def _retire_old_keys(self):
+        if self.webhook_key is None:
+            return
+        if self.webhook_key.retiring() and not self.check_mode:
+            self._wait_for_old_key_tasks()
+        self.webhook_key.retire(self.reconciler)
+
+    def _wait_for_old_key_tasks(self):
+        """Let webhook tasks that may have rendered the old key finish before the key goes (no 401 window)."""
+        switched = time.time()
+        deadline = switched + KEY_GRACE
+        while time.time() < deadline:
+            running = self.w.authentik.tasks({"actor_name": "authentik.events.tasks.notification_transport",
+                                              "state": "consumed"}, page_size=1)
+            if running is None:  # no task API (before 2025.8): the whole grace period
+                time.sleep(max(0.0, deadline - time.time()))
+                return
+            if not running[1]:
+                return
+            time.sleep(0.5)
+
+    # -- a present user -----------------------------------------------------
+    def _present(self, user):
+        r, snap = self.reconciler, self.snap
+        account = snap.users[user["username"]]
+        entries = self._entries(user, account)
+        user["reset"] = not account["is_active"]
+        transports = []
+        for plan in user["slots"]:
+            name = self.dep.slot_name(user["username"], plan["number"])
+            slot = plan["slot"]
+            not_before = (slot.settings.get("not_before") if slot else None)
+            # 1. The body mapping first: it records the rule's priority before the rule exists.
+            body = r.ensure(snap.mapping_kind, dict(name=name, expression=whitelist_body_expression(
+                account["pk"], plan["number"], self.settings.max_addresses, plan["priority"],
+                self.settings.action, self.settings.placeholder, self.settings.ipv6_prefix,
+                self.settings.follow_sessions, self.settings.expire_days, not_before)),
+                current=_strip(slot.mapping if slot else None), lookup=False)
+            # 2. The rule: created with what authentik's state says; otherwise its address is the webhook's,
+            # unless this run must write it (a new setting, an inactive user, a session that ended).
+            desired = dict(priority=plan["priority"], action=self.settings.action, enabled=True)
+            if plan["current"] is None or entries is not None:
+                match, value = (entries or [("IP", self.settings.placeholder)] * len(user["slots"]))[plan["number"] - 1]
+                desired.update(match=match, value=value)
+            rule = r.ensure(snap.rule_kind, desired, current=plan["current"], lookup=False)
+            rule_id = rule.after["rule_id"] if rule.after else None
+            target = rule_id if rule_id is not None else "(rule id of priority %d, not created yet)" % plan["priority"]
+            # 3. The transport, naming the rule's current id.
+            transport = dict(name=name, mode="webhook", send_once=True, body_mapping=_pk(body, name),
+                             headers_mapping=self.headers_pk,
+                             webhook_url="%s/v1/resource/%d/rule/%s" % (self.settings.webhook_url,
+                                                                        self.dep.resource_id, target))
+            outcome = r.ensure(snap.transport_kind, transport, current=_strip(slot.transport if slot else None),
+                               lookup=False)
+            transports.append(_pk(outcome, name))
+            plan["rule_id"] = rule_id
+        self.transport_pks[user["username"]] = transports
+
+    def _entries(self, user, account):
+        """The rule values this run writes for the user, or None when the webhook keeps them."""
+        settings = self.settings
+        slots = [p["slot"] for p in user["slots"]]
+        changed = any(s is None or s.mapping is None or s.rule is None or any(
+            s.settings.get(k) != v for k, v in self._value_settings(account).items()) for s in slots)
+        adopted = user["username"] in self.own.legacy
+        if not (settings.follow_sessions or not account["is_active"] or changed or adopted):
+            return None
+        not_before = next((s.settings.get("not_before") for s in slots if s and s.settings.get("not_before")), None)
+        return self.w.entries_from_state(user["username"], account, not_before)[0]
+
+    def _value_settings(self, account):
+        s = self.settings
+        return dict(user_pk=account["pk"], slots=s.max_addresses, ipv6_prefix=s.ipv6_prefix,
+                    sessions=s.follow_sessions, expire_days=s.expire_days, placeholder=s.placeholder)
+
+    # -- removal --------------------------------------------------------------
+    def _remove_slots(self, user):
+        """Slots nobody needs any more: the rule while its transport still names it, then the rest."""
+        r, snap = self.reconciler, self.snap
+        keep = len(user["slots"]) if user["state"] == "present" else (None if user["state"] == "kept" else 0)
+        if keep is None:
+            return
+        for slot in self.own.slots_of(user["username"]):
+            if slot.number <= keep:
+                continue
+            if slot.rule is not None:
+                r.ensure(snap.rule_kind, dict(priority=slot.rule["priority"]), "absent", current=slot.rule)
+            if slot.transport is not None:
+                r.ensure(snap.transport_kind, dict(name=slot.transport["name"]), "absent",
+                         current=_strip(slot.transport))
+            if slot.mapping is not None:
+                r.ensure(snap.mapping_kind, dict(name=slot.mapping["name"]), "absent", current=_strip(slot.mapping))
+        if user["state"] == "absent" and user["username"] in self.own.legacy:
+            chain = self.own.legacy[user["username"]]
+            if chain.rule is not None:
+                r.ensure(snap.rule_kind, dict(priority=chain.rule["priority"]), "absent", current=chain.rule)
+            self._retire_legacy(chain, rule_done=True)
+
+    def _retire_legacy(self, chain, rule_done=False):
+        """A 0.1/0.2 chain: its notification rule first (unless already gone), its mappings last.
+
+        The Pangolin rule of a user now on the new chain was adopted and stays.
+        """
+        r, snap = self.reconciler, self.snap
+        steps = [] if rule_done else [(snap.notification_kind, chain.notification_rule)]
+        steps += [(snap.policy_kind, chain.policy), (snap.transport_kind, chain.transport),
+                  (snap.mapping_kind, chain.mapping)]
+        for kind, view in steps:
+            if view is not None:
+                r.ensure(kind, dict(name=view["name"]), "absent", current=_strip(view))
+
+    def _retire_legacy_headers(self):
+        """The 0.2 shared headers mapping (and the key 0.2 made for it), once no chain of ours uses it."""
+        legacy_headers = self.own.legacy_headers
+        if legacy_headers is None or any(u["state"] == "kept" and u["username"] in self.own.legacy
+                                         for u in self.users):
+            return
+        self.reconciler.ensure(self.snap.mapping_kind, dict(name=legacy_headers["name"]), "absent",
+                               current=_strip(legacy_headers))
+        bearer = bearer_in(legacy_headers.get("expression"))
+        if self.webhook_key is not None and bearer:
+            self.webhook_key.retire_legacy(self.reconciler, bearer.split(".", 1)[0], LEGACY_KEY)
+
+    # -- groups -----------------------------------------------------------------
+    def _group_transports(self, index):
+        pks = []
+        for username in self.group_members.get(index, []):
+            if username in self.transport_pks:
+                pks.extend(self.transport_pks[username])
+            else:  # a kept (unlisted) user: their transports as they are
+                pks.extend(s.transport["pk"] for s in self.own.slots_of(username) if s.transport)
+        return pks
+
+    def _shrink_group(self, index, rule):
+        """Before anything else: take leaving transports off the rule, or delete a rule left empty."""
+        r, snap = self.reconciler, self.snap
+        staying = set()
+        for username in self.group_members.get(index, []):
+            user = next((u for u in self.users if u["username"] == username), None)
+            for slot in self.own.slots_of(username):
+                if slot.transport and (user is None or user["state"] == "kept" or slot.number <= len(user["slots"])):
+                    staying.add(slot.transport["pk"])
+        group = self.own.groups[index]
+        if index not in self.group_members:
+            r.ensure(snap.notification_kind, dict(name=rule["name"]), "absent", current=rule)
+            if group.policy is not None:
+                r.ensure(snap.policy_kind, dict(name=group.policy["name"]), "absent", current=_strip(group.policy))
+            del self.group_rules[index]
+            return
+        transports = [pk for pk in rule.get("transports") or [] if pk in staying]
+        if set(transports) != set(rule.get("transports") or []):
+            outcome = r.ensure(snap.notification_kind, dict(name=rule["name"], transports=transports), current=rule,
+                               lookup=False)
+            self.group_rules[index] = outcome.after
+
+    def _group(self, index):
+        r, snap = self.reconciler, self.snap
+        name = self.dep.group_name(index)
+        group = self.own.groups.get(index)
+        pks = sorted(self._member_pk(u) for u in self.group_members[index])
+        policy = r.ensure(snap.policy_kind, dict(name=name, expression=group_policy_expression(
+            [pk for pk in pks if pk is not None], self.settings.follow_sessions)),
+            current=_strip(group.policy if group else None), lookup=False)
+        desired = dict(name=name, transports=self._group_transports(index), severity="notice")
+        if self.group_pk is not None:
+            desired["destination_group"] = self.group_pk
+        else:
+            desired["destination_event_user"] = True
+        rule = r.ensure(snap.notification_kind, desired, current=self.group_rules.get(index), lookup=False)
+        binding = BindingKind(self.w.authentik, (rule.after or {}).get("pk"), (policy.after or {}).get("pk"), name,
+                              bindings=group.bindings if group else [], target_name=name)
+        exists = (rule.after or {}).get("pk") is not None and (policy.after or {}).get("pk") is not None
+        r.ensure(binding, dict(order=0, enabled=True, negate=False), lookup=exists)
+
+    def _member_pk(self, username):
+        account = self.snap.users.get(username)
+        if account is not None:
+            return account["pk"]
+        return next((s.user_pk for s in self.own.slots_of(username) if s.user_pk is not None), None)
+
+    # -- the login e-mail ---------------------------------------------------------
+    def _login_email(self, stage):
+        """An e-mail per login of a listed user: a rule, a policy and an e-mail transport (optional)."""
+        r, snap = self.reconciler, self.snap
+        name = self.dep.email_name
+        rule = snap.notification_rules.get(name)
+        policy = snap.policies.get(name)
+        transport = snap.transports.get(name)
+        wanted = self.settings.login_email
+        if stage == "remove":
+            if not wanted:
+                for kind, view in ((snap.notification_kind, rule), (snap.policy_kind, policy),
+                                   (snap.transport_kind, transport)):
+                    if view is not None:
+                        r.ensure(kind, dict(name=name), "absent", current=_strip(view))
+            return
+        if not wanted:
+            return
+        pks = sorted(snap.users[u["username"]]["pk"] for u in self.users if u["state"] == "present")
+        policy_out = r.ensure(snap.policy_kind, dict(name=name, expression=login_email_policy_expression(pks)),
+                              current=_strip(policy), lookup=False)
+        transport_out = r.ensure(snap.transport_kind, EmailTransport.desired(name, wanted), current=_strip(transport),
+                                 lookup=False)
+        desired = dict(name=name, transports=[_pk(transport_out, name)], severity="notice")
+        if wanted.get("group"):
+            desired.update(destination_group=self.w.authentik.group_pk(wanted["group"], "login_email.group"),
+                           destination_event_user=False)
+        else:
+            desired.update(destination_event_user=True, destination_group=None)
+        rule_out = r.ensure(snap.notification_kind, desired, current=rule, lookup=False)
+        bindings = snap.bindings_of(rule["pk"]) if rule else []
+        binding = BindingKind(self.w.authentik, (rule_out.after or {}).get("pk"), (policy_out.after or {}).get("pk"),
+                              name, bindings=bindings, target_name=name)
+        exists = (rule_out.after or {}).get("pk") is not None and (policy_out.after or {}).get("pk") is not None
+        r.ensure(binding, dict(order=0, enabled=True, negate=False), lookup=exists)
+
+    # -- results -----------------------------------------------------------------
+    def summaries(self, outcomes):
+        result = []
+        for user in self.users:
+            if user["state"] == "kept":
+                continue
+            changed = [o for o in outcomes[user["username"]] if o.changed]
+            if user["state"] == "absent":
+                status = "removed" if changed else "unchanged"
+            elif user.get("reset") and changed:
+                status = "reset"
+            elif changed and not self.own.slots_of(user["username"]) and user["username"] not in self.own.legacy:
+                status = "created"
+            else:
+                status = "updated" if changed else "unchanged"
+            slots = user.get("slots") or []
+            result.append(dict(username=user["username"], state=user["state"], status=status,
+                               priority=slots[0]["priority"] if slots else None,
+                               priorities=[p["priority"] for p in slots],
+                               rule_id=slots[0].get("rule_id") if slots else None,
+                               rule_ids=[p.get("rule_id") for p in slots],
+                               group=user.get("group"), pruned=bool(user.get("pruned")),
+                               changed=bool(changed),
+                               changes=["%s %s" % (o.operation, o.kind.describe(o.desired)) for o in changed]))
+        return result
+
+
+def _strip(view):
+    """A snapshot view as its kind compares it (the extra keys the snapshot added removed)."""
+    if view is None:
+        return None
+    return dict((k, v) for k, v in view.items() if k not in ("values", "target"))
+
+
+def _pk(outcome, name):
+    """The object's pk, or a readable marker in check mode before it exists."""
+    if outcome.after and outcome.after.get("pk") is not None:
+        return outcome.after["pk"]
+    return "(%s %r, not created yet)" % (outcome.kind.what, name)
+
+
+# -- module plumbing -------------------------------------------------------------------
+def whitelist_argument_spec(chain=False):
+    """Options every whitelist module takes, and the resource selector's rules.
+
+    Both connections, the resource and the users (doc fragments connection,
+    pangolin, resource, authentik, whitelist); with ``chain`` also the options
+    of the chain each user gets (whitelist.CHAIN).
+    """
+    spec = pangolin_argument_spec()
+    selector, rules = resource_selector_spec()
+    spec.update(selector)
+    spec.update(authentik_argument_spec())
+    spec.update(
+        users=dict(type="list", elements="dict", required=True, options=dict(
+            username=dict(type="str", required=True),
+            priority=dict(type="int"),
+            state=dict(type="str", default="present", choices=["present", "absent"]),
+        )),
+        name_prefix=dict(type="str", default="jellyfin-whitelist-"),
+        instance=dict(type="str"),
+        placeholder=dict(type="str", default="0.0.0.0"),
+        action=dict(type="str", default="ACCEPT", choices=["ACCEPT", "PASS"]),
+        ipv6_prefix=dict(type="int", default=0),
+        max_addresses=dict(type="int", default=1),
+        follow_sessions=dict(type="bool", default=False),
+        expire_days=dict(type="int", default=30),
+    )
+    if chain:
+        spec.update(
+            headers_mapping=dict(type="str"),
+            destination_group=dict(type="str"),
+            users_per_rule=dict(type="int", default=10),
+        )
+    return spec, rules
+
+
+def open_whitelist(module):
+    """The shared options checked, then both clients, the resource's id and the deployment.
+
+    Nothing is sent before every shared option passed; naming the resource
+    by name is the first request.
+    """
+    params = module.params
+    prefix = check_name(params["name_prefix"], "name_prefix")
+    if params["instance"] is not None:
+        check_instance(params["instance"])
+    settings = SimpleNamespace(
+        placeholder=check_placeholder(params["placeholder"]), action=params["action"],
+        ipv6_prefix=check_ipv6_prefix(params["ipv6_prefix"]),
+        max_addresses=check_count(params["max_addresses"], "max_addresses", 1, 20),
+        follow_sessions=params["follow_sessions"], expire_days=check_expire_days(params["expire_days"]),
+        headers_mapping=None, destination_group=None, users_per_rule=10, prune=False, apply_rules=False,
+        webhook_api_key=None, login_email=None, priority_range=(100, 999), webhook_url=None)
+    if "headers_mapping" in params:
+        if params["headers_mapping"] is not None:
+            settings.headers_mapping = check_name(params["headers_mapping"], "headers_mapping")
+        settings.destination_group = params["destination_group"]
+        settings.users_per_rule = check_count(params["users_per_rule"], "users_per_rule", 1, 100)
+    pangolin = PangolinClient.from_module(module)
+    authentik = AuthentikClient.from_module(module)
+    resource_id = selected_resource_id(pangolin, params)
+    deployment = Deployment(prefix, params["instance"] or default_instance(resource_id), resource_id)
+    return SimpleNamespace(pangolin=pangolin, authentik=authentik, resource_id=resource_id, deployment=deployment,
+                           settings=settings)
+
+
+__all__ = ["Whitelist", "WhitelistPlan", "open_whitelist", "validate_users", "api_base", "check_placeholder",
+           "check_priority_range", "check_expire_days", "whitelist_argument_spec", "ApiError", "WebhookKey"]

@@ -191,7 +191,7 @@ def absent(module, reconciler, client):
     policy_name = check_name(params["policy_name"] or params["name"], "policy_name")
     for kind in (ExpressionPolicyKind(client), EventMatcherPolicyKind(client)):
         reconciler.ensure(kind, dict(name=policy_name), "absent")
-    return dict(changed=reconciler.changed, action=outcome.action, notification_rule=None,
+    return dict(changed=reconciler.changed, operation=outcome.operation, notification_rule=None,
                 diff=reconciler.diffs())
 
 
@@ -232,7 +232,7 @@ def present(module, reconciler, client):
         bound.insert(0, (policy.after["pk"], policy_desired["name"]))
     rule = reconciler.ensure(rule_kind, desired)
     result["notification_rule"] = reconciler.redact(rule_kind, rule.after)
-    result["action"] = rule.action
+    result["operation"] = rule.operation
     result["bindings"] = []
     for order, (policy_pk, policy_name) in enumerate(bound):
         kind = BindingKind(client, rule.after["pk"], policy_pk, policy_name, target_name=name)

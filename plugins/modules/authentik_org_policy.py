@@ -306,7 +306,7 @@ def ensure(module, reconciler, client, desired):
     if idp_kind is not None and state == "present":
         # Provision only once the policy restricts who joins.
         result["idp"] = ensure_idp(reconciler, idp_kind, idp_desired, idp_current)
-    result.update(changed=reconciler.changed, action=policy.action,
+    result.update(changed=reconciler.changed, operation=policy.operation,
                   policy=reconciler.redact(policy_kind, policy.after), diff=reconciler.diffs())
     return result
 

@@ -155,6 +155,7 @@ requests:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import (
+    EmailTransport,
     check_name,
     check_webhook_url,
 )
@@ -162,6 +163,7 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.webhook_key import WebhookKey
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.whitelist import (
+    Whitelist,
     WhitelistPlan,
     api_base,
     check_priority_range,
@@ -170,33 +172,56 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.whiteli
 )
 
 
+def check_webhook_key(params):
+    """The key authentik will send: never the playbook's own key (it would sit in a mapping in clear text)."""
+    key = params["webhook_api_key"]
+    if params["manage_webhook_key"] and key:
+        raise InputError("webhook_api_key and manage_webhook_key exclude each other: with manage_webhook_key the "
+                         "collection makes the key authentik sends")
+    if params["rotate_webhook_key"] and not params["manage_webhook_key"]:
+        raise InputError("rotate_webhook_key needs manage_webhook_key: only a key the collection made can be rotated")
+    if key is None:
+        return None
+    if "." not in key or any(c.isspace() for c in key):
+        raise InputError("webhook_api_key must be a Pangolin API key of the form <key id>.<secret>")
+    if key.split(".", 1)[0] == str(params["pangolin_api_key"]).split(".", 1)[0]:
+        raise InputError("webhook_api_key is this playbook's own Pangolin key (pangolin_api_key): authentik would "
+                         "keep it in a mapping in clear text and could do anything the playbook can; give authentik "
+                         "a key with only the updateResourceRule action, or set manage_webhook_key")
+    return key
+
+
 def manage_whitelist(module, reconciler):
     params = module.params
     # Inputs first: nothing is read or written before they all pass.
     priority_range = check_priority_range(params["priority_start"], params["priority_end"])
     webhook_url = check_webhook_url(params["webhook_url"] or params["pangolin_url"], "webhook_url")
-    if params["manage_webhook_key"] and params["webhook_api_key"]:
-        raise InputError("webhook_api_key and manage_webhook_key exclude each other: with manage_webhook_key the "
-                         "collection makes the key authentik sends")
-    if params["rotate_webhook_key"] and not params["manage_webhook_key"]:
-        raise InputError("rotate_webhook_key needs manage_webhook_key: only a key the collection made can be rotated")
-    key_name = check_name(params["webhook_key_name"], "webhook_key_name") if params["manage_webhook_key"] else None
+    webhook_api_key = check_webhook_key(params)
+    key_name = None
+    if params["manage_webhook_key"] and params["webhook_key_name"] is not None:
+        key_name = check_name(params["webhook_key_name"], "webhook_key_name")
+    login_email = EmailTransport.check(params["login_email"])
     w = open_whitelist(module)
+    w.settings.__dict__.update(priority_range=priority_range, webhook_url=api_base(webhook_url),
+                               webhook_api_key=webhook_api_key, prune=params["prune"],
+                               apply_rules=params["apply_rules"], login_email=login_email)
+    if params["manage_webhook_key"]:
+        key_name = key_name or w.deployment.key_name
 
     def managed_key(org_id):
         # The new key's secret must be scrubbed from everything either client or the reconciler prints.
         return WebhookKey(w.pangolin, org_id, key_name, rotate=params["rotate_webhook_key"],
                           secrets=[w.pangolin.secrets, w.authentik.secrets, reconciler.secrets])
-    plan = WhitelistPlan(w.pangolin, w.authentik, w.resource_id, params["users"], w.prefix, priority_range,
-                         placeholder=w.placeholder, action=params["action"], prune=params["prune"],
-                         headers_mapping=w.headers_mapping, webhook_url=api_base(webhook_url),
-                         destination_group=params["destination_group"], check_mode=module.check_mode,
-                         webhook_api_key=params["webhook_api_key"], apply_rules=params["apply_rules"],
-                         ipv6_prefix=w.ipv6_prefix, webhook_key_factory=managed_key if key_name else None,
-                         org_id=params["org_id"])
-    plan.plan()
-    users = plan.apply(reconciler)
-    return dict(changed=reconciler.changed, users=users, resource_id=w.resource_id, diff=reconciler.diffs(),
+
+    whitelist = Whitelist(w.pangolin, w.authentik, w.deployment, params["users"], w.settings).read()
+    plan = WhitelistPlan(whitelist, reconciler, key_factory=managed_key if key_name else None).plan()
+    users = plan.apply()
+    counts = {}
+    for user in users:
+        counts[user["status"]] = counts.get(user["status"], 0) + 1
+    msg = "%d users: %s" % (len(users), ", ".join("%d %s" % (n, s) for s, n in sorted(counts.items())) or "none")
+    return dict(changed=reconciler.changed, msg=msg, users=users, resource_id=w.resource_id,
+                instance=w.deployment.instance, diff=reconciler.diffs(),
                 requests=dict(pangolin=w.pangolin.request_count, authentik=w.authentik.request_count))
 
 
@@ -209,9 +234,10 @@ def main():
         webhook_api_key=dict(type="str", no_log=True),
         manage_webhook_key=dict(type="bool", default=False),
         rotate_webhook_key=dict(type="bool", default=False),
-        webhook_key_name=dict(type="str", default="jellyfin-whitelist webhook"),
+        webhook_key_name=dict(type="str", no_log=False),
         apply_rules=dict(type="bool", default=True),
         prune=dict(type="bool", default=False),
+        login_email=dict(type="dict"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **rules)
     run(module, manage_whitelist)

@@ -94,12 +94,10 @@ resource_id:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import check_name
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.expire import (
-    WhitelistExpiry,
-    check_expire_days,
-)
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.expire import WhitelistExpiry
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_runner import run
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.whitelist import (
+    Whitelist,
     open_whitelist,
     whitelist_argument_spec,
 )
@@ -107,21 +105,20 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.whiteli
 
 def expire(module, reconciler):
     params = module.params
-    check_expire_days(params["expire_days"])
     expire_users = params["expire_users"]
     if expire_users is not None:
         expire_users = [check_name(u, "expire_users") for u in expire_users]
     w = open_whitelist(module)
-    expiry = WhitelistExpiry(w.pangolin, w.authentik, w.resource_id, params["users"], w.prefix, w.placeholder,
-                             params["expire_days"], expire_users)
-    users = expiry.apply(reconciler)
-    return dict(changed=reconciler.changed, users=users, resource_id=w.resource_id, diff=reconciler.diffs())
+    whitelist = Whitelist(w.pangolin, w.authentik, w.deployment, params["users"], w.settings)
+    users = WhitelistExpiry(whitelist, expire_users).apply(reconciler)
+    expired = [u["username"] for u in users if u["expired"]]
+    return dict(changed=reconciler.changed, users=users, resource_id=w.resource_id, diff=reconciler.diffs(),
+                msg="expired %s" % ", ".join(expired) if expired else "nobody to expire")
 
 
 def main():
     argument_spec, rules = whitelist_argument_spec()
     argument_spec.update(
-        expire_days=dict(type="int", default=30),
         expire_users=dict(type="list", elements="str"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **rules)

@@ -157,6 +157,7 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.doctor 
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_runner import run
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.whitelist import (
+    Whitelist,
     api_base,
     open_whitelist,
     whitelist_argument_spec,
@@ -169,14 +170,14 @@ def examine(module, reconciler):
     if not 1 <= params["recent_logins"] <= 100:
         raise InputError("recent_logins must be from 1 to 100 (one page of events), got %d" % params["recent_logins"])
     w = open_whitelist(module)
-    doctor = WhitelistDoctor(w.pangolin, w.authentik, w.resource_id, params["users"], w.prefix, w.headers_mapping,
-                             placeholder=w.placeholder, action=params["action"],
-                             webhook_url=api_base(webhook_url) if webhook_url else None,
-                             ipv6_prefix=w.ipv6_prefix, recent_logins=params["recent_logins"],
-                             destination_group=params["destination_group"],
-                             manage_webhook_key=params["manage_webhook_key"], secrets=reconciler.secrets)
+    whitelist = Whitelist(w.pangolin, w.authentik, w.deployment, params["users"], w.settings)
+    doctor = WhitelistDoctor(whitelist, webhook_url=api_base(webhook_url) if webhook_url else None,
+                             recent_logins=params["recent_logins"], manage_webhook_key=params["manage_webhook_key"],
+                             secrets=reconciler.secrets)
     result = doctor.examine()
-    result["changed"] = False
+    problems = len(result["problems"]) + sum(len(u["problems"]) for u in result["users"])
+    result.update(changed=False, msg="healthy" if result["healthy"] else "%d problem%s found" % (
+        problems, "" if problems == 1 else "s"))
     return result
 
 

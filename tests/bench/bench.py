@@ -33,6 +33,7 @@ def module_invocations(parsed):
 def phase(env, label, **kwargs):
     env.pangolin.reset_log()
     env.authentik.reset_log()
+    env.authentik.reset_counts()
     start = time.time()
     rc, parsed, out, err = env.run(**kwargs)
     elapsed = time.time() - start
@@ -41,7 +42,7 @@ def phase(env, label, **kwargs):
     return dict(phase=label, seconds=elapsed, modules=module_invocations(parsed),
                 changed=env.stats(parsed).get("changed"),
                 pangolin=env.pangolin.requests_by_method(), authentik=env.authentik.requests_by_method(),
-                writes=len(env.writes()))
+                writes=len(env.writes()), tasks=dict(env.authentik.enqueued))
 
 
 def fmt(counts):
@@ -49,19 +50,25 @@ def fmt(counts):
 
 
 def main(sizes):
-    print("%5s  %-8s %8s %8s %8s %7s  %-28s %s" % ("users", "phase", "seconds", "modules", "changed", "writes",
-                                                  "pangolin requests", "authentik requests"))
+    print("%5s  %-8s %8s %8s %8s %7s %8s %9s  %-28s %s" % (
+        "users", "phase", "seconds", "modules", "changed", "writes", "handler", "transport", "pangolin requests",
+        "authentik requests"))
     for size in sizes:
         with PlaybookEnv(users=size) as env:
             for label, kwargs in (("check", dict(check=True, diff=True)), ("converge", {}), ("no-op", {}),
-                                  ("doctor", dict(playbook="doctor.yml")), ("expire", dict(playbook="expire.yml"))):
+                                  ("doctor", dict(playbook="doctor.yml")), ("expire", dict(playbook="expire.yml")),
+                                  ("remove", dict(absent=True))):
+                if kwargs.pop("absent", False):
+                    kwargs["inventory"] = env.inventory(users=[{"username": u, "state": "absent"}
+                                                               for u in env.usernames])
                 if label == "doctor":
                     for index, username in enumerate(env.usernames):
                         env.authentik.login(username, "198.51.%d.%d" % (100 + index // 250, 1 + index % 250))
                 row = phase(env, label, **kwargs)
-                print("%5d  %-8s %8.2f %8d %8s %7d  %-28s %s" % (size, row["phase"], row["seconds"], row["modules"],
-                                                                row["changed"], row["writes"], fmt(row["pangolin"]),
-                                                                fmt(row["authentik"])), flush=True)
+                print("%5d  %-8s %8.2f %8d %8s %7d %8d %9d  %-28s %s" % (
+                    size, row["phase"], row["seconds"], row["modules"], row["changed"], row["writes"],
+                    row["tasks"]["event_trigger_handler"], row["tasks"]["notification_transport"],
+                    fmt(row["pangolin"]), fmt(row["authentik"])), flush=True)
 
 
 if __name__ == "__main__":
