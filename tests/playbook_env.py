@@ -118,6 +118,14 @@ class PlaybookEnv(object):
         (inventory / "group_vars" / "all" / "main.yml").write_text(yaml.safe_dump(data, sort_keys=False))
         return inventory
 
+    @staticmethod
+    def inventory_data(inventory):
+        return yaml.safe_load((inventory / "group_vars" / "all" / "main.yml").read_text())
+
+    @staticmethod
+    def write_inventory(inventory, data):
+        (inventory / "group_vars" / "all" / "main.yml").write_text(yaml.safe_dump(data, sort_keys=False))
+
     # -- running -------------------------------------------------------------
     def run(self, *args, inventory=None, check=False, diff=False, verbosity=0, stdout_callback="json_results",
             env=None, playbook="site.yml"):

@@ -149,17 +149,17 @@ def rule_url(env, rule_id):
 
 def test_mapping_create_noop_update_delete(env):
     created = ok(mapping(env, diff=True))
-    assert created["changed"] and created["action"] == "create"
+    assert created["changed"] and created["operation"] == "create"
     stored = only(env.sim.mappings, name="m1")
     assert stored["expression"] == "return {'a': 1}" and created["mapping"]["pk"] == stored["pk"]
     assert created["diff"]["before"] == {} and created["diff"]["after"]["expression"] == "return {'a': 1}"
 
     fresh_log(env)
     same = ok(mapping(env))
-    assert same["changed"] is False and same["action"] is None and writes(env) == []
+    assert same["changed"] is False and same["operation"] is None and writes(env) == []
 
     updated = ok(mapping(env, diff=True, expression="return {'a': 2}"))
-    assert updated["changed"] and updated["action"] == "update"
+    assert updated["changed"] and updated["operation"] == "update"
     assert updated["diff"]["before"]["expression"] == "return {'a': 1}"
     assert updated["diff"]["after"]["expression"] == "return {'a': 2}"
     assert [(m, p) for m, p, _ in writes(env)] == [("PATCH", "/api/v3/propertymappings/notification/%s/"
@@ -168,7 +168,7 @@ def test_mapping_create_noop_update_delete(env):
 
     fresh_log(env)
     gone = ok(mapping(env, diff=True, state="absent", expression=None))
-    assert gone["changed"] and gone["action"] == "delete" and gone["mapping"] is None
+    assert gone["changed"] and gone["operation"] == "delete" and gone["mapping"] is None
     assert gone["diff"]["after"] == {} and gone["diff"]["before"]["name"] == "m1"
     assert env.sim.mappings == {}
     fresh_log(env)
@@ -188,7 +188,7 @@ def test_mapping_check_mode_writes_nothing(env, seed, args, action):
     before = json.dumps(env.sim.mappings, sort_keys=True)
     fresh_log(env)
     result = ok(mapping(env, check=True, diff=True, **args))
-    assert result["changed"] is (action is not None) and result["action"] == action
+    assert result["changed"] is (action is not None) and result["operation"] == action
     assert writes(env) == [] and json.dumps(env.sim.mappings, sort_keys=True) == before
     if action == "create":
         assert result["mapping"]["pk"] is None and result["diff"]["after"]["expression"] == "return {'a': 1}"
@@ -215,7 +215,7 @@ def test_mapping_headers_key_hidden_but_change_detected(env):
 
     changed = ok(mapping(env, diff=True, name="hdr", expression=None, template="pangolin_headers",
                          webhook_api_key=WEBHOOK_KEY2))
-    assert changed["changed"] and changed["action"] == "update"
+    assert changed["changed"] and changed["operation"] == "update"
     assert changed["diff"]["before"]["expression"] == REDACTED + " (differs)"
     assert changed["diff"]["after"]["expression"] == REDACTED + " (differs)"
     expression = env.sim.mappings[stored["pk"]]["expression"]
@@ -237,7 +237,7 @@ def test_mapping_rule_body_template(env):
     expression = only(env.sim.mappings, name="body")["expression"]
     values = rendered_values(expression)
     assert values["priority"] == 100 and isinstance(values["priority"], int)
-    assert values["action"] == "ACCEPT" and values["match"] == "IP" and values["enabled"] is True
+    assert values["action"] == "ACCEPT" and values["placeholder"] == "0.0.0.0" and values["enabled"] is True
     fresh_log(env)
     assert ok(mapping(env, name="body", expression=None, template="pangolin_rule_body",
                       priority=100))["changed"] is False
@@ -294,7 +294,7 @@ def test_transport_create_noop_update_delete(env):
     pks = seed_mappings(env)
     fresh_log(env)
     created = ok(transport(env, diff=True, body_mapping="body", headers_mapping="hdr"))
-    assert created["changed"] and created["action"] == "create"
+    assert created["changed"] and created["operation"] == "create"
     stored = only(env.sim.transports, name="t1")
     assert stored["mode"] == "webhook" and stored["send_once"] is True
     assert stored["webhook_url"] == "http://receiver:8080/hook"
@@ -308,11 +308,11 @@ def test_transport_create_noop_update_delete(env):
 
     checked = ok(transport(env, check=True, diff=True, body_mapping="body", headers_mapping="hdr",
                            webhook_url="http://receiver:8080/other", send_once=False))
-    assert checked["changed"] and checked["action"] == "update" and writes(env) == []
+    assert checked["changed"] and checked["operation"] == "update" and writes(env) == []
     assert checked["transport"]["send_once"] is False and stored["send_once"] is True
     moved = ok(transport(env, diff=True, body_mapping="body", headers_mapping="hdr",
                          webhook_url="http://receiver:8080/other", send_once=False))
-    assert moved["changed"] and moved["action"] == "update"
+    assert moved["changed"] and moved["operation"] == "update"
     assert moved["diff"]["before"]["webhook_url"] == "http://receiver:8080/hook"
     assert moved["diff"]["after"]["webhook_url"] == "http://receiver:8080/other"
     assert [m for m, _, _ in writes(env)] == ["PATCH"]
@@ -359,7 +359,7 @@ def test_transport_missing_mapping_names_the_option(env):
 
 def test_transport_check_mode_with_missing_mapping(env):
     result = ok(transport(env, check=True, diff=True, body_mapping="later"))
-    assert result["changed"] and result["action"] == "create"
+    assert result["changed"] and result["operation"] == "create"
     assert "later" in result["transport"]["body_mapping"] and "not created yet" in result["transport"]["body_mapping"]
     assert writes(env) == [] and env.sim.transports == {}
 
@@ -415,7 +415,7 @@ def test_rule_login_of_user_fires_on_that_users_login(env):
     alice = env.sim.add_user("alice", name="Alice", email="alice@example.com")
     env.sim.add_user("bob", name="Bob", email="bob@example.com")
     rule_id, result = webhook_chain(env)
-    assert result["changed"] and result["action"] == "create"
+    assert result["changed"] and result["operation"] == "create"
     policy = only(env.sim.policies, name="r1")
     assert policy["_type"] == "expression" and "== %d" % alice in policy["expression"]
     stored = only(env.sim.rules, name="r1")
@@ -445,7 +445,7 @@ def test_rule_update_severity_and_diff(env):
     webhook_chain(env)
     fresh_log(env)
     result = ok(rule(env, diff=True, transports=["t-alice"], login_of_user="alice", severity="alert"))
-    assert result["changed"] and result["action"] == "update"
+    assert result["changed"] and result["operation"] == "update"
     rule_diffs = [d for d in result["diff"] if "notification rule" in d["before_header"]]
     assert rule_diffs[0]["before"]["severity"] == "notice" and rule_diffs[0]["after"]["severity"] == "alert"
     assert [m for m, _, _ in writes(env)] == ["PATCH"]
@@ -455,7 +455,7 @@ def test_rule_update_severity_and_diff(env):
 def test_rule_check_mode_create_writes_nothing(env):
     env.sim.add_user("alice")
     result = ok(rule(env, check=True, diff=True, transports=["t-later"], login_of_user="alice"))
-    assert result["changed"] and result["action"] == "create"
+    assert result["changed"] and result["operation"] == "create"
     assert result["notification_rule"]["pk"] is None
     assert "not created yet" in result["notification_rule"]["transports"][0]
     assert len(result["bindings"]) == 1 and len(result["diff"]) == 3
@@ -562,7 +562,7 @@ def test_rule_absent_removes_rule_policy_and_binding(env):
     checked = ok(rule(env, check=True, state="absent"))
     assert checked["changed"] and writes(env) == []
     gone = ok(rule(env, diff=True, state="absent"))
-    assert gone["changed"] and gone["action"] == "delete" and gone["notification_rule"] is None
+    assert gone["changed"] and gone["operation"] == "delete" and gone["notification_rule"] is None
     assert len(gone["diff"]) == 2
     assert env.sim.rules == {} and env.sim.policies == {} and env.sim.bindings == {}
     assert len(env.sim.transports) == 1  # transports are not the rule's to delete
@@ -580,7 +580,7 @@ def test_user_create_with_password_then_noop(env):
     env.sim.add_group("jellyfin")
     created = ok(user(env, diff=True, username="dave", name="Dave", email="dave@example.com",
                       groups=["jellyfin"], password="s3cret-pass"))
-    assert created["changed"] and created["action"] == "create" and created["password_set"] is True
+    assert created["changed"] and created["operation"] == "create" and created["password_set"] is True
     assert "s3cret-pass" not in json.dumps(created)
     stored = env.sim.user_by_username("dave")
     assert stored["password"] == "s3cret-pass" and len(set_password_calls(env)) == 1
@@ -598,7 +598,7 @@ def test_user_update_uses_patch_only(env):
     pk = env.sim.add_user("dave", name="Dave", email="dave@example.com")
     fresh_log(env)
     result = ok(user(env, diff=True, username="dave", name="David", email="david@example.com"))
-    assert result["changed"] and result["action"] == "update"
+    assert result["changed"] and result["operation"] == "update"
     assert result["diff"]["before"]["name"] == "Dave" and result["diff"]["after"]["name"] == "David"
     assert [(m, p) for m, p, _ in writes(env)] == [("PATCH", "/api/v3/core/users/%d/" % pk)]
     assert writes(env)[0][2] == {"name": "David", "email": "david@example.com"}
@@ -682,7 +682,7 @@ def test_user_bad_username_refused_before_any_request(env, username):
 
 def test_group_create_noop_attributes_absent(env):
     created = ok(run(env, "authentik_group", dict(name="media"), diff=True))
-    assert created["changed"] and created["action"] == "create" and created["diff"]["after"]["name"] == "media"
+    assert created["changed"] and created["operation"] == "create" and created["diff"]["after"]["name"] == "media"
     stored = only(env.sim.groups, name="media")
     fresh_log(env)
     assert ok(run(env, "authentik_group", dict(name="media")))["changed"] is False and writes(env) == []
@@ -824,7 +824,7 @@ def test_playbook_vvv_diff_never_prints_a_secret():
             rc, _parsed, out, err = pb.run(check=check, diff=True, verbosity=3, stdout_callback="default")
             assert rc == 0, (out[-3000:], err[-3000:])
             text = out + err
-            assert "jellyfin-whitelist-user000" in text
+            assert "jellyfin-whitelist-resource-%d/user000/1" % pb.resource_id in text
             for secret in secrets:
                 assert secret not in text, "secret printed (check=%s)" % check
         assert len(pb.authentik.transports) == 2

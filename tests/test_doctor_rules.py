@@ -1,15 +1,11 @@
-"""The doctor's small judgements, one by one: addresses, shadowing, timestamps."""
+"""The doctor's small judgements, one by one: proxy addresses, shadowing, timestamps."""
 
 from datetime import datetime, timezone
 
 import pytest
 
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import parse_time
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.doctor import (
-    covers,
-    expected_value,
-    is_internal,
-)
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.doctor import covers, is_internal
 
 
 @pytest.mark.parametrize("address,internal", [
@@ -21,19 +17,6 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.doctor 
 ])
 def test_internal_addresses_are_what_a_proxy_talks_from(address, internal):
     assert is_internal(address) is internal
-
-
-@pytest.mark.parametrize("client_ip,prefix,expected", [
-    ("203.0.113.5", 0, ("IP", "203.0.113.5")),
-    ("203.0.113.5", 64, ("IP", "203.0.113.5")),
-    ("2001:db8:1:2:3:4:5:6", 0, ("IP", "2001:db8:1:2:3:4:5:6")),
-    ("2001:db8:1:2:3:4:5:6", 64, ("CIDR", "2001:db8:1:2::/64")),
-    ("2001:db8:1:2:3:4:5:6", 56, ("CIDR", "2001:db8:1::/56")),
-    ("::ffff:198.51.100.7", 64, ("IP", "198.51.100.7")),
-    ("garbage", 64, (None, None)),
-])
-def test_expected_value_matches_what_the_body_mapping_writes(client_ip, prefix, expected):
-    assert expected_value(client_ip, prefix) == expected
 
 
 def rule(match, value):

@@ -103,7 +103,7 @@ def rule(env, check=False, diff=False, **args):
 
 def test_rule_create_then_idempotent(env):
     result = ok(rule(env))
-    assert result["changed"] and result["action"] == "create"
+    assert result["changed"] and result["operation"] == "create"
     assert result["resource_id"] == env.res
     assert result["rule"]["rule_id"] is not None
     stored = env.sim.rules(env.res)
@@ -111,7 +111,7 @@ def test_rule_create_then_idempotent(env):
         (10, "ACCEPT", "CIDR", "192.168.1.0/24", True)]
     env.sim.reset_log()
     again = ok(rule(env))
-    assert again["changed"] is False and again["action"] is None
+    assert again["changed"] is False and again["operation"] is None
     assert writes(env) == []
 
 
@@ -119,7 +119,7 @@ def test_rule_update_sends_full_rule(env):
     rid = env.sim.add_rule(env.res, "ACCEPT", "CIDR", "192.168.1.0/24", 10)
     env.sim.reset_log()
     result = ok(rule(env, action="DROP", diff=True))
-    assert result["changed"] and result["action"] == "update"
+    assert result["changed"] and result["operation"] == "update"
     assert writes(env) == [("POST", "/v1/resource/%d/rule/%d" % (env.res, rid),
                             {"action": "DROP", "match": "CIDR", "value": "192.168.1.0/24", "priority": 10,
                              "enabled": True})]
@@ -131,7 +131,7 @@ def test_rule_update_sends_full_rule(env):
 def test_rule_delete_and_absent_noop(env):
     rid = env.sim.add_rule(env.res, "ACCEPT", "IP", "192.0.2.1", 10)
     result = ok(rule(env, state="absent", diff=True))
-    assert result["changed"] and result["action"] == "delete" and result["rule"] is None
+    assert result["changed"] and result["operation"] == "delete" and result["rule"] is None
     assert result["diff"]["before"]["rule_id"] == rid and result["diff"]["after"] == {}
     assert env.sim.rules(env.res) == []
     env.sim.reset_log()
@@ -318,7 +318,7 @@ def test_rule_retry_after_503_on_read(env):
 def test_rule_lost_answer_on_create_makes_one_rule(env):
     env.sim.inject("lost_answer", method="PUT", path_regex=r"/rule$", count=1)
     result = ok(rule(env))
-    assert result["changed"] and result["action"] == "create"
+    assert result["changed"] and result["operation"] == "create"
     assert len(rules_at(env, env.res, 10)) == 1
     assert [m for m, _, _ in writes(env)] == ["PUT"]
     assert result["rule"]["rule_id"] == rules_at(env, env.res, 10)[0]["ruleId"]
@@ -465,7 +465,7 @@ def resource(env, check=False, diff=False, **args):
 
 def test_resource_update_sends_only_changed_setting(env):
     result = ok(resource(env, apply_rules=True, sso=True, diff=True))
-    assert result["changed"] and result["action"] == "update"
+    assert result["changed"] and result["operation"] == "update"
     assert writes(env) == [("POST", "/v1/resource/%d" % env.res, {"applyRules": True})]
     assert result["resource"] == {"resource_id": env.res, "name": "Jellyfin", "full_domain": "jellyfin.example.com",
                                   "org_id": "homelab", "apply_rules": True, "sso": True, "block_access": False,
@@ -476,7 +476,7 @@ def test_resource_update_sends_only_changed_setting(env):
     assert env.sim.resource(env.res)["applyRules"] is True
     env.sim.reset_log()
     again = ok(resource(env, apply_rules=True, sso=True))
-    assert again["changed"] is False and again["action"] is None and writes(env) == []
+    assert again["changed"] is False and again["operation"] is None and writes(env) == []
 
 
 def test_resource_every_setting(env):
@@ -502,7 +502,7 @@ def test_resource_no_settings_is_a_read(env):
 
 def test_resource_check_mode(env):
     result = ok(resource(env, apply_rules=True, block_access=True, check=True, diff=True))
-    assert result["changed"] and result["action"] == "update"
+    assert result["changed"] and result["operation"] == "update"
     assert result["resource"]["apply_rules"] is True and result["resource"]["block_access"] is True
     assert result["diff"]["before"]["apply_rules"] is False
     assert writes(env) == []
@@ -716,7 +716,7 @@ def policy(env, check=False, diff=False, **args):
 def test_policy_create_then_idempotent(env):
     result = ok(policy(env, idp_id=None, idp_name="authentik", role="Member", org_mapping_group="jellyfin",
                        diff=True))
-    assert result["changed"] and result["action"] == "create" and result["idp_id"] == env.idp
+    assert result["changed"] and result["operation"] == "create" and result["idp_id"] == env.idp
     expected = {"idp_id": env.idp, "org_id": "homelab", "role_mapping": "'Member'",
                 "org_mapping": "contains(groups, 'jellyfin')"}
     assert result["policy"] == expected
@@ -728,14 +728,14 @@ def test_policy_create_then_idempotent(env):
     assert "idp" not in result
     env.sim.reset_log()
     again = ok(policy(env, idp_id=None, idp_name="authentik", role="Member", org_mapping_group="jellyfin"))
-    assert again["changed"] is False and again["action"] is None and writes(env) == []
+    assert again["changed"] is False and again["operation"] is None and writes(env) == []
     assert again["policy"] == expected
 
 
 def test_policy_update_sends_only_changed_fields(env):
     env.sim.add_idp_org_policy(env.idp, "homelab", "'Member'", "'{{orgId}}'")
     result = ok(policy(env, role="Member", org_mapping="contains(groups, 'media')", diff=True))
-    assert result["changed"] and result["action"] == "update"
+    assert result["changed"] and result["operation"] == "update"
     assert writes(env) == [("POST", "/v1/idp/%d/org/homelab" % env.idp, {"orgMapping": "contains(groups, 'media')"})]
     assert result["diff"][0]["before"]["org_mapping"] == "'{{orgId}}'"
     assert result["diff"][0]["after"]["org_mapping"] == "contains(groups, 'media')"
@@ -768,7 +768,7 @@ def test_policy_delete_and_absent_noop(env):
     env.sim.add_idp_org_policy(env.idp, "homelab", "'Member'", "'{{orgId}}'")
     env.sim.add_idp_org_policy(env.idp, "other", "'Member'", "'{{orgId}}'")
     result = ok(policy(env, state="absent", diff=True))
-    assert result["changed"] and result["action"] == "delete" and result["policy"] is None
+    assert result["changed"] and result["operation"] == "delete" and result["policy"] is None
     assert result["diff"][0]["before"]["role_mapping"] == "'Member'" and result["diff"][0]["after"] == {}
     assert writes(env) == [("DELETE", "/v1/idp/%d/org/homelab" % env.idp, None)]
     assert [p["orgId"] for p in env.sim.idp_policies(env.idp)] == ["other"]
@@ -794,7 +794,7 @@ def test_policy_delete_failure_still_reported(env):
 def test_policy_lost_answer_on_create_no_duplicate(env):
     env.sim.inject("lost_answer", method="PUT", count=1)
     result = ok(policy(env, role="Member"))
-    assert result["changed"] and result["action"] == "create"
+    assert result["changed"] and result["operation"] == "create"
     assert [m for m, _, _ in writes(env)] == ["PUT"]
     assert env.sim.idp_policies(env.idp)[0]["roleMapping"] == "'Member'"
 
@@ -817,9 +817,9 @@ def test_policy_check_mode(env, state):
     assert result["idp"] == {"idp_id": env.idp, "name": "authentik", "auto_provision": True}
     assert len(result["diff"]) == 2
     if state == "present":
-        assert result["policy"]["role_mapping"] == "'Admin'" and result["action"] == "create"
+        assert result["policy"]["role_mapping"] == "'Admin'" and result["operation"] == "create"
     else:
-        assert result["policy"] is None and result["action"] == "delete"
+        assert result["policy"] is None and result["operation"] == "delete"
 
 
 def test_policy_auto_provision_after_policy(env):

@@ -59,9 +59,10 @@ class ApiError(Exception):
         return self.message
 
     @property
-    def transient(self):
-        """A refusal that may pass: no answer, a timeout-ish or conflict status, 429 or a 5xx."""
-        return self.status is None or self.status in (405, 408, 409, 423, 425, 429) or self.status >= 500
+    def busy(self):
+        """A refusal of an object the server is still working on (authentik answers a delete under load with
+        405); connection errors, 429 and 5xx are the retried requests' business instead."""
+        return self.status in (405, 409, 423)
 
 
 class Secrets(object):

@@ -169,7 +169,7 @@ class Reconciler(object):
 
         A delete whose answer was lost may still have happened, and authentik under
         load answers 405 and leaves the object: look again, and while the object is
-        there and the refusal is a passing one, delete again with backoff.
+        there and the server refused it as busy, delete again with backoff.
         """
         wait = 0.5
         while True:
@@ -179,10 +179,10 @@ class Reconciler(object):
             except ApiError as exc:
                 if not kind.exists(current, desired):
                     return
-                if not exc.transient or time.monotonic() + wait > self.deadline:
+                if not exc.busy or time.monotonic() + wait > self.deadline:
                     raise
                 self.warn(self._scrub("%s: the delete was refused (%s) and it is still there; deleting again in "
-                                      "%.1fs" % (kind.describe(desired), exc.status or "no answer", wait)))
+                                      "%.1fs" % (kind.describe(desired), "HTTP %s" % exc.status, wait)))
                 time.sleep(wait)
                 wait = min(wait * 2, DELETE_BACKOFF_MAX)
 

@@ -353,9 +353,7 @@ class WhitelistPlan(object):
         outcomes = dict((u["username"], []) for u in self.users)
         # 1. Stop what goes from firing: shrink or delete group rules, the e-mail rule, removed legacy rules.
         for index, rule in sorted(self.group_rules.items()):
-            before = len(r.outcomes)
             self._shrink_group(index, rule)
-            self._note(outcomes, r.outcomes[before:], own.groups[index].members)
         self._login_email(stage="remove")
         for user in self.users:
             if user["state"] == "absent" and user["username"] in own.legacy:
@@ -371,9 +369,7 @@ class WhitelistPlan(object):
             self._track(outcomes, user, lambda: self._remove_slots(user))
         # 4. The notification rules last: they are what fans out.
         for index in sorted(self.group_members):
-            before = len(r.outcomes)
             self._group(index)
-            self._note(outcomes, r.outcomes[before:], self.group_members[index])
         self._login_email(stage="ensure")
         # 5. The 0.1/0.2 chains of users now on the new chain, once it is in place.
         for user in self.users:
@@ -381,19 +377,15 @@ class WhitelistPlan(object):
                 self._track(outcomes, user, lambda: self._retire_legacy(own.legacy[user["username"]]))
         self._retire_legacy_headers()
         self._retire_old_keys()
+        mine = set(id(o) for found in outcomes.values() for o in found)
+        self.shared = ["%s %s" % (o.operation, o.kind.describe(o.desired)) for o in r.outcomes
+                       if o.changed and id(o) not in mine]
         return self.summaries(outcomes)
 
     def _track(self, outcomes, user, step):
         before = len(self.reconciler.outcomes)
         step()
         outcomes[user["username"]].extend(self.reconciler.outcomes[before:])
-
-    @staticmethod
-    def _note(outcomes, found, usernames):
-        """Group writes concern every member (for the per-user summary)."""
-        for username in usernames:
-            if username in outcomes:
-                outcomes[username].extend(found)
 
     # -- shared objects -----------------------------------------------------
     def _read_headers(self):
@@ -543,8 +535,8 @@ class WhitelistPlan(object):
     def _retire_legacy_headers(self):
         """The 0.2 shared headers mapping (and the key 0.2 made for it), once no chain of ours uses it."""
         legacy_headers = self.own.legacy_headers
-        if legacy_headers is None or any(u["state"] == "kept" and u["username"] in self.own.legacy
-                                         for u in self.users):
+        if legacy_headers is None or not self.own.legacy or legacy_headers["name"] == self.w.headers_name or any(
+                u["state"] == "kept" and u["username"] in self.own.legacy for u in self.users):
             return
         self.reconciler.ensure(self.snap.mapping_kind, dict(name=legacy_headers["name"]), "absent",
                                current=_strip(legacy_headers))

@@ -155,7 +155,7 @@ def manage_user(module, reconciler):
     outcome = reconciler.ensure(kind, desired, params["state"])
     password_set = False
     if params["state"] == "present" and params["password"]:
-        password_set = outcome.action == "create" or params["update_password"] == "always"
+        password_set = outcome.operation == "create" or params["update_password"] == "always"
         if password_set and not module.check_mode:
             kind.set_password(outcome.after["pk"], params["password"], desired["username"])
     result = single_result(reconciler, outcome, kind, password_set=password_set)

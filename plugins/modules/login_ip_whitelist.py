@@ -220,7 +220,7 @@ def manage_whitelist(module, reconciler):
     for user in users:
         counts[user["status"]] = counts.get(user["status"], 0) + 1
     msg = "%d users: %s" % (len(users), ", ".join("%d %s" % (n, s) for s, n in sorted(counts.items())) or "none")
-    return dict(changed=reconciler.changed, msg=msg, users=users, resource_id=w.resource_id,
+    return dict(changed=reconciler.changed, msg=msg, users=users, shared=plan.shared, resource_id=w.resource_id,
                 instance=w.deployment.instance, diff=reconciler.diffs(),
                 requests=dict(pangolin=w.pangolin.request_count, authentik=w.authentik.request_count))
 
