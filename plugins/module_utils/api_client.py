@@ -78,6 +78,14 @@ class Secrets(object):
             if "." in value:
                 self._values.add(value.split(".", 1)[1])
 
+    def add_credentials(self, text):
+        """Learn the credentials written into a text (a hand-written mapping's bearer token, say)."""
+        for found in re.findall(r"(?i)\b(?:bearer|basic|token)\s+([^\s\"'\\]{8,})", str(text or "")):
+            self.add(found)
+
+    def values(self):
+        return sorted(self._values)
+
     def scrub(self, text):
         if not isinstance(text, str):
             return text

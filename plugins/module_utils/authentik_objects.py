@@ -117,6 +117,14 @@ class NamedKind(ObjectKind):
         self.client.delete("%s%s/" % (self.path, current["pk"]), self.describe(current))
 
 
+def carries_credentials(expression):
+    """Whether a mapping's expression sends credentials (an Authorization header, a bearer token)."""
+    if "Authorization" in rendered_values(expression):
+        return True
+    text = str(expression or "").lower()
+    return "authorization" in text or "bearer " in text or "x-api-key" in text
+
+
 class WebhookMappingKind(NamedKind):
     label = "authentik webhook mapping"
     result_key = "mapping"
@@ -130,10 +138,9 @@ class WebhookMappingKind(NamedKind):
         self.secret = secret  # a headers mapping's expression embeds the Pangolin key
 
     def is_secret(self, field, view):
-        # A headers mapping this collection rendered embeds a key even when
-        # this run was not given it (state=absent, or a plain expression now).
-        return field == "expression" and (
-            self.secret or "Authorization" in rendered_values((view or {}).get("expression")))
+        # A headers mapping embeds a key even when this run was not given it (state=absent,
+        # a plain expression now), whether this collection rendered it or someone wrote it by hand.
+        return field == "expression" and (self.secret or carries_credentials((view or {}).get("expression")))
 
 
 class ExpressionPolicyKind(NamedKind):

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta, timezone
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.addresses import rule_entry
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import ApiError
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.webhook_key import bearer_in
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.whitelist import sends_key
 
 RERUN = "rerun playbooks/site.yml, which rebuilds the user's chain"
 PROXY_SETTING = "AUTHENTIK_LISTEN__TRUSTED_PROXY_CIDRS"
@@ -157,17 +158,19 @@ class WhitelistDoctor(object):
 
     def _check_webhook_key(self, report):
         """Does Pangolin still have the key the headers mapping sends, allowed to update rules, and nothing else?"""
-        bearer = bearer_in((self.headers or {}).get("expression"))
-        if bearer is None:
-            return
-        key_id = bearer.split(".", 1)[0]
-        if key_id == str(self.pangolin.token).split(".", 1)[0]:
+        expression = (self.headers or {}).get("expression")
+        bearer = bearer_in(expression)
+        if sends_key(expression, self.pangolin.token) or (
+                bearer and bearer.split(".", 1)[0] == str(self.pangolin.token).split(".", 1)[0]):
             report.problem("webhook_key", "the headers mapping sends this playbook's own Pangolin key to authentik, "
                            "where anyone who may read mappings can read it and do whatever the playbook can",
                            "give authentik a key of its own: set jellyfin_whitelist_manage_webhook_key, or a key "
                            "with only updateResourceRule in jellyfin_whitelist_webhook_api_key, and rerun "
                            "playbooks/site.yml")
             return
+        if bearer is None:
+            return
+        key_id = bearer.split(".", 1)[0]
         org_id = self.snap.org_id
         try:
             keys = self.pangolin.list_api_keys(org_id)

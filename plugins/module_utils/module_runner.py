@@ -48,13 +48,22 @@ def run(module, body):
         partial = dict(changed=reconciler.changed)
         if reconciler.changed and module._diff:
             partial["diff"] = reconciler.diffs()
+        hide_learned_secrets(module, secrets)
         module.fail_json(msg=secrets.scrub(str(exc)), **secrets.scrub_obj(partial))
     except Exception as exc:  # pragma: no cover - a bug; still never leak a secret
+        hide_learned_secrets(module, secrets)
         module.fail_json(msg=secrets.scrub("unexpected error: %s" % exc),
                          exception=secrets.scrub(traceback.format_exc()))
     if not module._diff:
         result.pop("diff", None)
+    hide_learned_secrets(module, secrets)
     module.exit_json(**secrets.scrub_obj(result))
+
+
+def hide_learned_secrets(module, secrets):
+    """Secrets learned while running (a new key, a token inside an expression) leave no trace in the
+    invocation Ansible echoes either: its no_log values are masked wherever they appear."""
+    module.no_log_values.update(secrets.values())
 
 
 def single_result(reconciler, outcome, kind, **extra):

@@ -392,6 +392,8 @@ class WhitelistPlan(object):
         """The headers mapping and, for a managed key, the key it sends: read and judged before any write."""
         name = self.w.headers_name
         self.headers_found = self.snap.mappings.get(name)
+        if self.reconciler.secrets is not None and self.headers_found is not None:
+            self.reconciler.secrets.add_credentials(self.headers_found["expression"])
         if self.webhook_key is not None:
             self.webhook_key.read((self.headers_found or {}).get("expression"))
         elif self.settings.webhook_api_key is None:
@@ -415,8 +417,7 @@ class WhitelistPlan(object):
         self.headers_pk = _pk(outcome, name)
 
     def _refuse_playbook_key(self, found):
-        bearer = bearer_in(found.get("expression"))
-        if bearer and bearer.split(".", 1)[0] == str(self.w.pangolin.token).split(".", 1)[0]:
+        if sends_key(found.get("expression"), self.w.pangolin.token):
             raise InputError("headers_mapping %r sends this playbook's own Pangolin key (pangolin_api_key) to "
                              "authentik; give authentik a key of its own (webhook_api_key or manage_webhook_key)"
                              % found["name"])
@@ -662,6 +663,12 @@ class WhitelistPlan(object):
                                changed=bool(changed),
                                changes=["%s %s" % (o.operation, o.kind.describe(o.desired)) for o in changed]))
         return result
+
+
+def sends_key(expression, key):
+    """Whether a headers mapping, rendered or hand-written, sends this Pangolin key (or its secret half)."""
+    secret = str(key or "").split(".", 1)[-1]
+    return bool(secret) and secret in str(expression or "")
 
 
 def _strip(view):

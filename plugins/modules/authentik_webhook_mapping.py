@@ -161,6 +161,7 @@ def desired_expression(params):
 def manage_mapping(module, reconciler):
     params = module.params
     desired = dict(name=check_name(params["name"]))
+    reconciler.secrets.add_credentials(params["expression"])  # a hand-written headers mapping's token
     if params["state"] == "present":
         desired["expression"] = desired_expression(params)
     kind = WebhookMappingKind(AuthentikClient.from_module(module), secret=params["template"] == "pangolin_headers")
