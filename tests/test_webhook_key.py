@@ -7,6 +7,7 @@ Pangolin's key check.
 """
 
 import json
+import time
 
 import pytest
 
@@ -15,13 +16,15 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_cli
 from tests.module_harness import run_module
 from tests.playbook_env import AUTHENTIK_TOKEN, PlaybookEnv
 
-KEY_NAME = "jellyfin-whitelist webhook"
-HEADERS = "jellyfin-whitelist pangolin headers"
+HEAD = "jellyfin-whitelist-resource-1"  # the deployment of the fixture's one resource
+KEY_NAME = HEAD + "/webhook"
+HEADERS = HEAD + "/headers"
 
 
 @pytest.fixture
 def env():
     with PlaybookEnv(users=2) as environment:
+        assert environment.resource_id == 1
         yield environment
 
 
@@ -69,10 +72,9 @@ def test_key_made_with_only_update_rule_and_logins_work(env):
     (key_id, key), = keys.items()
     assert key["actions"] == {"updateResourceRule"}
     assert mapping_bearer(env).startswith(key_id + ".")
-    env.authentik.login("user000", "203.0.113.10")
+    env.login("user000", "203.0.113.10")
     assert env.rule_of("user000")["value"] == "203.0.113.10"
-    delivery = [d for d in env.authentik.deliveries if d["status"] is not None][-1]
-    assert delivery["status"] == 200
+    assert [d["status"] for d in env.authentik.deliveries] == [200, 200]  # both transports of the group
     # The key can do nothing else: listing or creating rules is refused.
     import requests
     bearer = {"Authorization": "Bearer " + mapping_bearer(env)}
@@ -114,7 +116,7 @@ def test_a_key_deleted_in_pangolin_is_replaced(env):
     ok(run_module("login_ip_whitelist", args(env)))
     (new_id, key), = our_keys(env).items()
     assert new_id != old_id and key["actions"] == {"updateResourceRule"}
-    env.authentik.login("user001", "198.51.100.20")
+    env.login("user001", "198.51.100.20")
     assert env.rule_of("user001")["value"] == "198.51.100.20"
 
 
@@ -136,7 +138,7 @@ def test_rotation_keeps_logins_working_at_every_step(env, monkeypatch):
 
     def login_then(original, address):
         def wrapped(self, *a, **kw):
-            env.authentik.login("user000", address)
+            env.login("user000", address)
             steps.append((original.__name__, env.rule_of("user000")["value"]))
             return original(self, *a, **kw)
         return wrapped
@@ -152,7 +154,7 @@ def test_rotation_keeps_logins_working_at_every_step(env, monkeypatch):
     new_id = list(keys)[0]
     assert mapping_bearer(env).startswith(new_id + ".")
     monkeypatch.undo()
-    env.authentik.login("user000", "203.0.113.3")
+    env.login("user000", "203.0.113.3")
     assert env.rule_of("user000")["value"] == "203.0.113.3"
     assert_never_shown(env, result)
 
@@ -178,7 +180,7 @@ def test_a_failed_key_write_converges_without_a_stray_key(env, fault, path):
     first = run_module("login_ip_whitelist", args(env))
     # Whatever the first run did, logins work or the run failed before the mapping named a key.
     if not first.get("failed"):
-        env.authentik.login("user001", "192.0.2.43")
+        env.login("user001", "192.0.2.43")
         assert env.rule_of("user001")["value"] == "192.0.2.43"
     second = ok(run_module("login_ip_whitelist", args(env)))
     keys = our_keys(env)
@@ -186,7 +188,7 @@ def test_a_failed_key_write_converges_without_a_stray_key(env, fault, path):
     (key_id, key), = keys.items()
     assert key["actions"] == {"updateResourceRule"}
     assert mapping_bearer(env).startswith(key_id + ".")
-    env.authentik.login("user000", "192.0.2.44")
+    env.login("user000", "192.0.2.44")
     assert env.rule_of("user000")["value"] == "192.0.2.44"
     third = ok(run_module("login_ip_whitelist", args(env)))
     assert third["changed"] is False
@@ -212,11 +214,11 @@ def test_two_runs_at_once_leave_one_working_key(env, monkeypatch):
     ok(run_module("login_ip_whitelist", args(env)))
     monkeypatch.undo()
     assert len(our_keys(env)) == 2
-    env.authentik.login("user000", "192.0.2.70")
+    env.login("user000", "192.0.2.70")
     assert env.rule_of("user000")["value"] == "192.0.2.70"
     ok(run_module("login_ip_whitelist", args(env)))
     assert len(our_keys(env)) == 1
-    env.authentik.login("user000", "192.0.2.71")
+    env.login("user000", "192.0.2.71")
     assert env.rule_of("user000")["value"] == "192.0.2.71"
 
 
@@ -235,7 +237,7 @@ def test_rotation_whose_old_key_delete_fails_converges(env, fault):
     env.pangolin.inject(fault, "DELETE", r"/api-key/")
     run_module("login_ip_whitelist", args(env, rotate_webhook_key=True))
     # Whatever the first run reported, the mapping already sends a working key ...
-    env.authentik.login("user001", "192.0.2.61")
+    env.login("user001", "192.0.2.61")
     assert env.rule_of("user001")["value"] == "192.0.2.61"
     # ... and a plain rerun deletes the old key, once.
     ok(run_module("login_ip_whitelist", args(env)))
@@ -253,3 +255,42 @@ def test_a_playbook_key_that_is_not_root_is_refused_before_any_write(env):
         assert result.get("failed") and "root" in result["msg"], result.get("msg")
         assert org_key.split(".")[1] not in json.dumps(result)
     assert env.writes() == []
+
+
+def test_rotation_waits_for_webhooks_rendered_with_the_old_key(env, monkeypatch):
+    """A delivery that rendered the old key and is still on its way must not meet a deleted key (no 401)."""
+    ok(run_module("login_ip_whitelist", args(env)))
+    (old_id, _), = our_keys(env).items()
+    original = env.pangolin._dispatch
+    held = []
+
+    def slow_rule_posts(http, _orig=original):
+        if http.command == "POST" and "/rule/" in http.path:
+            held.append(time.monotonic())
+            time.sleep(1.0)  # the delivery is in flight, its task running, while the rotation goes on
+        return _orig(http)
+
+    env.pangolin._dispatch = slow_rule_posts
+    env.authentik.login("user000", "203.0.113.77")  # not waited for: its webhooks run in the background
+    env.wait_for(lambda: held, what="the webhook to be on its way")
+    result = ok(run_module("login_ip_whitelist", args(env, rotate_webhook_key=True)))
+    assert result["changed"] and old_id not in our_keys(env)
+    assert env.authentik.wait_idle(30)
+    env.pangolin.__dict__.pop("_dispatch", None)
+    statuses = [d["status"] for d in env.authentik.deliveries]
+    assert statuses and all(status == 200 for status in statuses), statuses  # never a 401
+    assert env.rule_of("user000")["value"] == "203.0.113.77"
+
+
+def test_without_a_task_api_the_rotation_waits_the_grace_period(monkeypatch):
+    from ansible_collections.homelab.pangolin_authentik.plugins.module_utils import whitelist as whitelist_utils
+
+    waited = []
+    monkeypatch.setattr(whitelist_utils, "KEY_GRACE", 0.3)
+    monkeypatch.setattr(whitelist_utils.time, "sleep", lambda seconds: waited.append(seconds))
+    with PlaybookEnv(users=1, authentik_version="2025.6.3") as env:
+        env.authentik.add_group("notify", users=[env.authentik.user_by_username("user000")["pk"]])
+        ok(run_module("login_ip_whitelist", args(env, destination_group="notify")))
+        ok(run_module("login_ip_whitelist", args(env, destination_group="notify", rotate_webhook_key=True)))
+        assert waited and sum(waited) >= 0.2, waited  # the old key went only after the grace period
+        assert len([k for k in env.pangolin.api_keys.values() if k.get("name") == KEY_NAME]) == 1
