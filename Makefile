@@ -4,7 +4,7 @@
 # 2.19 on 3.11), .venv-218 the old line (ansible-core 2.18).
 BUILD_DIR ?= build
 
-.PHONY: test sanity lint pytest-218 build clean demo
+.PHONY: test sanity lint pytest-218 galaxy build clean demo
 
 test:
 	bash scripts/test.sh
@@ -18,6 +18,10 @@ lint:
 # The whole pytest suite on ansible-core 2.18.
 pytest-218:
 	bash scripts/test.sh pytest-218
+
+# galaxy-importer (Galaxy's upload checks) on the built tarball.
+galaxy:
+	bash scripts/test.sh galaxy
 
 # Build the collection tarball into $(BUILD_DIR) and check that no development
 # files (see build_ignore in galaxy.yml) ended up in it.

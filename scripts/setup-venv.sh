@@ -8,6 +8,7 @@
 #                     or requirements/test-ansible219.txt (ansible-core 2.19) on 3.11
 #           218       .venv-218: the oldest Python 3.11-3.13 found, with
 #                     requirements/test-ansible218.txt (ansible-core 2.18)
+#           importer  .venv-importer: galaxy-importer (requirements/galaxy-importer.txt)
 #   PYTHON  an interpreter path to use instead of searching (scripts/find-python.sh)
 #
 #   scripts/setup-venv.sh --print-python LINE   only print the interpreter LINE would use
@@ -28,7 +29,8 @@ PY="${2:-}"
 case "$LINE" in
     main)     VENV="$ROOT/.venv";          PICK=newest ;;
     218)      VENV="$ROOT/.venv-218";      PICK=oldest ;;
-    *) die "unknown line '$LINE' (main or 218)" ;;
+    importer) VENV="$ROOT/.venv-importer"; PICK=newest; REQS="$ROOT/requirements/galaxy-importer.txt" ;;
+    *) die "unknown line '$LINE' (main, 218 or importer)" ;;
 esac
 
 if [ -z "$PY" ]; then

@@ -3,7 +3,7 @@
 #
 #   bash scripts/test.sh            # every phase (what CI runs)
 #   bash scripts/test.sh sanity     # only the named phases:
-#                                   # pytest sanity lint molecule demo pytest-218
+#                                   # pytest sanity lint molecule demo pytest-218 galaxy
 #
 # 1. virtualenvs (scripts/setup-venv.sh), built side by side:
 #    .venv      the main line: the newest Python 3.11-3.13 found, with ansible-core
@@ -17,9 +17,10 @@
 # 5. molecule test (extensions/molecule/default) against the simulators
 # 6. the one-command demo (scripts/demo.py)
 # 7. pytest: the whole suite again on the old line
+# 8. galaxy: galaxy-importer on the built tarball (scripts/galaxy-import.sh, .venv-importer)
 #
-# Sanity runs in the background alongside the others (its virtualenvs are
-# mostly network-bound installs).
+# Sanity and galaxy run in the background alongside the others (their
+# virtualenvs are mostly network-bound installs).
 #
 # Every phase runs even when an earlier one failed; a summary with timings is
 # printed at the end and the exit status is non-zero if any phase failed.
@@ -132,6 +133,17 @@ setup_venvs() {
     SANITY_PYTHON="$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 }
 
+build_tarball() {  # the collection tarball the galaxy phase checks, built before the tests run
+    mkdir -p "$BG_DIR/dist"
+    "$VENV/bin/ansible-galaxy" collection build --force --output-path "$BG_DIR/dist" . >"$BG_DIR/build.log" 2>&1 \
+        || { cat "$BG_DIR/build.log" >&2; return 1; }
+    TARBALL="$(ls "$BG_DIR"/dist/*.tar.gz)"
+}
+
+galaxy_check() {
+    [ -n "$TARBALL" ] || { echo "no collection tarball to check" >&2; return 1; }
+    bash scripts/galaxy-import.sh "$TARBALL"
+}
 
 run_pytest() {  # run_pytest VENV ARGS... ; exit 5 (nothing collected) is a failure
     local venv="$1" rc
@@ -245,18 +257,24 @@ lint() {
 
 TOTAL_START=$(date +%s)
 SANITY_PYTHON=""
+TARBALL=""
 phase venv setup_venvs
 if [ "$FAILED" -ne 0 ]; then
     echo "virtualenv setup failed; nothing else can run" >&2
 else
     sanity_args
     phase_start sanity sanity
+    if selected galaxy && ! build_tarball; then
+        echo "ansible-galaxy collection build failed" >&2
+    fi
+    phase_start galaxy galaxy_check
     phase pytest pytest_main
     phase lint lint
     phase molecule molecule_scenario
     phase demo demo
     phase pytest-218 pytest_old
     phase_collect sanity
+    phase_collect galaxy
 fi
 
 echo
