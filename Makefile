@@ -4,7 +4,7 @@
 # 2.19 on 3.11), .venv-218 the old line (ansible-core 2.18).
 BUILD_DIR ?= build
 
-.PHONY: test sanity lint pytest-218 galaxy build clean demo
+.PHONY: test sanity lint pytest-218 galaxy ee build clean demo
 
 test:
 	bash scripts/test.sh
@@ -23,6 +23,10 @@ pytest-218:
 galaxy:
 	bash scripts/test.sh galaxy
 
+# The tarball in an execution environment build context (ansible-builder).
+ee:
+	bash scripts/test.sh ee
+
 # Build the collection tarball into $(BUILD_DIR) and check that no development
 # files (see build_ignore in galaxy.yml) ended up in it.
 build:
@@ -30,8 +34,9 @@ build:
 	mkdir -p $(BUILD_DIR)
 	.venv/bin/ansible-galaxy collection build --force --output-path $(BUILD_DIR) .
 	@tarball=$$(ls -t $(BUILD_DIR)/homelab-pangolin_authentik-*.tar.gz | head -n1); \
-	leaked=$$(tar -tzf $$tarball | grep -E '^(\.venv|\.git/|\.ci/|\.ansible/|\.hypothesis/|\.pytest_cache/|tests/\.collections/|build/|Makefile$$)' || true); \
+	leaked=$$(tar -tzf $$tarball | grep -E '^(\.venv|\.git/|\.ci/|\.ansible/|\.hypothesis/|\.pytest_cache/|tests/\.collections/|build/|scripts/|requirements/|Makefile$$)' || true); \
 	if [ -n "$$leaked" ]; then echo "development files in $$tarball:"; echo "$$leaked"; exit 1; fi; \
+	tar -tzf $$tarball | grep -qx 'requirements.txt' || { echo "requirements.txt is missing from $$tarball"; exit 1; }; \
 	echo "built $$tarball ($$(tar -tzf $$tarball | wc -l) entries)"
 
 # The whole setup against local simulators of Pangolin and authentik.

@@ -9,6 +9,7 @@
 #           218       .venv-218: the oldest Python 3.11-3.13 found, with
 #                     requirements/test-ansible218.txt (ansible-core 2.18)
 #           importer  .venv-importer: galaxy-importer (requirements/galaxy-importer.txt)
+#           builder   .venv-builder: ansible-builder (requirements/ansible-builder.txt)
 #   PYTHON  an interpreter path to use instead of searching (scripts/find-python.sh)
 #
 #   scripts/setup-venv.sh --print-python LINE   only print the interpreter LINE would use
@@ -30,7 +31,8 @@ case "$LINE" in
     main)     VENV="$ROOT/.venv";          PICK=newest ;;
     218)      VENV="$ROOT/.venv-218";      PICK=oldest ;;
     importer) VENV="$ROOT/.venv-importer"; PICK=newest; REQS="$ROOT/requirements/galaxy-importer.txt" ;;
-    *) die "unknown line '$LINE' (main, 218 or importer)" ;;
+    builder)  VENV="$ROOT/.venv-builder";  PICK=newest; REQS="$ROOT/requirements/ansible-builder.txt" ;;
+    *) die "unknown line '$LINE' (main, 218, importer or builder)" ;;
 esac
 
 if [ -z "$PY" ]; then

@@ -3,7 +3,7 @@
 #
 #   bash scripts/test.sh            # every phase (what CI runs)
 #   bash scripts/test.sh sanity     # only the named phases:
-#                                   # pytest sanity lint molecule demo pytest-218 galaxy
+#                                   # pytest sanity lint molecule demo pytest-218 galaxy ee
 #
 # 1. virtualenvs (scripts/setup-venv.sh), built side by side:
 #    .venv      the main line: the newest Python 3.11-3.13 found, with ansible-core
@@ -18,8 +18,10 @@
 # 6. the one-command demo (scripts/demo.py)
 # 7. pytest: the whole suite again on the old line
 # 8. galaxy: galaxy-importer on the built tarball (scripts/galaxy-import.sh, .venv-importer)
+# 9. ee: the tarball in an execution environment build context and ansible-builder's
+#    introspection of it (scripts/ee-check.sh, .venv-builder)
 #
-# Sanity and galaxy run in the background alongside the others (their
+# Sanity, galaxy and ee run in the background alongside the others (their
 # virtualenvs are mostly network-bound installs).
 #
 # Every phase runs even when an earlier one failed; a summary with timings is
@@ -133,7 +135,7 @@ setup_venvs() {
     SANITY_PYTHON="$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 }
 
-build_tarball() {  # the collection tarball the galaxy phase checks, built before the tests run
+build_tarball() {  # the collection tarball the galaxy and ee phases check, built once
     mkdir -p "$BG_DIR/dist"
     "$VENV/bin/ansible-galaxy" collection build --force --output-path "$BG_DIR/dist" . >"$BG_DIR/build.log" 2>&1 \
         || { cat "$BG_DIR/build.log" >&2; return 1; }
@@ -143,6 +145,11 @@ build_tarball() {  # the collection tarball the galaxy phase checks, built befor
 galaxy_check() {
     [ -n "$TARBALL" ] || { echo "no collection tarball to check" >&2; return 1; }
     bash scripts/galaxy-import.sh "$TARBALL"
+}
+
+ee_check() {
+    [ -n "$TARBALL" ] || { echo "no collection tarball to check" >&2; return 1; }
+    bash scripts/ee-check.sh "$TARBALL"
 }
 
 run_pytest() {  # run_pytest VENV ARGS... ; exit 5 (nothing collected) is a failure
@@ -264,10 +271,11 @@ if [ "$FAILED" -ne 0 ]; then
 else
     sanity_args
     phase_start sanity sanity
-    if selected galaxy && ! build_tarball; then
+    if { selected galaxy || selected ee; } && ! build_tarball; then
         echo "ansible-galaxy collection build failed" >&2
     fi
     phase_start galaxy galaxy_check
+    phase_start ee ee_check
     phase pytest pytest_main
     phase lint lint
     phase molecule molecule_scenario
@@ -275,6 +283,7 @@ else
     phase pytest-218 pytest_old
     phase_collect sanity
     phase_collect galaxy
+    phase_collect ee
 fi
 
 echo
