@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Create (or refresh) a virtualenv with pinned requirements.
+# Create (or refresh) one of the project's virtualenvs with pinned requirements.
 #
-#   scripts/setup-venv.sh [VENV_DIR] [PYTHON] [REQUIREMENTS]
+#   scripts/setup-venv.sh LINE [PYTHON]
 #
-#   VENV_DIR      default: .venv (relative to the repository root)
-#   PYTHON        a version such as 3.12 (searched on PATH and in pyenv) or an
-#                 interpreter path/command; default: 3.12
-#   REQUIREMENTS  default: requirements/test.txt
+#   LINE    main      .venv: the newest Python 3.11-3.13 found, with
+#                     requirements/test.txt (ansible-core 2.20) on Python 3.12+
+#                     or requirements/test-ansible219.txt (ansible-core 2.19) on 3.11
+#           218       .venv-218: the oldest Python 3.11-3.13 found, with
+#                     requirements/test-ansible218.txt (ansible-core 2.18)
+#           importer  .venv-importer: galaxy-importer (requirements/galaxy-importer.txt)
+#           builder   .venv-builder: ansible-builder (requirements/ansible-builder.txt)
+#   PYTHON  an interpreter path to use instead of searching (scripts/find-python.sh)
+#
+#   scripts/setup-venv.sh --print-python LINE   only print the interpreter LINE would use
 #
 # Idempotent: a stamp in the venv records the interpreter and a hash of the
 # requirements; when both match nothing is reinstalled. Quiet unless it fails,
@@ -14,43 +20,38 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="${1:-.venv}"
-WANT="${2:-3.12}"
-REQS="${3:-requirements/test.txt}"
-case "$VENV" in /*) ;; *) VENV="$ROOT/$VENV" ;; esac
-case "$REQS" in /*) ;; *) REQS="$ROOT/$REQS" ;; esac
-
 die() { echo "setup-venv: $*" >&2; exit 1; }
+
+PRINT_ONLY=0
+if [ "${1:-}" = --print-python ]; then PRINT_ONLY=1; shift; fi
+LINE="${1:-main}"
+PY="${2:-}"
+
+case "$LINE" in
+    main)     VENV="$ROOT/.venv";          PICK=newest ;;
+    218)      VENV="$ROOT/.venv-218";      PICK=oldest ;;
+    importer) VENV="$ROOT/.venv-importer"; PICK=newest; REQS="$ROOT/requirements/galaxy-importer.txt" ;;
+    builder)  VENV="$ROOT/.venv-builder";  PICK=newest; REQS="$ROOT/requirements/ansible-builder.txt" ;;
+    *) die "unknown line '$LINE' (main, 218, importer or builder)" ;;
+esac
+
+if [ -z "$PY" ]; then
+    PY="$(bash "$ROOT/scripts/find-python.sh" "$PICK" 3.11 3.13)" || exit 1
+fi
+PY_VERSION="$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" \
+    || die "interpreter not usable: $PY"
+
+case "$LINE" in
+    main)
+        if [ "${PY_VERSION#3.}" -ge 12 ]; then REQS="$ROOT/requirements/test.txt"
+        else REQS="$ROOT/requirements/test-ansible219.txt"; fi ;;
+    218) REQS="$ROOT/requirements/test-ansible218.txt" ;;
+esac
 [ -f "$REQS" ] || die "requirements file not found: $REQS"
 
-# Print the first interpreter that really is Python $1 (major.minor).
-find_python() {
-    local want="$1" cand root
-    local -a cands=()
-    [ -n "${PYENV_ROOT:-}" ] && cands+=("$PYENV_ROOT"/versions/"$want"*/bin/python"$want")
-    if command -v pyenv >/dev/null 2>&1 && root="$(pyenv root 2>/dev/null)"; then
-        cands+=("$root"/versions/"$want"*/bin/python"$want")
-    fi
-    cands+=("$HOME"/.pyenv/versions/"$want"*/bin/python"$want")
-    cand="$(command -v "python$want" 2>/dev/null || true)"
-    [ -n "$cand" ] && cands+=("$cand")
-    cands+=("/usr/bin/python$want" "/usr/local/bin/python$want" python3)
-    for cand in "${cands[@]}"; do
-        [ -n "$cand" ] || continue
-        if "$cand" -c "import sys, venv, ensurepip; sys.exit(0 if '%d.%d' % sys.version_info[:2] == '$want' else 1)" \
-                >/dev/null 2>&1; then
-            "$cand" -c 'import sys; print(sys.executable)'
-            return 0
-        fi
-    done
-    return 1
-}
-
-if [[ "$WANT" =~ ^[0-9]+\.[0-9]+$ ]]; then
-    PY="$(find_python "$WANT")" || die "no Python $WANT found (looked on PATH, in pyenv and /usr/bin)"
-else
-    PY="$(command -v "$WANT" 2>/dev/null || true)"
-    [ -n "$PY" ] || die "interpreter not found: $WANT"
+if [ "$PRINT_ONLY" -eq 1 ]; then
+    echo "$PY"
+    exit 0
 fi
 
 PY_ID="$("$PY" -c 'import sys; print(sys.version.split()[0], sys.executable)')"
@@ -67,13 +68,16 @@ LOG="$(mktemp)"
 trap 'rm -f "$LOG"' EXIT
 fail() { echo "setup-venv: $* (output follows)" >&2; cat "$LOG" >&2; exit 1; }
 
-# A venv built by another interpreter is rebuilt from scratch.
-if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cut -d' ' -f1-2 "$STAMP")" != "$PY_ID" ]; then
+# A venv built by another interpreter (or a broken one) is rebuilt from scratch.
+if [ -e "$VENV" ] && { [ ! -f "$STAMP" ] || [ "$(cut -d' ' -f1-2 "$STAMP")" != "$PY_ID" ] \
+        || ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; }; then
     rm -rf "$VENV"
 fi
 if [ ! -x "$VENV/bin/python" ]; then
-    rm -rf "$VENV"
     "$PY" -m venv "$VENV" >"$LOG" 2>&1 || fail "could not create $VENV with $PY"
+fi
+if [ "$LINE" = main ] && [ "${PY_VERSION#3.}" -lt 12 ]; then
+    echo "setup-venv: $VENV on Python $PY_VERSION gets ansible-core 2.19 (2.20 needs Python 3.12+)" >&2
 fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 "$VENV/bin/python" -m pip install -q -r "$REQS" >>"$LOG" 2>&1 || fail "pip install -r $REQS failed"

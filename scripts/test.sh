@@ -2,28 +2,36 @@
 # The test entry point: everything CI runs, in one script.
 #
 #   bash scripts/test.sh            # every phase (what CI runs)
-#   bash scripts/test.sh sanity     # only the named phases: pytest sanity lint molecule demo smoke-218
+#   bash scripts/test.sh sanity     # only the named phases:
+#                                   # pytest sanity lint molecule demo pytest-218 galaxy ee
 #
-# 1. virtualenvs: .venv (Python 3.12, ansible-core 2.20, requirements/test.txt)
-#    and .venv-218 (Python 3.11, ansible-core 2.18, requirements/test-ansible218.txt)
-# 2. pytest: the whole suite on ansible-core 2.20, two workers
-# 3. ansible-test sanity on a staged copy of the collection
+# 1. virtualenvs (scripts/setup-venv.sh), built side by side:
+#    .venv      the main line: the newest Python 3.11-3.13 found, with ansible-core
+#               2.20 (requirements/test.txt) on Python 3.12+, or 2.19
+#               (requirements/test-ansible219.txt) on Python 3.11
+#    .venv-218  the old line: the oldest Python 3.11-3.13 found, ansible-core 2.18
+#               (requirements/test-ansible218.txt)
+# 2. pytest: the whole suite on the main line, two workers
+# 3. ansible-test sanity on a staged copy of the collection, on the main line's Python
 # 4. ansible-lint (profile production, see .ansible-lint) and shellcheck
 # 5. molecule test (extensions/molecule/default) against the simulators
 # 6. the one-command demo (scripts/demo.py)
-# 7. pytest smoke subset on ansible-core 2.18 / Python 3.11
+# 7. pytest: the whole suite again on the old line
+# 8. galaxy: galaxy-importer on the built tarball (scripts/galaxy-import.sh, .venv-importer)
+# 9. ee: the tarball in an execution environment build context and ansible-builder's
+#    introspection of it (scripts/ee-check.sh, .venv-builder)
+#
+# Sanity, galaxy and ee run in the background alongside the others (their
+# virtualenvs are mostly network-bound installs).
 #
 # Every phase runs even when an earlier one failed; a summary with timings is
 # printed at the end and the exit status is non-zero if any phase failed.
-# Environment knobs: PYTEST_WORKERS (default 2), SKIP_PHASES (e.g. "lint smoke").
+# Environment knobs: PYTEST_WORKERS (default 2), SKIP_PHASES (e.g. "lint pytest-218").
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 1
 
-# Test files run on the older ansible-core; missing files are skipped.
-SMOKE_TESTS=(tests/test_pangolin_modules.py tests/test_authentik_modules.py tests/test_render.py
-             tests/test_webhook_key.py tests/test_expire.py)
 # Sanity tests left out, each with the reason (printed in the summary).
 SANITY_SKIPS=(
     "pslint:the collection has no PowerShell code and pwsh is not installed"
@@ -102,16 +110,46 @@ phase_collect() {  # phase_collect NAME
 
 # -- phases ------------------------------------------------------------------
 
+line_info() {  # line_info VENV: "Python X.Y.Z, ansible-core A.B.C"
+    "$1/bin/python" -c 'import sys
+from importlib.metadata import version
+print("Python %s, ansible-core %s" % (sys.version.split()[0], version("ansible-core")))' 2>/dev/null
+}
+
 setup_venvs() {
-    # The two environments are independent; build them side by side.
-    bash scripts/setup-venv.sh "$VENV_218" 3.11 requirements/test-ansible218.txt &
-    local old=$!
-    bash scripts/setup-venv.sh "$VENV" 3.12 requirements/test.txt
-    local rc_new=$? rc_old=0
+    # Pick the interpreters first, one after the other (this may install
+    # Debian's python3.X-venv), then build the two environments side by side.
+    local py_main py_old rc_new=0 rc_old=0 old
+    py_main="$(bash scripts/setup-venv.sh --print-python main)" || return 1
+    py_old="$(bash scripts/setup-venv.sh --print-python 218)" || return 1
+    echo "main line: $py_main"
+    echo "old line:  $py_old"
+    bash scripts/setup-venv.sh 218 "$py_old" &
+    old=$!
+    bash scripts/setup-venv.sh main "$py_main" || rc_new=$?
     wait "$old" || rc_old=$?
-    "$VENV/bin/ansible" --version 2>/dev/null | head -n1
-    "$VENV_218/bin/ansible" --version 2>/dev/null | head -n1
-    [ "$rc_new" -eq 0 ] && [ "$rc_old" -eq 0 ]
+    [ "$rc_new" -eq 0 ] && [ "$rc_old" -eq 0 ] || return 1
+    echo ".venv:     $(line_info "$VENV")"
+    echo ".venv-218: $(line_info "$VENV_218")"
+    NOTES+=("main line (.venv): $(line_info "$VENV")" "old line (.venv-218): $(line_info "$VENV_218")")
+    SANITY_PYTHON="$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+}
+
+build_tarball() {  # the collection tarball the galaxy and ee phases check, built once
+    mkdir -p "$BG_DIR/dist"
+    "$VENV/bin/ansible-galaxy" collection build --force --output-path "$BG_DIR/dist" . >"$BG_DIR/build.log" 2>&1 \
+        || { cat "$BG_DIR/build.log" >&2; return 1; }
+    TARBALL="$(ls "$BG_DIR"/dist/*.tar.gz)"
+}
+
+galaxy_check() {
+    [ -n "$TARBALL" ] || { echo "no collection tarball to check" >&2; return 1; }
+    bash scripts/galaxy-import.sh "$TARBALL"
+}
+
+ee_check() {
+    [ -n "$TARBALL" ] || { echo "no collection tarball to check" >&2; return 1; }
+    bash scripts/ee-check.sh "$TARBALL"
 }
 
 run_pytest() {  # run_pytest VENV ARGS... ; exit 5 (nothing collected) is a failure
@@ -126,20 +164,13 @@ run_pytest() {  # run_pytest VENV ARGS... ; exit 5 (nothing collected) is a fail
 }
 
 pytest_main() {
+    line_info "$VENV"
     run_pytest "$VENV" -q -n "$PYTEST_WORKERS" -p no:cacheprovider tests/
 }
 
-pytest_smoke() {
-    local files=() f
-    for f in "${SMOKE_TESTS[@]}"; do
-        if [ -f "$f" ]; then files+=("$f"); else echo "smoke: $f does not exist, skipped"; fi
-    done
-    if [ "${#files[@]}" -eq 0 ]; then
-        echo "smoke: none of the smoke test files exist" >&2
-        return 1
-    fi
-    "$VENV_218/bin/ansible" --version | head -n1
-    run_pytest "$VENV_218" -q -n "$PYTEST_WORKERS" -p no:cacheprovider "${files[@]}"
+pytest_old() {
+    line_info "$VENV_218"
+    run_pytest "$VENV_218" -q -n "$PYTEST_WORKERS" -p no:cacheprovider tests/
 }
 
 sanity() {
@@ -186,7 +217,7 @@ EOF
 
     log="$(mktemp)"
     (cd "$dest" && HOME="$test_home" PATH="$VENV/bin:$PATH" \
-        ansible-test sanity --python 3.12 --color no "${SANITY_ARGS[@]}") >"$log" 2>&1
+        ansible-test sanity --python "$SANITY_PYTHON" --color no "${SANITY_ARGS[@]}") >"$log" 2>&1
     rc=$?
     # Show what ran and what failed, without pip's download chatter.
     grep -vE '^(Collecting|  Downloading|  Using cached|Installing collected|Successfully installed|Using cached pip|Installing requirements| +━)' \
@@ -232,18 +263,27 @@ lint() {
 # -- run -----------------------------------------------------------------------
 
 TOTAL_START=$(date +%s)
+SANITY_PYTHON=""
+TARBALL=""
 phase venv setup_venvs
 if [ "$FAILED" -ne 0 ]; then
     echo "virtualenv setup failed; nothing else can run" >&2
 else
     sanity_args
     phase_start sanity sanity
+    if { selected galaxy || selected ee; } && ! build_tarball; then
+        echo "ansible-galaxy collection build failed" >&2
+    fi
+    phase_start galaxy galaxy_check
+    phase_start ee ee_check
     phase pytest pytest_main
     phase lint lint
     phase molecule molecule_scenario
     phase demo demo
-    phase smoke-218 pytest_smoke
+    phase pytest-218 pytest_old
     phase_collect sanity
+    phase_collect galaxy
+    phase_collect ee
 fi
 
 echo

@@ -12,6 +12,7 @@ import requests
 
 from tests.simulators.authentik import AuthentikSimulator
 from tests.simulators.base import Response, SimulatorBase
+from tests.specs import missing_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 OBSERVED = ROOT.parent / "shared" / "specs" / "observed-authentik-2026.5.0-rc1.json"
@@ -80,7 +81,7 @@ def receiver():
 # -- 1. replay of what a real 2026.5.0-rc1 server answered ---------------------------
 def test_replay_observed_transcript():
     if not OBSERVED.exists():
-        pytest.skip("observed authentik transcript not found (shared/specs lives beside the repo)")
+        missing_spec("observed authentik transcript not found (shared/specs lives beside the repo)")
     spec = json.loads(OBSERVED.read_text())
     with AuthentikSimulator(version=spec["server"].split()[-1]) as sim:
         sim.add_token(TOKEN)

@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from tests.simulators.pangolin import PangolinSimulator
+from tests.specs import missing_spec
 
 REPO = Path(__file__).resolve().parents[1]
 OBSERVED = REPO.parent / "shared" / "specs" / "observed-pangolin-1.22.0.json"
@@ -75,7 +76,7 @@ def _digits(text):
 
 def test_replay_observed_sequence(env):
     if not OBSERVED.exists():
-        pytest.skip("observed Pangolin 1.22.0 transcript not available at %s" % OBSERVED)
+        missing_spec("observed Pangolin 1.22.0 transcript not available at %s" % OBSERVED)
     spec = json.loads(OBSERVED.read_text())
     values = {"res": env.res, "idp": env.idp, "org": "homelab"}
     bogus = "Bearer %s.%s" % ("".join(secrets.choice("abcdefghij0123456789") for _ in range(15)),
