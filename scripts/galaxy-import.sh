@@ -3,11 +3,6 @@
 # galaxy-importer on it (settings in scripts/galaxy-importer.cfg: flake8 and
 # ansible-lint on, ansible-test off) and fail on any error or warning it logs.
 #
-# The one exception: flake8 findings listed, line for line, in
-# scripts/galaxy-importer-known.txt are reported but do not fail the check
-# (findings in plugins/ and roles/ that wait for a rewrite of those files).
-# Anything not listed fails, and so does any error.
-#
 #   scripts/galaxy-import.sh [TARBALL]
 #
 # Without TARBALL the collection is built from this checkout first. Uses
@@ -43,33 +38,16 @@ rc=0
 
 # Its log has one "LEVEL: message" line per finding (INFO lines carry no level).
 grep -E '^(WARNING|ERROR|CRITICAL):' "$WORK/import.log" >"$WORK/findings" || true
-# Only flake8 findings in plugins/ and roles/ may be listed as known.
-grep -E '^WARNING: (plugins|roles)/[^ :]+:[0-9]+:[0-9]+: [EFWC][0-9]+ ' "$ROOT/scripts/galaxy-importer-known.txt" \
-    2>/dev/null | sort -u >"$WORK/known" || true
-grep -vxF -f "$WORK/known" "$WORK/findings" >"$WORK/new" || true
-grep -xF -f "$WORK/known" "$WORK/findings" >"$WORK/tolerated" || true
-grep -vxF -f "$WORK/findings" "$WORK/known" >"$WORK/stale" || true
 
-status=0
-if [ "$rc" -ne 0 ] || [ -s "$WORK/new" ] || ! grep -q '^Importer processing completed successfully' "$WORK/import.log"; then
-    status=1
+if [ "$rc" -ne 0 ] || [ -s "$WORK/findings" ] || ! grep -q '^Importer processing completed successfully' "$WORK/import.log"; then
     cat "$WORK/import.log"
     echo
     [ "$rc" -ne 0 ] && echo "galaxy-import: galaxy-importer exited with $rc"
-else
-    grep -E '^(Importing|Linting collection|Importer processing)' "$WORK/import.log"
+    if [ -s "$WORK/findings" ]; then
+        echo "galaxy-import: $(wc -l <"$WORK/findings") finding(s) fail the check:"
+        cat "$WORK/findings"
+    fi
+    exit 1
 fi
-if [ -s "$WORK/new" ]; then
-    echo "galaxy-import: $(wc -l <"$WORK/new") finding(s) that fail the check:"
-    cat "$WORK/new"
-fi
-if [ -s "$WORK/tolerated" ]; then
-    echo "galaxy-import: $(wc -l <"$WORK/tolerated") known finding(s) listed in scripts/galaxy-importer-known.txt, still to fix:"
-    cat "$WORK/tolerated"
-fi
-if [ -s "$WORK/stale" ]; then
-    echo "galaxy-import: no longer reported, remove from scripts/galaxy-importer-known.txt:"
-    cat "$WORK/stale"
-fi
-[ "$status" -eq 0 ] && echo "galaxy-import: no errors and no unlisted warnings"
-exit "$status"
+grep -E '^(Importing|Linting collection|Importer processing)' "$WORK/import.log"
+echo "galaxy-import: no errors and no warnings"

@@ -157,8 +157,8 @@ class AuthentikClient(ApiClient):
         if username is not None:
             params["username"] = username
         rows, _count = self.first_page("/events/events/", "%s events" % action, params, page_size=limit)
-        return [row for row in rows if row.get("action") == action
-                and (username is None or (row.get("user") or {}).get("username") == username)]
+        return [row for row in rows if row.get("action") == action and (
+            username is None or (row.get("user") or {}).get("username") == username)]
 
     def login_events(self, username, user_pk=None, since=None, limit=200, max_pages=10):
         """The user's real ``login`` events, newest first: [{pk, created, client_ip}].

@@ -280,8 +280,8 @@ class BindingKind(ObjectKind):
     def find(self, desired):
         if self._bindings is None:
             self._bindings = self.client.list(self.path, "policy bindings", {"target": self.target})
-        found = [b for b in self._bindings if str(b.get("target")) == str(self.target)
-                 and str(b.get("policy")) == str(self.policy)]
+        found = [b for b in self._bindings
+                 if (str(b.get("target")), str(b.get("policy"))) == (str(self.target), str(self.policy))]
         return self.view(found[0]) if found else None
 
     def refind(self, desired):

@@ -338,8 +338,8 @@ class WhitelistDoctor(object):
         if not rule.get("enabled"):
             report.problem("rule", "rule %d is disabled" % rule["rule_id"], RERUN)
         if rule.get("action") != self.settings.action:
-            report.problem("rule", "rule %d is a %s rule, not %s" % (rule["rule_id"], rule.get("action"),
-                                                                       self.settings.action), RERUN)
+            report.problem("rule", "rule %d is a %s rule, not %s"
+                           % (rule["rule_id"], rule.get("action"), self.settings.action), RERUN)
         if rule.get("match") not in ("IP", "CIDR"):
             report.problem("rule", "rule %d matches %s, not an IP address" % (rule["rule_id"], rule.get("match")),
                            RERUN)

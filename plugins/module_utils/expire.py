@@ -43,7 +43,7 @@ class WhitelistExpiry(object):
 
     def apply(self, reconciler):
         w = self.w.read()
-        own, snap = w.ownership, w.snapshot
+        snap = w.snapshot
         summaries = []
         for username in self.usernames:
             rules = self._owned_rules(username)

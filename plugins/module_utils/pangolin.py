@@ -132,9 +132,7 @@ class PangolinClient(ApiClient):
     def resolve_resource(self, org_id, name_or_domain):
         """The id of the resource whose name, niceId or full domain is ``name_or_domain``."""
         wanted = name_or_domain.strip()
-        matches = [r for r in self.list_resources(org_id)
-                   if wanted in (r.get("name"), r.get("niceId"), r.get("fullDomain"))
-                   or (r.get("fullDomain") or "").lower() == wanted.lower()]
+        matches = [r for r in self.list_resources(org_id) if _names(r, wanted)]
         ids = sorted(set(r["resourceId"] for r in matches))
         if not ids:
             self.get_org(org_id)  # a missing org gets its own clear 404
@@ -261,6 +259,12 @@ class PangolinClient(ApiClient):
     def delete_api_key(self, org_id, key_id):
         self.call("DELETE", "/org/%s/api-key/%s" % (_seg(org_id), _seg(key_id)),
                   "delete API key %s" % key_id, "deleteApiKey", idempotent=True)
+
+
+def _names(resource, wanted):
+    """Whether ``wanted`` is the resource's name, nice id or (in any case) full domain."""
+    return wanted in (resource.get("name"), resource.get("niceId")) or (
+        (resource.get("fullDomain") or "").lower() == wanted.lower())
 
 
 def _first(*values):
