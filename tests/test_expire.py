@@ -1,7 +1,9 @@
-"""Stale-IP expiry: exactly the stale users' rules go back to the placeholder.
+"""Expiry: every owned rule back to what authentik's state says, and nothing else.
 
-Logins run through authentik's pipeline; a login is made "old" by moving its
-event back in time, as authentik would show it weeks later.
+Logins run through authentik's pipeline (its worker in the background); a login
+is made "old" by moving its event back in time, as authentik would show it
+weeks later. Nothing is delivered after that, so the rule still holds the old
+address until expiry looks.
 """
 
 from datetime import timedelta
@@ -17,7 +19,7 @@ PLACEHOLDER = "0.0.0.0"
 def conn(env):
     return dict(pangolin_url=env.pangolin.base_url, pangolin_api_key=env.pangolin_key, retries=0,
                 authentik_url=env.authentik.base_url, authentik_token=AUTHENTIK_TOKEN, resource_id=env.resource_id,
-                users=[{"username": u} for u in env.usernames])
+                users=[{"username": u} for u in env.usernames], ipv6_prefix=64)
 
 
 def age_logins(env, username, days):
@@ -29,12 +31,11 @@ def age_logins(env, username, days):
 @pytest.fixture
 def env():
     with PlaybookEnv(users=3) as environment:
-        result = run_module("login_ip_whitelist", dict(conn(environment), webhook_api_key=environment.webhook_key,
-                                                       ipv6_prefix=64))
+        result = run_module("login_ip_whitelist", dict(conn(environment), webhook_api_key=environment.webhook_key))
         assert not result.get("failed"), result.get("msg")
-        environment.authentik.login("user000", "203.0.113.10")  # stale: 40 days ago
-        age_logins(environment, "user000", 40)
-        environment.authentik.login("user001", "198.51.100.11")  # fresh
+        environment.login("user000", "203.0.113.10")
+        environment.login("user001", "198.51.100.11")  # fresh
+        age_logins(environment, "user000", 40)  # stale: 40 days ago, and nothing delivered since
         # user002 never logged in: the placeholder
         environment.pangolin.reset_log()
         environment.authentik.reset_log()
@@ -77,7 +78,7 @@ def test_resets_exactly_the_stale_users_then_converges(env):
     env.pangolin.reset_log()
     again = expire(env, expire_days=30)
     assert again["changed"] is False and env.writes() == []
-    env.authentik.login("user000", "203.0.113.77")
+    env.login("user000", "203.0.113.77")
     assert env.rule_of("user000")["value"] == "203.0.113.77"
     assert env.pangolin.apply_rules_for(env.resource_id, "203.0.113.77") == "ACCEPT"
 
@@ -85,7 +86,7 @@ def test_resets_exactly_the_stale_users_then_converges(env):
 def test_the_whitelist_run_after_expiry_changes_nothing(env):
     expire(env, expire_days=30)
     env.pangolin.reset_log()
-    result = run_module("login_ip_whitelist", dict(conn(env), webhook_api_key=env.webhook_key, ipv6_prefix=64))
+    result = run_module("login_ip_whitelist", dict(conn(env), webhook_api_key=env.webhook_key))
     assert result["changed"] is False and env.writes() == []
 
 
@@ -95,10 +96,16 @@ def test_expire_users_revokes_now_whatever_the_last_login(env):
     assert by_user(result)["user001"]["expired"] and by_user(result)["user001"]["reason"] == "revoked"
     assert env.rule_of("user001")["value"] == PLACEHOLDER
     assert env.rule_of("user000")["value"] == "203.0.113.10"
+    # Another user's login makes authentik recompute user001's rule too: the revocation holds ...
+    env.login("user002", "198.51.100.12")
+    assert env.rule_of("user001")["value"] == PLACEHOLDER
+    # ... until user001 logs in again.
+    env.login("user001", "198.51.100.13")
+    assert env.rule_of("user001")["value"] == "198.51.100.13"
 
 
 def test_an_ipv6_prefix_goes_back_to_a_single_placeholder_address(env):
-    env.authentik.login("user002", "2001:db8:aa:bb:1:2:3:4")
+    env.login("user002", "2001:db8:aa:bb:1:2:3:4")
     assert env.rule_of("user002")["match"] == "CIDR"
     age_logins(env, "user002", 31)
     expire(env, expire_days=30)
@@ -111,9 +118,13 @@ def test_a_whitelisted_address_without_any_login_event_is_stale(env):
     assert by_user(result)["user001"]["expired"] and by_user(result)["user001"]["reason"] == "no login recorded"
 
 
-def test_expire_days_zero_expires_every_whitelisted_user(env):
+def test_expire_days_zero_keeps_addresses_until_the_next_login(env):
     result = expire(env, expire_days=0)
-    assert sorted(u for u, e in by_user(result).items() if e["expired"]) == ["user000", "user001"]
+    assert not any(e["expired"] for e in result["users"]) and env.writes() == []
+    assert env.rule_of("user000")["value"] == "203.0.113.10"  # 40 days old, but no limit
+    env.authentik.events[:] = [e for e in env.authentik.events if e.user.get("username") != "user001"]
+    result = expire(env, expire_days=0)
+    assert [u for u, e in by_user(result).items() if e["expired"]] == ["user001"]
 
 
 @pytest.mark.parametrize("extra,fragments", [
@@ -134,8 +145,8 @@ def test_expire_playbook_check_then_real():
     with PlaybookEnv(users=2) as env:
         rc, parsed, out, err = env.run()
         assert rc == 0, out[-3000:]
-        env.authentik.login("user000", "203.0.113.61")
-        env.authentik.login("user001", "203.0.113.62")
+        env.login("user000", "203.0.113.61")
+        env.login("user001", "203.0.113.62")
         age_logins(env, "user001", 45)
         env.pangolin.reset_log()
         env.authentik.reset_log()

@@ -71,7 +71,7 @@ class WhitelistExpiry(object):
                                                           now=self.now)
                 for (slot, rule), (match, value) in zip(rules, expected):
                     self._write(reconciler, rule, match, value)
-                entry["reason"] = self._reason(account, rules, expected)
+                entry["reason"] = self._reason(account, rules, expected, entry["last_login"])
             entry["expired"] = any(o.changed for o in reconciler.outcomes[before:] if o.kind is snap.rule_kind)
         return summaries
 
@@ -103,22 +103,24 @@ class WhitelistExpiry(object):
                                   lookup=False)
             self._write(reconciler, rule, "IP", self.settings.placeholder)
 
-    def _reason(self, account, rules, expected):
+    def _reason(self, account, rules, expected, last_login):
         placeholder = self.settings.placeholder
         if account is None:
             return "the user is gone from authentik"
         if not account["is_active"]:
             return "the user is deactivated"
-        if all(r["value"] == placeholder for _s, r in rules):
-            return "nothing whitelisted"
         if all((r["match"], r["value"]) == e for (_s, r), e in zip(rules, expected)):
+            if all(r["value"] == placeholder for _s, r in rules):
+                return "nothing whitelisted"
             return ("the rules hold the user's live sessions" if self.settings.follow_sessions
                     else "logged in within %d days" % self.settings.expire_days if self.settings.expire_days
                     else "the rules hold the user's newest logins")
         if self.settings.follow_sessions:
             return "a session ended"
+        if last_login is None:
+            return "no login recorded"
         return ("last login older than %d days" % self.settings.expire_days if self.settings.expire_days
-                else "no login recorded")
+                else "no longer among the user's newest logins")
 
 
 def _iso(value):

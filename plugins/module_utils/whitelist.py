@@ -32,6 +32,7 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_cli
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import (
     DESTINATION_RENAME_SINCE,
     HEADERS_MAPPING_SINCE,
+    SESSIONS_IN_DATABASE_SINCE,
     AuthentikClient,
     authentik_argument_spec,
 )
@@ -157,12 +158,12 @@ class Whitelist(object):
         self.settings = settings
 
     def read(self):
+        if self.settings.follow_sessions and not self.authentik.at_least(SESSIONS_IN_DATABASE_SINCE):
+            raise InputError("follow_sessions needs authentik 2025.4 or newer, where sessions live in the database "
+                             "with their address and expiry (this server runs %s)" % self.authentik.version_text)
         if not self.authentik.at_least(HEADERS_MAPPING_SINCE):
             raise InputError("authentik %s cannot send headers with a webhook (needs 2025.4 or newer), and Pangolin "
                              "needs its API key in the Authorization header" % self.authentik.version_text)
-        if self.settings.follow_sessions and not self.authentik.at_least((2025, 4)):
-            raise InputError("follow_sessions needs authentik 2025.4 or newer, where sessions live in the "
-                             "database with their address (this server runs %s)" % self.authentik.version_text)
         listed = [u["username"] for u in self.users if u["state"] == "present"]
         self.snapshot = WhitelistSnapshot(self.pangolin, self.authentik, self.deployment.resource_id, listed,
                                           sessions=self.settings.follow_sessions).read()
