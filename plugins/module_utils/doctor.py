@@ -472,7 +472,7 @@ class WhitelistDoctor(object):
         arrived = any((r["match"], r["value"]) == entry for r in rules)
         if arrived:
             for _cause, failure in failures:
-                report.note("webhook", "%s (a later login got through)" % failure)
+                report.note("webhook", "%s (the user's newest login got through)" % failure)
             return
         message = ("the last login (%s from %s) did not reach Pangolin: the rules hold %s"
                    % (_iso(created), client_ip, ", ".join(r["value"] for r in rules)))

@@ -132,12 +132,12 @@ def _line_by_line(view):
 class Reconciler(object):
     """Runs ``ObjectKind`` hooks in check mode or for real, and keeps the diffs."""
 
-    def __init__(self, check_mode=False, secrets=None, create_attempts=2, warn=None, budget=RUN_BUDGET):
+    def __init__(self, check_mode=False, secrets=None, create_attempts=2, warn=None, budget=None):
         self.check_mode = check_mode
         self.secrets = secrets
         self.create_attempts = create_attempts
         self.warn = warn or (lambda msg: None)
-        self.deadline = time.monotonic() + budget
+        self.deadline = time.monotonic() + (RUN_BUDGET if budget is None else budget)
         self.outcomes = []
 
     def ensure(self, kind, desired, state="present", current=None, lookup=True):

@@ -322,7 +322,9 @@ class WhitelistPlan(object):
     def _settle_groups(self):
         """Users stay on their group's rule while it has room; others fill the first group with room."""
         size = self.settings.users_per_rule
-        staying = [u["username"] for u in self.users if u["state"] in ("present", "kept")]
+        # A kept (unlisted, not pruned) user stays where they are; one with only a 0.2 chain has no place.
+        staying = [u["username"] for u in self.users if u["state"] == "present" or (
+            u["state"] == "kept" and self.own.slots_of(u["username"]))]
         groups = dict((index, []) for index in self.own.groups)
         placed = {}
         for group in sorted(self.own.groups.values(), key=lambda g: g.index):
@@ -352,15 +354,17 @@ class WhitelistPlan(object):
         self.transport_pks = {}  # username -> [transport pk of each slot]
         self.group_rules = dict((g.index, g.rule) for g in own.groups.values() if g.rule)
         outcomes = dict((u["username"], []) for u in self.users)
-        # 1. Stop what goes from firing: shrink or delete group rules, the e-mail rule, removed legacy rules.
-        for index, rule in sorted(self.group_rules.items()):
-            self._shrink_group(index, rule)
-        self._login_email(stage="remove")
+        # 1. Stop what goes from firing: the notification rules that go or shrink, before anything else.
+        orphaned = [self._shrink_group(index, rule) for index, rule in sorted(self.group_rules.items())]
         for user in self.users:
-            if user["state"] == "absent" and user["username"] in own.legacy:
-                chain = own.legacy[user["username"]]
+            chain = own.legacy.get(user["username"])
+            if user["state"] == "absent" and chain is not None and chain.notification_rule is not None:
                 self._track(outcomes, user, lambda: r.ensure(snap.notification_kind, dict(
                     name=chain.notification_rule["name"]), "absent", current=chain.notification_rule))
+        self._login_email(stage="remove")
+        for policy in orphaned:
+            if policy is not None:
+                r.ensure(snap.policy_kind, dict(name=policy["name"]), "absent", current=_strip(policy))
         # 2. The rules, body mappings and transports of present users.
         for user in self.users:
             if user["state"] == "present":
@@ -557,7 +561,8 @@ class WhitelistPlan(object):
         return pks
 
     def _shrink_group(self, index, rule):
-        """Before anything else: take leaving transports off the rule, or delete a rule left empty."""
+        """Before anything else: take leaving transports off the rule, or delete a rule left empty
+        (and return its policy, to delete after the rules)."""
         r, snap = self.reconciler, self.snap
         staying = set()
         for username in self.group_members.get(index, []):
@@ -568,15 +573,14 @@ class WhitelistPlan(object):
         group = self.own.groups[index]
         if index not in self.group_members:
             r.ensure(snap.notification_kind, dict(name=rule["name"]), "absent", current=rule)
-            if group.policy is not None:
-                r.ensure(snap.policy_kind, dict(name=group.policy["name"]), "absent", current=_strip(group.policy))
             del self.group_rules[index]
-            return
+            return group.policy  # deleted once every rule that goes is gone
         transports = [pk for pk in rule.get("transports") or [] if pk in staying]
         if set(transports) != set(rule.get("transports") or []):
             outcome = r.ensure(snap.notification_kind, dict(name=rule["name"], transports=transports), current=rule,
                                lookup=False)
             self.group_rules[index] = outcome.after
+        return None
 
     def _group(self, index):
         r, snap = self.reconciler, self.snap
