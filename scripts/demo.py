@@ -85,8 +85,8 @@ def main():
         # The example inventory as a newcomer would copy it; only the connection
         # settings and secrets are pointed at the simulators.
         overrides.write_text(yaml.safe_dump({
-            "authentik_url": authentik.base_url, "vault_authentik_token": AUTHENTIK_TOKEN,
-            "pangolin_url": pangolin.base_url, "vault_pangolin_api_key": PANGOLIN_KEY,
+            "jellyfin_whitelist_authentik_url": authentik.base_url, "vault_authentik_token": AUTHENTIK_TOKEN,
+            "jellyfin_whitelist_pangolin_url": pangolin.base_url, "vault_pangolin_api_key": PANGOLIN_KEY,
             "vault_pangolin_webhook_key": WEBHOOK_KEY,
             "ansible_python_interpreter": sys.executable,
         }))
@@ -122,7 +122,8 @@ def main():
     finally:
         pangolin.stop()
         authentik.stop()
-    say("DEMO OK: every user's login IP is whitelisted, a rerun changed nothing, and the doctor finds all well")
+    say("DEMO OK: every user's login address is whitelisted, a rerun changed nothing, and the doctor finds all "
+        "well")
 
 
 if __name__ == "__main__":

@@ -31,3 +31,34 @@ attributes:
   platform:
     platforms: all
 '''
+
+    # Membership of the module_defaults action groups (meta/runtime.yml).
+    PANGOLIN_GROUP = r'''
+attributes:
+  action_group:
+    description: Use C(group/homelab.pangolin_authentik.pangolin) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - homelab.pangolin_authentik.pangolin
+'''
+
+    AUTHENTIK_GROUP = r'''
+attributes:
+  action_group:
+    description: Use C(group/homelab.pangolin_authentik.authentik) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - homelab.pangolin_authentik.authentik
+'''
+
+    BOTH_GROUPS = r'''
+attributes:
+  action_group:
+    description:
+      - Use C(group/homelab.pangolin_authentik.pangolin) and C(group/homelab.pangolin_authentik.authentik) in
+        C(module_defaults) to set defaults for this module; it talks to both servers.
+    support: full
+    membership:
+      - homelab.pangolin_authentik.pangolin
+      - homelab.pangolin_authentik.authentik
+'''

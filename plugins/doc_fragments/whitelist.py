@@ -6,52 +6,101 @@ from __future__ import annotations
 
 
 class ModuleDocFragment(object):
-    # The users of a login IP whitelist and how their objects are named.
+    # The users of a login IP whitelist, how its objects are named, and what its rules let in.
     DOCUMENTATION = r'''
 options:
   users:
     description:
-      - The users, each a dict with C(username) (the authentik username, required), C(priority) (optional; when absent
-        the priority an earlier run gave the user is kept, or the lowest free one of the priority range is allocated)
-        and C(state) (C(present) or C(absent), default C(present)).
+      - The users of the whitelist.
     type: list
-    elements: raw
+    elements: dict
     required: true
+    suboptions:
+      username:
+        description:
+          - The authentik username.
+        type: str
+        required: true
+      priority:
+        description:
+          - Priority of the user's first Pangolin rule. When absent, the priority an earlier run gave the rule is
+            kept, or the lowest free one of the priority range is allocated. Further rules (O(max_addresses)) are
+            always allocated.
+        type: int
+      state:
+        description:
+          - V(absent) removes the user's objects (only those this whitelist owns).
+        type: str
+        choices: [present, absent]
+        default: present
   name_prefix:
     description:
-      - Prefix of the names of the objects created per user.
+      - Prefix of every object name, followed by O(instance).
+      - Objects of collection versions 0.1 and 0.2 were named O(name_prefix) followed by the username; the whitelist
+        adopts them on its first run.
     type: str
     default: jellyfin-whitelist-
+  instance:
+    description:
+      - What identifies this whitelist in every object name and in the key it makes, so two resources (or two
+        inventories) in one authentik and one Pangolin org never touch each other's objects.
+      - 1-64 letters, digits, C(.), C(_) or C(-). Default C(resource-<resource id>).
+    type: str
   placeholder:
     description:
-      - Value of a user's rule while no login IP is whitelisted; an address no client has.
+      - Value of a rule that lets nobody in (before the first login, after an expiry); an address no client has.
     type: str
     default: 0.0.0.0
-'''
-
-    # The chain every user gets, as the modules that build or check it see it.
-    CHAIN = r'''
-options:
   action:
     description:
       - Action of the users' rules.
     type: str
     choices: [ACCEPT, PASS]
     default: ACCEPT
-  headers_mapping:
-    description:
-      - Name of the webhook mapping that adds Pangolin's bearer key to each webhook.
-    type: str
-    default: jellyfin-whitelist pangolin headers
   ipv6_prefix:
     description:
-      - Prefix length whitelisted for an IPv6 login, for example C(64), as a C(CIDR) rule; C(0) whitelists the single
-        address.
+      - Prefix length whitelisted for an IPv6 login, for example V(64), as a C(CIDR) rule; V(0) whitelists the single
+        address. IPv4 logins, also IPv4-mapped ones (C(::ffff:a.b.c.d)), always whitelist the single IPv4 address.
     type: int
     default: 0
+  max_addresses:
+    description:
+      - How many addresses each user has whitelisted at once, one rule each, the newest distinct ones first.
+    type: int
+    default: 1
+  follow_sessions:
+    description:
+      - Whitelist the addresses of the user's live authentik sessions (newest use first) instead of the addresses of
+        the user's last logins. A logout removes its session's address at once; a session that ended without an
+        event (expired, revoked by an admin) is gone after the next run of this module or of the expiry module, or the
+        user's next login or logout. Needs authentik 2025.4 or newer.
+    type: bool
+    default: false
+  expire_days:
+    description:
+      - A login's address lets the user in for this many days; V(0) means until the user's next login. It is also
+        what the expiry module judges by. Ignored with O(follow_sessions), where sessions expire by themselves.
+    type: int
+    default: 30
+'''
+
+    # The chain every user gets, as the modules that build or check it see it.
+    CHAIN = r'''
+options:
+  headers_mapping:
+    description:
+      - Name of the webhook mapping that adds Pangolin's bearer key to each webhook. Default
+        C(<name_prefix><instance>/headers).
+    type: str
   destination_group:
     description:
       - Only for authentik older than 2025.8, which cannot send to the event's user; a group with at least one member
         that the notification rules send to (C(send_once) makes them post once).
     type: str
+  users_per_rule:
+    description:
+      - How many users share one notification rule. Every notification rule costs authentik's worker one task per
+        event, and every login posts once per transport of its rule; the default keeps both small.
+    type: int
+    default: 10
 '''

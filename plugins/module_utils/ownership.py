@@ -123,6 +123,9 @@ class Ownership(object):
             index = dep.parse_group(name)
             if index is not None:
                 self._group(index).policy = policy
+        self.email = dict((store, getattr(snap, store).get(dep.email_name))
+                          for store in ("notification_rules", "policies", "transports"))
+        self.email_bindings = []
         ours = dict((t["pk"], slot.username) for slot in self.slots.values() for t in [slot.transport] if t)
         for group in self.groups.values():
             group.members = set(ours[pk] for pk in (group.rule or {}).get("transports") or [] if pk in ours)
@@ -158,7 +161,12 @@ class Ownership(object):
         """Read the bindings of our group rules and legacy rules (one request), after ``_resolve``."""
         pks = [g.rule["pk"] for g in self.groups.values() if g.rule]
         pks += [c.notification_rule["pk"] for c in self.legacy.values() if c.notification_rule]
+        email_rule = self.email["notification_rules"]
+        if email_rule:
+            pks.append(email_rule["pk"])
         self.snapshot.read_bindings(pks)
+        if email_rule:
+            self.email_bindings = self.snapshot.bindings_of(email_rule["pk"])
         for group in self.groups.values():
             if group.rule:
                 group.bindings = self.snapshot.bindings_of(group.rule["pk"])

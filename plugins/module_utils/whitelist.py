@@ -612,9 +612,8 @@ class WhitelistPlan(object):
         """An e-mail per login of a listed user: a rule, a policy and an e-mail transport (optional)."""
         r, snap = self.reconciler, self.snap
         name = self.dep.email_name
-        rule = snap.notification_rules.get(name)
-        policy = snap.policies.get(name)
-        transport = snap.transports.get(name)
+        email = self.own.email
+        rule, policy, transport = email["notification_rules"], email["policies"], email["transports"]
         wanted = self.settings.login_email
         if stage == "remove":
             if not wanted:
@@ -637,9 +636,8 @@ class WhitelistPlan(object):
         else:
             desired.update(destination_event_user=True, destination_group=None)
         rule_out = r.ensure(snap.notification_kind, desired, current=rule, lookup=False)
-        bindings = snap.bindings_of(rule["pk"]) if rule else []
         binding = BindingKind(self.w.authentik, (rule_out.after or {}).get("pk"), (policy_out.after or {}).get("pk"),
-                              name, bindings=bindings, target_name=name)
+                              name, bindings=self.own.email_bindings, target_name=name)
         exists = (rule_out.after or {}).get("pk") is not None and (policy_out.after or {}).get("pk") is not None
         r.ensure(binding, dict(order=0, enabled=True, negate=False), lookup=exists)
 

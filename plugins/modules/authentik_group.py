@@ -14,11 +14,12 @@ description:
   - Members are not managed here (a group update that omitted them would wipe them); add users to groups with
     M(homelab.pangolin_authentik.authentik_user).
 author:
-  - homelab.pangolin_authentik contributors (!UNKNOWN)
+  - Pangolin Authentik Maintainers (@homelab-pangolin-authentik)
 extends_documentation_fragment:
   - homelab.pangolin_authentik.connection
   - homelab.pangolin_authentik.authentik
   - homelab.pangolin_authentik.attributes
+  - homelab.pangolin_authentik.attributes.AUTHENTIK_GROUP
   - ansible.builtin.action_common_attributes
 options:
   name:
@@ -61,10 +62,17 @@ group:
     attributes:
       description: Attributes.
       type: dict
-action:
-  description: What was done (or would be done in check mode).
+operation:
+  description:
+    - What was done (or would be done in check mode) - C(create), C(update) or C(delete); null when nothing changed.
   returned: always
   type: str
+  sample: update
+msg:
+  description: What was done, in one line.
+  returned: always
+  type: str
+  sample: "update the object"
 '''
 
 from ansible.module_utils.basic import AnsibleModule

@@ -23,11 +23,12 @@ description:
   - Field names follow the server's version (C(group) before authentik 2025.8, C(destination_group) and
     C(destination_event_user) since).
 author:
-  - homelab.pangolin_authentik contributors (!UNKNOWN)
+  - Pangolin Authentik Maintainers (@homelab-pangolin-authentik)
 extends_documentation_fragment:
   - homelab.pangolin_authentik.connection
   - homelab.pangolin_authentik.authentik
   - homelab.pangolin_authentik.attributes
+  - homelab.pangolin_authentik.attributes.AUTHENTIK_GROUP
   - ansible.builtin.action_common_attributes
 options:
   name:
@@ -138,8 +139,12 @@ bindings:
   returned: when state is present
   type: list
   elements: dict
-action:
-  description: What was done to the rule itself.
+operation:
+  description: What was done to the rule itself - C(create), C(update), C(delete), or null.
+  returned: always
+  type: str
+msg:
+  description: What was done to the rule, in one line.
   returned: always
   type: str
 '''
@@ -192,6 +197,7 @@ def absent(module, reconciler, client):
     for kind in (ExpressionPolicyKind(client), EventMatcherPolicyKind(client)):
         reconciler.ensure(kind, dict(name=policy_name), "absent")
     return dict(changed=reconciler.changed, operation=outcome.operation, notification_rule=None,
+                msg="%s notification rule %r" % (outcome.operation or "unchanged:", params["name"]),
                 diff=reconciler.diffs())
 
 
@@ -233,6 +239,7 @@ def present(module, reconciler, client):
     rule = reconciler.ensure(rule_kind, desired)
     result["notification_rule"] = reconciler.redact(rule_kind, rule.after)
     result["operation"] = rule.operation
+    result["msg"] = "%s notification rule %r" % (rule.operation or "unchanged:", name)
     result["bindings"] = []
     for order, (policy_pk, policy_name) in enumerate(bound):
         kind = BindingKind(client, rule.after["pk"], policy_pk, policy_name, target_name=name)

@@ -17,11 +17,12 @@ description:
     (C(webhook_mapping) before authentik 2025.4, C(webhook_mapping_body) and C(webhook_mapping_headers) since) and
     fails clearly when a feature is too new for the server (a headers mapping before 2025.4).
 author:
-  - homelab.pangolin_authentik contributors (!UNKNOWN)
+  - Pangolin Authentik Maintainers (@homelab-pangolin-authentik)
 extends_documentation_fragment:
   - homelab.pangolin_authentik.connection
   - homelab.pangolin_authentik.authentik
   - homelab.pangolin_authentik.attributes
+  - homelab.pangolin_authentik.attributes.AUTHENTIK_GROUP
   - ansible.builtin.action_common_attributes
 options:
   name:
@@ -114,11 +115,17 @@ transport:
     send_once:
       description: Whether it sends once per event.
       type: bool
-action:
-  description: What was done (or would be done in check mode).
+operation:
+  description:
+    - What was done (or would be done in check mode) - C(create), C(update) or C(delete); null when nothing changed.
   returned: always
   type: str
-  sample: create
+  sample: update
+msg:
+  description: What was done, in one line.
+  returned: always
+  type: str
+  sample: "update the object"
 '''
 
 from ansible.module_utils.basic import AnsibleModule

@@ -28,11 +28,12 @@ description:
   - Raw mappings are checked for JMESPath syntax before anything is sent when the C(jmespath) Python library is
     installed.
 author:
-  - homelab.pangolin_authentik contributors (!UNKNOWN)
+  - Pangolin Authentik Maintainers (@homelab-pangolin-authentik)
 extends_documentation_fragment:
   - homelab.pangolin_authentik.connection
   - homelab.pangolin_authentik.pangolin
   - homelab.pangolin_authentik.attributes
+  - homelab.pangolin_authentik.attributes.PANGOLIN_GROUP
   - ansible.builtin.action_common_attributes
 options:
   idp_id:
@@ -158,11 +159,15 @@ idp_id:
   returned: always
   type: int
   sample: 1
-action:
+operation:
   description: What was done to the policy (or would be done in check mode); C(create), C(update), C(delete) or null.
   returned: always
   type: str
   sample: create
+msg:
+  description: What was done to the policy, in one line.
+  returned: always
+  type: str
 diff:
   description: One before/after pair per object changed (policy, identity provider).
   returned: when changed and in diff mode
@@ -307,6 +312,7 @@ def ensure(module, reconciler, client, desired):
         # Provision only once the policy restricts who joins.
         result["idp"] = ensure_idp(reconciler, idp_kind, idp_desired, idp_current)
     result.update(changed=reconciler.changed, operation=policy.operation,
+                  msg="%s %s" % (policy.operation or "unchanged:", policy_kind.describe(desired)),
                   policy=reconciler.redact(policy_kind, policy.after), diff=reconciler.diffs())
     return result
 

@@ -17,11 +17,12 @@ description:
   - The password is set through C(set_password) when the user is created, or at every run with
     O(update_password=always) (which then always reports a change).
 author:
-  - homelab.pangolin_authentik contributors (!UNKNOWN)
+  - Pangolin Authentik Maintainers (@homelab-pangolin-authentik)
 extends_documentation_fragment:
   - homelab.pangolin_authentik.connection
   - homelab.pangolin_authentik.authentik
   - homelab.pangolin_authentik.attributes
+  - homelab.pangolin_authentik.attributes.AUTHENTIK_GROUP
   - ansible.builtin.action_common_attributes
 options:
   username:
@@ -116,8 +117,12 @@ password_set:
   description: Whether the password was (or would be) set.
   returned: always
   type: bool
-action:
-  description: What was done to the user (or would be done in check mode).
+operation:
+  description: What was done to the user (or would be done in check mode) - C(create), C(update), C(delete), or null.
+  returned: always
+  type: str
+msg:
+  description: What was done, in one line.
   returned: always
   type: str
 '''

@@ -14,11 +14,12 @@ description:
     activity and group names.
   - Usernames are matched exactly (authentik's C(username) filter, re-checked client-side).
 author:
-  - homelab.pangolin_authentik contributors (!UNKNOWN)
+  - Pangolin Authentik Maintainers (@homelab-pangolin-authentik)
 extends_documentation_fragment:
   - homelab.pangolin_authentik.connection
   - homelab.pangolin_authentik.authentik
   - homelab.pangolin_authentik.attributes.INFO_MODULE
+  - homelab.pangolin_authentik.attributes.AUTHENTIK_GROUP
   - ansible.builtin.action_common_attributes
 options:
   usernames:

@@ -21,11 +21,12 @@ description:
   - authentik does not check webhook mappings when they are saved; a broken one would only fail at the next login.
     This module refuses any expression that is not valid Python before writing.
 author:
-  - homelab.pangolin_authentik contributors (!UNKNOWN)
+  - Pangolin Authentik Maintainers (@homelab-pangolin-authentik)
 extends_documentation_fragment:
   - homelab.pangolin_authentik.connection
   - homelab.pangolin_authentik.authentik
   - homelab.pangolin_authentik.attributes
+  - homelab.pangolin_authentik.attributes.AUTHENTIK_GROUP
   - ansible.builtin.action_common_attributes
 options:
   name:
@@ -110,11 +111,17 @@ mapping:
     expression:
       description: Expression (redacted when it embeds a key).
       type: str
-action:
-  description: What was done (or would be done in check mode).
+operation:
+  description:
+    - What was done (or would be done in check mode) - C(create), C(update) or C(delete); null when nothing changed.
   returned: always
   type: str
   sample: update
+msg:
+  description: What was done, in one line.
+  returned: always
+  type: str
+  sample: "update the object"
 '''
 
 from ansible.module_utils.basic import AnsibleModule

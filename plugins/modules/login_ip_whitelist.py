@@ -7,39 +7,46 @@ from __future__ import annotations
 
 DOCUMENTATION = r'''
 module: login_ip_whitelist
-short_description: Whitelist each user's login IP on a Pangolin resource through authentik notifications
+short_description: Whitelist each user's current addresses on a Pangolin resource through authentik notifications
 version_added: 0.1.0
 description:
-  - For every user in O(users), ensures the chain that makes authentik write the user's login IP into a Pangolin
-    rule reserved for that user, so apps that cannot follow an SSO redirect (Jellyfin's TV and phone apps) get in.
-  - Per user, in this order so that a rerun after any failure repairs the chain
-    - a Pangolin C(ACCEPT)/C(IP) rule at the user's priority, created with O(placeholder) and never reverted afterwards
-      (authentik rewrites its value at each login);
-    - a webhook body mapping rendering a full rule update with the login's client IP;
-    - a webhook transport to C(<webhook_url>/v1/resource/<id>/rule/<rule id>), the rule id re-read every run;
-    - an expression policy matching a C(login) event of the user's pk;
-    - a notification rule sending to the event user through the transport, with the policy bound.
-  - All per-user objects are named O(name_prefix) followed by the username. With O(prune=true), objects carrying the
-    prefix whose username is no longer listed are removed; nothing without the prefix is ever touched.
-  - Every list is read once and every input, user and priority is checked before the first write; an unchanged user
-    costs no request of its own. This is the module the C(jellyfin_whitelist) role runs; the single-object modules
-    share its comparison code.
-  - Once for all users it also ensures C(applyRules) on the resource (Pangolin ignores every rule without it) and,
-    when O(webhook_api_key) is given, the shared headers mapping that sends Pangolin's key with each webhook (as
-    M(homelab.pangolin_authentik.authentik_webhook_mapping) with C(template=pangolin_headers) would; the key is
-    never shown). Without O(webhook_api_key) the mapping named O(headers_mapping) must exist.
-  - With O(manage_webhook_key=true) the module makes that key itself instead, an org-scoped Pangolin key named
-    O(webhook_key_name) whose only action is C(updateResourceRule), put into the headers mapping and never shown.
-    A rerun keeps it when Pangolin still has the key the mapping names with exactly that action (the secret is never
-    read back; Pangolin cannot show it). O(rotate_webhook_key=true) makes a new key, switches the mapping, then
-    deletes the old key, so a login in between still succeeds. The module's own O(pangolin_api_key) must then be a
-    root key with the actions C(listApiKeys), C(createApiKey), C(setApiKeyActions), C(listApiKeyActions) and
-    C(deleteApiKey).
-  - With O(ipv6_prefix) a login from an IPv6 address whitelists the enclosing prefix as a C(CIDR) rule (privacy
-    addresses rotate within it); an IPv4 login still whitelists the single address. A login shows one address family
-    only, so a device reaching Jellyfin over the other family is not covered.
+  - For every user in O(users), keeps the chain that makes authentik write the user's current address into Pangolin
+    rules reserved for that user, so apps that cannot follow an SSO redirect (Jellyfin's TV and phone apps) get in.
+  - Per user and per address kept (O(max_addresses)) - a Pangolin C(ACCEPT) rule at its own priority, a webhook body
+    mapping and a webhook transport to C(<webhook_url>/v1/resource/<id>/rule/<rule id>) (the rule id re-read every
+    run). Users share notification rules, up to O(users_per_rule) on each, every one with an expression policy that
+    matches the logins (and, with O(follow_sessions), logouts) of its users and their deactivation or deletion, and
+    the binding of that policy.
+  - Because one event makes authentik post every transport of its notification rule, a body never comes from the
+    event. Each body mapping computes its rule from authentik's state when authentik sends it - the newest distinct
+    addresses of the user's real C(login) events within O(expire_days), or of the user's live sessions with
+    O(follow_sessions); nothing for a deactivated or deleted user - so a delivery that arrives late, twice, or for
+    another user's login writes the right addresses. The module computes the same with the same code when it must
+    write a rule itself (a new rule, a changed setting, a deactivated user, a session that ended).
+  - Ownership is decided in one place. A rule is this whitelist's when one of its transports posts to it, or when it
+    is the only rule at the priority its body mapping recorded (a run that stopped half way, rules renumbered by
+    Pangolin) with nobody else posting to it. A priority from the inventory never makes a rule the whitelist's. All
+    objects are named C(<name_prefix><instance>/...), so two resources or two inventories keep apart; O(prune)
+    removes the objects of users no longer listed, this instance's only.
+  - Chains of collection versions 0.1 and 0.2 (one notification rule per user, named O(name_prefix) followed by the
+    username) that post to this resource are adopted on the first run - each user keeps the rule and its address,
+    the new chain is made, and only then the old objects are deleted.
+  - Every list is read once, and every input, user and priority is checked before the first write. Writes are ordered
+    for authentik's worker, which pays one task per notification rule for every event, the run's own writes
+    included - notification rules that go are deleted (or shrink) first and new ones are made last. A delete that
+    authentik refuses while its worker is busy (HTTP 405) is tried again with backoff until the object is gone.
+  - Once for all users it also keeps C(applyRules) on the resource (Pangolin ignores every rule without it) and the
+    headers mapping that sends Pangolin's key with each webhook - from O(webhook_api_key), or from a key the module
+    makes with O(manage_webhook_key). The key is never shown, and the playbook's own key is never used for it.
+  - With O(manage_webhook_key=true) the module makes an org-scoped Pangolin key named O(webhook_key_name) whose only
+    action is C(updateResourceRule). A rerun keeps it when Pangolin still has the key the mapping names with exactly
+    that action (its secret is never read back; Pangolin cannot show it). O(rotate_webhook_key=true) makes a new key,
+    switches the mapping, waits until no webhook that rendered the old key is still running (on authentik 2025.8 and
+    later, from its task API; 35 seconds before that), then deletes the old key. The module's own O(pangolin_api_key)
+    must then be a root key with the actions C(listApiKeys), C(createApiKey), C(setApiKeyActions),
+    C(listApiKeyActions) and C(deleteApiKey).
 author:
-  - homelab.pangolin_authentik contributors (!UNKNOWN)
+  - Pangolin Authentik Maintainers (@homelab-pangolin-authentik)
 extends_documentation_fragment:
   - homelab.pangolin_authentik.connection
   - homelab.pangolin_authentik.pangolin
@@ -48,16 +55,17 @@ extends_documentation_fragment:
   - homelab.pangolin_authentik.whitelist
   - homelab.pangolin_authentik.whitelist.CHAIN
   - homelab.pangolin_authentik.attributes
+  - homelab.pangolin_authentik.attributes.BOTH_GROUPS
   - ansible.builtin.action_common_attributes
 options:
   priority_start:
     description:
-      - First priority allocated to users without one.
+      - First priority allocated to rules without one.
     type: int
     default: 100
   priority_end:
     description:
-      - Last priority allocated to users without one.
+      - Last priority allocated to rules without one.
     type: int
     default: 999
   webhook_url:
@@ -66,8 +74,11 @@ options:
     type: str
   webhook_api_key:
     description:
-      - The Pangolin API key (C(<id>.<secret>)) authentik sends with each webhook; the module keeps the
-        O(headers_mapping) mapping carrying it. A key with only the C(updateResourceRule) action is enough.
+      - The Pangolin API key (C(<id>.<secret>)) authentik sends with each webhook; the module keeps the headers
+        mapping carrying it. A key with only the C(updateResourceRule) action is enough and is what it should have.
+      - It must not be O(pangolin_api_key), and the module refuses it, because authentik keeps it in a mapping in
+        clear text.
+      - Without it and without O(manage_webhook_key), the mapping named O(headers_mapping) must exist already.
     type: str
   manage_webhook_key:
     description:
@@ -83,9 +94,8 @@ options:
     description:
       - Name of the key made with O(manage_webhook_key). Keys of the resource's org with this name that the headers
         mapping does not use are deleted (a rotation's old key at once, a key whose creation answer was lost by the
-        next run).
+        next run). Default C(<name_prefix><instance>/webhook).
     type: str
-    default: jellyfin-whitelist webhook
   apply_rules:
     description:
       - Turn C(applyRules) on for the resource, so that Pangolin evaluates the rules.
@@ -93,13 +103,22 @@ options:
     default: true
   prune:
     description:
-      - Also remove the objects of users no longer listed (objects named with O(name_prefix) only).
+      - Also remove the objects of users no longer listed (this instance's objects only). Without it, such users keep
+        what they have.
     type: bool
     default: false
+  login_email:
+    description:
+      - Also send an e-mail for every login of a listed user through authentik's e-mail transport, as the manual setup's
+        e-mail step does - a notification rule, an expression policy matching those users' logins and an e-mail
+        transport, all named C(<name_prefix><instance>/login-email). Unset removes them.
+      - Exactly one recipient - C(group), an authentik group whose members get the e-mail, or C(to_user=true), the user
+        who logged in. Optionally C(subject_prefix) and C(template) (authentik 2025.8 and later).
+    type: dict
 '''
 
 EXAMPLES = r'''
-- name: Whitelist the login IPs of alice and bob
+- name: Whitelist the current addresses of alice and bob
   homelab.pangolin_authentik.login_ip_whitelist:
     pangolin_url: https://api.example.com
     pangolin_api_key: "{{ vault_pangolin_api_key }}"
@@ -114,9 +133,24 @@ EXAMPLES = r'''
       - username: bob
       - username: carol
         state: absent
+
+- name: Two devices per user, following their live sessions, with a key the collection makes
+  homelab.pangolin_authentik.login_ip_whitelist:
+    resource_id: 3
+    manage_webhook_key: true
+    max_addresses: 2
+    follow_sessions: true
+    users: "{{ jellyfin_users }}"
+    login_email:
+      group: admins
 '''
 
 RETURN = r'''
+msg:
+  description: How many users were created, updated, reset, removed or left unchanged.
+  returned: always
+  type: str
+  sample: "3 users: 1 created, 2 unchanged"
 users:
   description: One entry per user, in the order processed (pruned users last).
   returned: always
@@ -127,29 +161,66 @@ users:
       description: authentik username.
       type: str
     state:
-      description: present or absent.
+      description: C(present) or C(absent).
+      type: str
+    status:
+      description:
+        - C(created) (the user's first rules), C(updated), C(reset) (a deactivated user's rules put back to the
+          placeholder), C(removed), or C(unchanged).
       type: str
     priority:
-      description: Priority of the user's rule.
+      description: Priority of the user's first rule (null when absent).
       type: int
+    priorities:
+      description: Priority of each of the user's rules, first to last.
+      type: list
+      elements: int
     rule_id:
-      description: Id of the user's Pangolin rule (null when absent, or in check mode before creation).
+      description: Id of the user's first Pangolin rule (null when absent, or in check mode before creation).
       type: int
+    rule_ids:
+      description: Id of each of the user's rules.
+      type: list
+      elements: int
+    group:
+      description: Which of the shared notification rules (C(<head>/logins/<group>)) sends the user's webhooks.
+      type: int
+    pruned:
+      description: Whether the user was removed because O(prune) is on and the user is no longer listed.
+      type: bool
     changed:
       description: Whether anything of this user changed.
       type: bool
     changes:
-      description: What changed, one line per object.
+      description: What changed of the user's own objects, one line per object.
       type: list
       elements: str
+shared:
+  description: What changed of the objects all users share - applyRules, the key, the headers mapping, the notification
+    rules, their policies and bindings, the login e-mail.
+  returned: always
+  type: list
+  elements: str
 resource_id:
   description: Id of the Pangolin resource.
   returned: always
   type: int
+instance:
+  description: The instance the object names carry.
+  returned: always
+  type: str
+  sample: resource-3
 requests:
   description: Number of HTTP requests sent to each API by this run.
   returned: always
   type: dict
+  contains:
+    pangolin:
+      description: Requests sent to Pangolin.
+      type: int
+    authentik:
+      description: Requests sent to authentik.
+      type: int
 '''
 
 from ansible.module_utils.basic import AnsibleModule

@@ -7,22 +7,24 @@ from __future__ import annotations
 
 DOCUMENTATION = r'''
 module: login_ip_whitelist_expire
-short_description: Stop whitelisting the IPs of users who have not logged in for a while
+short_description: Bring every user's whitelisted addresses back to what authentik's state says now
 version_added: 0.2.0
 description:
-  - Resets the rule of every present user of O(users) whose newest authentik login is older than O(expire_days)
-    to O(placeholder) (match C(IP)), so the address that login whitelisted no longer gets through. The user's next
-    login whitelists them again through the unchanged chain.
-  - Only rules the whitelist owns are touched, the rule each user's own transport (named O(name_prefix) followed by
-    the username) updates. A user whose rule already holds the placeholder costs no request of its own.
-  - With O(expire_users) only those users are considered, and they are reset whatever their last login (a revoke
-    now).
-  - A user with no login event (authentik's events expire) but a whitelisted address counts as stale.
-  - Each user's newest login is read right before their rule is written, so a login earlier in the run keeps the
-    user whitelisted. Only a login whose webhook lands in the instant between that read and the write can be
-    undone; the user's next login whitelists them again.
+  - For every present user of O(users), writes each rule the whitelist owns from authentik's state now - the newest
+    distinct addresses of the user's real C(login) events within O(expire_days) (or of the user's live sessions with
+    O(follow_sessions)), and nothing for a deactivated user or one gone from authentik. The body mappings compute the
+    same whenever authentik sends them, but nothing is sent while nobody logs in - this is what puts an address that
+    outlived its login, its session or its user back to O(placeholder). Schedule it (cron, AWX).
+  - With O(expire_users) only those users are considered, and they are revoked now, whatever their last login - their
+    body mappings learn the time, so nothing from before it counts (not even when another user's login makes authentik
+    recompute them) until they log in again, and their rules go back to the placeholder.
+  - Only rules the whitelist owns are touched, as M(homelab.pangolin_authentik.login_ip_whitelist) decides it. Failed
+    logins never count as logins. A user whose rules already hold what the state says costs no write.
+  - Each user's logins are read right before their rules are written, so a login earlier in the run keeps the user
+    whitelisted. Only a login whose webhook lands in the instant between that read and the write can be undone; the
+    user's next login, or any login of the user's group, puts it back.
 author:
-  - homelab.pangolin_authentik contributors (!UNKNOWN)
+  - Pangolin Authentik Maintainers (@homelab-pangolin-authentik)
 extends_documentation_fragment:
   - homelab.pangolin_authentik.connection
   - homelab.pangolin_authentik.pangolin
@@ -30,16 +32,13 @@ extends_documentation_fragment:
   - homelab.pangolin_authentik.authentik
   - homelab.pangolin_authentik.whitelist
   - homelab.pangolin_authentik.attributes
+  - homelab.pangolin_authentik.attributes.BOTH_GROUPS
   - ansible.builtin.action_common_attributes
 options:
-  expire_days:
-    description:
-      - Reset users whose newest login is older than this many days.
-    type: int
-    default: 30
   expire_users:
     description:
-      - Only these usernames, reset now whatever their last login. Each must be a present user of O(users).
+      - Only these usernames, revoked now whatever their last login, until their next login. Each must be a present
+        user of O(users).
     type: list
     elements: str
 '''
@@ -73,9 +72,17 @@ users:
     rule_id:
       description: Id of the user's rule (null when the whitelist owns none).
       type: int
+    rule_ids:
+      description: Ids of every rule of the user the whitelist owns.
+      type: list
+      elements: int
     whitelisted:
-      description: What the rule let through before this run.
+      description: What the first rule let through before this run.
       type: str
+    addresses:
+      description: What each rule let through before this run.
+      type: list
+      elements: str
     last_login:
       description: Time of the newest login authentik recorded (null when none was read or recorded).
       type: str
@@ -89,6 +96,10 @@ resource_id:
   description: Id of the Pangolin resource.
   returned: always
   type: int
+msg:
+  description: Who was expired, in one line.
+  returned: always
+  type: str
 '''
 
 from ansible.module_utils.basic import AnsibleModule

@@ -11,22 +11,28 @@ short_description: Check every link of the login IP whitelist, per user
 version_added: 0.2.0
 description:
   - Reads, for every present user of O(users), each link of the chain
-    M(homelab.pangolin_authentik.login_ip_whitelist) keeps, and says in plain words what is wrong and what to do.
-  - Per user - the authentik user exists and is active; the transport posts to an existing rule of the resource and
-    sends the body and headers mappings; the rule's priority and the body mapping's priority agree; the policy matches
-    the user's pk; the notification rule uses the transport, has a recipient and has the policy bound; no rule of a
-    lower priority shadows the user's rule; the address the rule whitelists, and the user's last login and its
-    address. When the last login did not reach Pangolin it says why, from what authentik recorded (mapping exceptions,
-    failed webhook tasks).
-  - For everyone - C(applyRules) is on for the resource; the headers mapping exists and Pangolin still has the key
-    it sends, with the C(updateResourceRule) action; recent logins of different users
-    do not all come from one private or proxy address (an untrusted reverse proxy in front of authentik, fixed with
-    C(AUTHENTIK_LISTEN__TRUSTED_PROXY_CIDRS)); the backlog of authentik's worker, on servers with a task API
-    (2025.8 and later).
-  - A C(problem) breaks a user's whitelist now; a C(note) does not. RV(healthy) is false when there is any problem.
+    M(homelab.pangolin_authentik.login_ip_whitelist) keeps, from the same one read of both servers, and says in plain
+    words what is wrong and what to do.
+  - Per user - the authentik user exists (and whether it is active); each of the user's rules (O(max_addresses)) has
+    its body mapping, rendered for the user's pk and the inventory's settings, and its transport, which posts to an
+    existing rule of this resource with the body and headers mappings; the rule is enabled, of O(action) and an
+    address match, and its priority is the one its body mapping sends; a notification rule of the whitelist sends the
+    user's transports, with a recipient, and its policy, bound and enabled, matches the user's pk; no rule of a lower
+    priority shadows the user's rules.
+  - Which addresses each rule lets in, and where each comes from (the login event or the session); an address that
+    authentik's state no longer accounts for is flagged - a problem for a deactivated user or a session that ended
+    (O(follow_sessions)), a note for a login older than O(expire_days). When the user's newest login did not reach
+    Pangolin it says why, from what authentik recorded (mapping and policy exceptions, failed webhook tasks).
+  - For everyone - C(applyRules) is on; the headers mapping exists, does not send the playbook's own key, and Pangolin
+    still has the key it sends with the C(updateResourceRule) action; recent logins of different users do not all
+    come from one private or proxy address (an untrusted reverse proxy in front of authentik, fixed with
+    C(AUTHENTIK_LISTEN__TRUSTED_PROXY_CIDRS)); the backlog of authentik's worker (2025.8 and later); objects left
+    behind by absent or unlisted users and chains of collection version 0.2.
+  - A C(problem) breaks a user's whitelist, or lets in what should not get in, now; a C(note) does not.
+    RV(healthy) is false when there is any problem.
   - Nothing is written, also outside check mode.
 author:
-  - homelab.pangolin_authentik contributors (!UNKNOWN)
+  - Pangolin Authentik Maintainers (@homelab-pangolin-authentik)
 extends_documentation_fragment:
   - homelab.pangolin_authentik.connection
   - homelab.pangolin_authentik.pangolin
@@ -35,6 +41,7 @@ extends_documentation_fragment:
   - homelab.pangolin_authentik.whitelist
   - homelab.pangolin_authentik.whitelist.CHAIN
   - homelab.pangolin_authentik.attributes.INFO_MODULE
+  - homelab.pangolin_authentik.attributes.BOTH_GROUPS
   - ansible.builtin.action_common_attributes
 options:
   webhook_url:
@@ -109,7 +116,7 @@ users:
       type: list
       elements: dict
     rule_id:
-      description: Id of the rule the user's transport updates.
+      description: Id of the user's first rule, the one its first transport updates.
       type: int
     priority:
       description: Priority of that rule.
@@ -118,8 +125,33 @@ users:
       description: C(IP), or C(CIDR) after an IPv6 login with a prefix.
       type: str
     whitelisted:
-      description: The address (or prefix) the rule lets through now; the placeholder before the first login.
+      description: The address (or prefix) the first rule lets through now; the placeholder before the first login.
       type: str
+    addresses:
+      description: Every rule of the user, first to last, with what it lets in and why.
+      type: list
+      elements: dict
+      contains:
+        rule_id:
+          description: Id of the rule.
+          type: int
+        priority:
+          description: Its priority.
+          type: int
+        match:
+          description: C(IP) or C(CIDR).
+          type: str
+        value:
+          description: The address or prefix it lets in (the placeholder lets nobody in).
+          type: str
+        source:
+          description:
+            - The newest login event (C(kind=login)) or live session (C(kind=session)) whose address this is, with its
+              C(id), C(when) and the C(address) authentik recorded; null when nothing in authentik's state explains it.
+          type: dict
+    group:
+      description: Which of the whitelist's notification rules sends the user's webhooks.
+      type: int
     last_login:
       description: Time of the user's newest login authentik recorded.
       type: str
@@ -148,6 +180,14 @@ resource_id:
   description: Id of the Pangolin resource.
   returned: always
   type: int
+instance:
+  description: The instance the object names carry.
+  returned: always
+  type: str
+msg:
+  description: C(healthy), or how many problems were found.
+  returned: always
+  type: str
 '''
 
 from ansible.module_utils.basic import AnsibleModule

@@ -22,12 +22,13 @@ description:
     by O(resource).
   - With O(resource_id) and O(org_id) both given, the module fails when the resource belongs to another organization.
 author:
-  - homelab.pangolin_authentik contributors (!UNKNOWN)
+  - Pangolin Authentik Maintainers (@homelab-pangolin-authentik)
 extends_documentation_fragment:
   - homelab.pangolin_authentik.connection
   - homelab.pangolin_authentik.pangolin
   - homelab.pangolin_authentik.resource
   - homelab.pangolin_authentik.attributes
+  - homelab.pangolin_authentik.attributes.PANGOLIN_GROUP
   - ansible.builtin.action_common_attributes
 options:
   apply_rules:
@@ -125,11 +126,15 @@ resource:
       description: Whether the resource is enabled.
       type: bool
       sample: true
-action:
+operation:
   description: What was done (or would be done in check mode); C(update) or null.
   returned: always
   type: str
   sample: update
+msg:
+  description: What was done, in one line.
+  returned: always
+  type: str
 '''
 
 from ansible.module_utils.basic import AnsibleModule

@@ -17,11 +17,12 @@ description:
   - The key needs the actions C(listResources) and C(getResource), C(listResourceRules) with O(include_rules=true),
     and C(getOrg) to tell an unknown organization from an empty one.
 author:
-  - homelab.pangolin_authentik contributors (!UNKNOWN)
+  - Pangolin Authentik Maintainers (@homelab-pangolin-authentik)
 extends_documentation_fragment:
   - homelab.pangolin_authentik.connection
   - homelab.pangolin_authentik.pangolin
   - homelab.pangolin_authentik.attributes.INFO_MODULE
+  - homelab.pangolin_authentik.attributes.PANGOLIN_GROUP
   - ansible.builtin.action_common_attributes
 options:
   org_id:

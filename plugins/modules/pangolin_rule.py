@@ -20,12 +20,13 @@ description:
     rule if asked).
   - Rules are only evaluated when the resource has C(applyRules) on; see M(homelab.pangolin_authentik.pangolin_resource).
 author:
-  - homelab.pangolin_authentik contributors (!UNKNOWN)
+  - Pangolin Authentik Maintainers (@homelab-pangolin-authentik)
 extends_documentation_fragment:
   - homelab.pangolin_authentik.connection
   - homelab.pangolin_authentik.pangolin
   - homelab.pangolin_authentik.resource
   - homelab.pangolin_authentik.attributes
+  - homelab.pangolin_authentik.attributes.PANGOLIN_GROUP
   - ansible.builtin.action_common_attributes
 options:
   priority:
@@ -135,11 +136,17 @@ resource_id:
   returned: always
   type: int
   sample: 3
-action:
-  description: What was done (or would be done in check mode).
+operation:
+  description:
+    - What was done (or would be done in check mode) - C(create), C(update) or C(delete); null when nothing changed.
   returned: always
   type: str
-  sample: create
+  sample: update
+msg:
+  description: What was done, in one line.
+  returned: always
+  type: str
+  sample: "update the object"
 '''
 
 from ansible.module_utils.basic import AnsibleModule

@@ -18,18 +18,29 @@ description:
 author:
   - Pangolin Authentik Maintainers (@homelab-pangolin-authentik)
 extends_documentation_fragment:
-  - homelab.pangolin_authentik.attributes.INFO_MODULE
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.conn
+  - ansible.builtin.action_common_attributes.flow
 attributes:
   action:
     support: full
   async:
     support: none
+  become:
+    support: none
   bypass_host_loop:
     support: none
+  check_mode:
+    support: full
+    description: It only reads the play's variables.
   connection:
     support: none
+  delegation:
+    support: none
+  diff_mode:
+    support: none
+  platform:
+    platforms: all
 options:
   prefix:
     description:
