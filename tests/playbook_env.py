@@ -128,11 +128,16 @@ class PlaybookEnv(object):
 
     # -- running -------------------------------------------------------------
     def run(self, *args, inventory=None, check=False, diff=False, verbosity=0, stdout_callback="json_results",
-            env=None, playbook="site.yml"):
-        """Run a playbook (site.yml by default); returns (returncode, parsed JSON or None, raw stdout, raw stderr)."""
+            env=None, playbook="site.yml", collections=None):
+        """Run a playbook (site.yml by default); returns (returncode, parsed JSON or None, raw stdout, raw stderr).
+
+        With ``collections`` (a collections path where the collection is installed) the playbook is run
+        by its name as collection content, ``homelab.pangolin_authentik.<name>``, as from Galaxy.
+        """
         inventory = inventory or self.inventory()
-        command = [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(inventory),
-                   str(REPO / "playbooks" / playbook)]
+        target = ("homelab.pangolin_authentik." + playbook[:-len(".yml")] if collections
+                  else str(REPO / "playbooks" / playbook))
+        command = [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(inventory), target]
         if check:
             command.append("--check")
         if diff:
@@ -142,7 +147,7 @@ class PlaybookEnv(object):
         command.extend(args)
         full_env = dict(os.environ)
         full_env.update({
-            "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
+            "ANSIBLE_COLLECTIONS_PATH": str(collections or COLLECTIONS),
             "ANSIBLE_STDOUT_CALLBACK": stdout_callback,
             "ANSIBLE_CALLBACK_PLUGINS": str(REPO / "tests" / "callback_plugins"),
             "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
@@ -156,7 +161,8 @@ class PlaybookEnv(object):
         for name in ("AUTHENTIK_URL", "AUTHENTIK_TOKEN", "PANGOLIN_URL", "PANGOLIN_API_KEY"):
             full_env.pop(name, None)
         full_env.update(env or {})
-        proc = subprocess.run(command, capture_output=True, text=True, env=full_env, cwd=str(REPO), timeout=600)
+        proc = subprocess.run(command, capture_output=True, text=True, env=full_env,
+                              cwd=str(self.workdir if collections else REPO), timeout=600)
         parsed = None
         if stdout_callback == "json_results":
             try:
