@@ -115,6 +115,12 @@ transport:
     send_once:
       description: Whether it sends once per event.
       type: bool
+    email_subject_prefix:
+      description: Subject prefix of an e-mail transport (authentik 2025.8 and later).
+      type: str
+    email_template:
+      description: Template of an e-mail transport (authentik 2025.8 and later).
+      type: str
 operation:
   description:
     - What was done (or would be done in check mode) - C(create), C(update) or C(delete); null when nothing changed.

@@ -69,6 +69,9 @@ users:
     is_active:
       description: Whether the user may log in.
       type: bool
+    path:
+      description: The user's path (its folder in authentik's directory).
+      type: str
     groups:
       description: Names of the user's groups.
       type: list

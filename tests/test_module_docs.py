@@ -1,0 +1,103 @@
+"""Every key a module returns is documented in its RETURN, and every module names its action group.
+
+Each module runs once for real against the simulators; the keys of its result
+(and of the entries of its documented lists) must all appear in its RETURN block.
+"""
+
+import importlib
+
+import pytest
+import yaml
+
+from tests.module_harness import PACKAGE, run_module
+from tests.playbook_env import AUTHENTIK_TOKEN, PlaybookEnv
+
+# What Ansible itself adds to every result.
+ANSIBLE_KEYS = {"changed", "failed", "invocation", "warnings", "deprecations", "diff", "skipped", "_ansible_no_log"}
+
+
+def documented(name):
+    module = importlib.import_module(PACKAGE + name)
+    return yaml.safe_load(module.RETURN) or {}, yaml.safe_load(module.DOCUMENTATION)
+
+
+def undocumented(result, returns, where=""):
+    """Keys of ``result`` missing from ``returns`` (recursing into documented dicts and lists of dicts)."""
+    missing = []
+    for key, value in result.items():
+        if where == "" and key in ANSIBLE_KEYS:
+            continue
+        spec = returns.get(key)
+        if spec is None:
+            missing.append(where + key)
+            continue
+        contains = spec.get("contains")
+        if not contains:
+            continue
+        items = value if isinstance(value, list) else [value] if isinstance(value, dict) else []
+        for item in items:
+            if isinstance(item, dict):
+                missing.extend(undocumented(item, contains, where + key + "."))
+    return sorted(set(missing))
+
+
+@pytest.fixture(scope="module")
+def results():
+    with PlaybookEnv(users=2) as env:
+        p = dict(pangolin_url=env.pangolin.base_url, pangolin_api_key=env.pangolin_key, retries=0)
+        a = dict(authentik_url=env.authentik.base_url, authentik_token=AUTHENTIK_TOKEN, retries=0)
+        rid = env.resource_id
+        users = [{"username": u} for u in env.usernames]
+        env.pangolin.add_idp("authentik")
+        env.authentik.add_group("jellyfin")
+        calls = [
+            ("pangolin_resource", dict(p, resource_id=rid, apply_rules=True)),
+            ("pangolin_rule", dict(p, resource_id=rid, priority=10, match="CIDR", value="192.168.1.0/24")),
+            ("pangolin_resource_info", dict(p, org_id="homelab", name="Jellyfin")),
+            ("authentik_org_policy", dict(p, idp_name="authentik", org_id="homelab", role="Member",
+                                          org_mapping_group="jellyfin", auto_provision=True)),
+            ("authentik_group", dict(a, name="viewers")),
+            ("authentik_user", dict(a, username="carol", groups=["viewers"])),
+            ("authentik_user_info", dict(a, usernames=["carol"])),
+            ("authentik_webhook_mapping", dict(a, name="body", template="pangolin_rule_body", priority=10)),
+            ("authentik_notification_transport", dict(a, name="t", webhook_url=env.pangolin.base_url + "/v1/x",
+                                                      body_mapping="body")),
+            ("authentik_notification_rule", dict(a, name="r", transports=["t"], login_of_user="carol")),
+            ("login_ip_whitelist", dict(p, **dict(a, resource_id=rid, users=users, webhook_api_key=env.webhook_key,
+                                                  max_addresses=2))),
+            ("login_ip_whitelist_info", dict(p, **dict(a, resource_id=rid, users=users, max_addresses=2))),
+            ("login_ip_whitelist_expire", dict(p, **dict(a, resource_id=rid, users=users, max_addresses=2))),
+        ]
+        env.login("user000", "203.0.113.4")
+        found = {}
+        for name, args in calls:
+            result = run_module(name, args, diff=True)
+            assert not result.get("failed"), (name, result.get("msg"))
+            found[name] = result
+        yield found
+
+
+MODULES = ["pangolin_resource", "pangolin_rule", "pangolin_resource_info", "authentik_org_policy", "authentik_group",
+           "authentik_user", "authentik_user_info", "authentik_webhook_mapping", "authentik_notification_transport",
+           "authentik_notification_rule", "login_ip_whitelist", "login_ip_whitelist_info",
+           "login_ip_whitelist_expire"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_every_returned_key_is_documented(results, name):
+    returns, _doc = documented(name)
+    assert undocumented(results[name], returns) == []
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_every_module_names_its_action_group(name):
+    _returns, doc = documented(name)
+    runtime = yaml.safe_load(open(importlib.import_module(PACKAGE + name).__file__.rsplit("/plugins/", 1)[0]
+                                  + "/meta/runtime.yml"))
+    groups = sorted("homelab.pangolin_authentik." + g for g, members in runtime["action_groups"].items()
+                    if name in members)
+    fragments = doc.get("extends_documentation_fragment") or []
+    wanted = {("homelab.pangolin_authentik.pangolin",): "homelab.pangolin_authentik.attributes.PANGOLIN_GROUP",
+              ("homelab.pangolin_authentik.authentik",): "homelab.pangolin_authentik.attributes.AUTHENTIK_GROUP"}
+    expected = wanted.get(tuple(groups), "homelab.pangolin_authentik.attributes.BOTH_GROUPS")
+    assert groups and expected in fragments, (name, groups, fragments)
