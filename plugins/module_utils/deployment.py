@@ -74,11 +74,6 @@ class Deployment(object):
         match = self._slot.match(name or "")
         return (match.group(1), int(match.group(2))) if match else None
 
-    def username_of(self, name):
-        """The username a name of this deployment (or of the legacy scheme) belongs to, or None."""
-        parsed = self.parse_slot(name)
-        return parsed[0] if parsed else self.legacy_username(name)
-
     def parse_group(self, name):
         """The index of one of this deployment's group rules or policies, or None."""
         match = self._group.match(name or "")

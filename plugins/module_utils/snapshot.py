@@ -16,10 +16,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import (
-    SESSIONS_IN_DATABASE_SINCE,
-    parse_time,
-)
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import parse_time
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import (
     BindingKind,
     ExpressionPolicyKind,
@@ -121,10 +118,6 @@ class WhitelistSnapshot(object):
         if refresh or username not in self._logins:
             self._logins[username] = self.authentik.login_events(username, user_pk, limit=LOGIN_SCAN)
         return self._logins[username]
-
-    @property
-    def sessions_supported(self):
-        return self.authentik.at_least(SESSIONS_IN_DATABASE_SINCE)
 
 
 __all__ = ["WhitelistSnapshot", "rule_target", "RULE_URL"]

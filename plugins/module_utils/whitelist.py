@@ -35,6 +35,7 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authent
     SESSIONS_IN_DATABASE_SINCE,
     AuthentikClient,
     authentik_argument_spec,
+    parse_time,
 )
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import (
     BindingKind,
@@ -179,7 +180,7 @@ class Whitelist(object):
         now = now or datetime.now(timezone.utc)
         since = now - timedelta(days=self.settings.expire_days) if self.settings.expire_days else None
         if not_before:
-            revoked = parse_iso(not_before)
+            revoked = parse_time(not_before)
             if revoked is not None and (since is None or revoked > since):
                 since = revoked
         return since
@@ -192,7 +193,7 @@ class Whitelist(object):
             return [("IP", settings.placeholder)] * slots, []
         since = self.since(not_before, now)
         if settings.follow_sessions:
-            revoked = parse_iso(not_before) if not_before else None
+            revoked = parse_time(not_before) if not_before else None
             if revoked is not None and not any(e["created"] and e["created"] >= revoked
                                                for e in self.snapshot.logins_of(username, account["pk"])):
                 return [("IP", settings.placeholder)] * slots, []
@@ -204,14 +205,6 @@ class Whitelist(object):
                        for e in self.snapshot.logins_of(username, account["pk"])]
         candidates = [(s["when"], s["address"]) for s in sources if s["when"] is not None]
         return whitelist_entries(candidates, slots, settings.ipv6_prefix, settings.placeholder, since), sources
-
-
-def parse_iso(text):
-    try:
-        value = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 # -- planning and applying -------------------------------------------------------
