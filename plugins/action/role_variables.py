@@ -45,7 +45,11 @@ class ActionModule(ActionBase):
                              version=to_text(args.get("removed_in") or "1.0.0"),
                              collection_name="homelab.pangolin_authentik")
                         for old, new in sorted(deprecated.items()) if old in task_vars]
-        result.update(changed=False, unknown=unknown, deprecated=sorted(d for d in deprecated if d in task_vars))
+        # A deprecated name stands in for its new name while the new one is unset.
+        takes_over = dict((new, old) for old, new in deprecated.items()
+                          if old in task_vars and task_vars.get(new) in (None, "", [], {}))
+        result.update(changed=False, unknown=unknown, deprecated=sorted(d for d in deprecated if d in task_vars),
+                      takes_over=takes_over)
         if warnings:
             result["warnings"] = warnings
         if deprecations:

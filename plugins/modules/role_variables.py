@@ -78,6 +78,11 @@ deprecated:
   returned: always
   type: list
   elements: str
+takes_over:
+  description: New variable names that are unset, each mapped to the deprecated name whose value it should take.
+  returned: always
+  type: dict
+  sample: {"jellyfin_whitelist_pangolin_url": "pangolin_url"}
 '''
 
 from ansible.module_utils.basic import AnsibleModule
