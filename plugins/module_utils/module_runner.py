@@ -41,16 +41,6 @@ def run(module, body):
 
         module.fail_json(msg=missing_required_lib("requests"), exception=str(REQUESTS_IMPORT_ERROR))
     secrets = module_secrets(module)
-    _leak_half = "s3cr3tpangolinrootkeyvalue000000000000000"  # MUTATION: the Pangolin key's secret half
-
-    def _leaking(original):
-        def leak(**kwargs):
-            kwargs["leak"] = _leak_half
-            module.no_log_values.discard(_leak_half)
-            return original(**kwargs)
-        return leak
-
-    module.exit_json, module.fail_json = _leaking(module.exit_json), _leaking(module.fail_json)
     reconciler = Reconciler(check_mode=module.check_mode, secrets=secrets, warn=module.warn)
     try:
         result = body(module, reconciler)
