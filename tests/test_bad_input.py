@@ -1,10 +1,12 @@
 """Bad input never reaches the servers: one clear message naming the option and the value, no write.
 
 Each row of ``CASES`` is one kind of bad input for one module, run in-process
-against both simulators; a few role-level rows run the real playbook. Every
-row must fail with a message that names the offending option (and value,
-unless the value is a secret), without a traceback, a secret, or any write
-on either simulator.
+against both simulators, in normal and in check mode; a few role-level rows
+run the real playbook. Every row must fail with a message that names the
+offending option (and value, unless the value is a secret), without a
+traceback, a secret, or any write on either simulator. Some rows are refused
+by Ansible itself (types, choices, the ``users`` suboptions): its message is
+the one checked there.
 """
 
 import json
@@ -18,8 +20,7 @@ PREFIX = "jellyfin-whitelist-"
 HEADERS = "jellyfin-whitelist pangolin headers"
 DROP = object()  # an override that removes the option
 FOREIGN_PRIORITY = 5
-
-
+LONG_INSTANCE = "i" * 65
 
 
 @pytest.fixture(scope="module")
@@ -98,14 +99,19 @@ CASES = [
     ("resource-without-org", "pangolin_resource", {"resource_id": DROP, "resource": "Jellyfin"},
      ["resource", "org_id"]),
     # -- the users list -------------------------------------------------------------------------
-    ("user-not-a-dict", "login_ip_whitelist", users("user000"), ["users[0]", "'user000'"]),
-    ("user-without-username", "login_ip_whitelist", users({"priority": 100}), ["users[0].username", "None"]),
-    ("user-unknown-key", "login_ip_whitelist", users(dict(U0, prio=3)), ["users[0]", "prio"]),
+    # ansible-core alone would echo every secret option in clear here; the modules refuse it first.
+    ("user-not-a-dict", "login_ip_whitelist", users("user000"), ["users", "'user000'"]),
+    # Ansible's own suboption validation: username required, known keys only, state a choice.
+    ("user-without-username", "login_ip_whitelist", users({"priority": 100}),
+     ["missing required arguments: username", "users"]),
+    ("user-unknown-key", "login_ip_whitelist", users(dict(U0, prio=3)), ["users.prio", "username"]),
+    ("user-username-empty", "login_ip_whitelist", users({"username": ""}), ["users[0].username", "''"]),
     ("username-newline", "login_ip_whitelist", users({"username": "bad\nname"}),
      ["users[0].username", "bad\\nname", "control character"]),
     ("username-listed-twice", "login_ip_whitelist", users(U0, U0), ["users[1]", "'user000'", "twice"]),
-    ("user-state-invalid", "login_ip_whitelist", users(dict(U0, state="gone")), ["state", "'gone'"]),
-    ("priority-not-int", "login_ip_whitelist", users(dict(U0, priority="abc")), ["priority", "'abc'"]),
+    ("user-state-invalid", "login_ip_whitelist", users(dict(U0, state="gone")),
+     ["value of state must be one of: present, absent, got: gone", "users"]),
+    ("priority-not-int", "login_ip_whitelist", users(dict(U0, priority="abc")), ["priority", "users", "'abc'"]),
     ("priority-bool", "login_ip_whitelist", users(dict(U0, priority=True)), ["priority", "True"]),
     ("priority-out-of-range", "login_ip_whitelist", users(dict(U0, priority=2 ** 40)),
      ["priority", str(2 ** 40), "out of range"]),
@@ -188,13 +194,42 @@ CASES = [
      ["webhook_key_name", "''"]),
     ("doctor-recent-logins-zero", "login_ip_whitelist_info", {"recent_logins": 0}, ["recent_logins", "0"]),
     ("doctor-ipv6-prefix", "login_ip_whitelist_info", {"ipv6_prefix": 200}, ["ipv6_prefix", "200"]),
-    ("doctor-user-not-a-dict", "login_ip_whitelist_info", users("user000"), ["users[0]", "'user000'"]),
+    ("doctor-user-not-a-dict", "login_ip_whitelist_info", users("user000"), ["users", "'user000'"]),
+    ("doctor-user-state-invalid", "login_ip_whitelist_info", users(dict(U0, state="gone")), ["state", "gone"]),
     ("expire-days-negative", "login_ip_whitelist_expire", {"expire_days": -3}, ["expire_days", "-3"]),
     ("expire-unknown-user", "login_ip_whitelist_expire", {"expire_users": ["ghost"]}, ["expire_users", "'ghost'"]),
     ("expire-placeholder-not-ip", "login_ip_whitelist_expire", {"placeholder": "none"}, ["placeholder", "'none'"]),
     ("retries-negative", "authentik_group", {"retries": -1}, ["retries", "-1"]),
+    # -- the deployment's name, addresses per user, users per rule, expiry ------------------------
+    ("instance-bad-characters", "login_ip_whitelist", {"instance": "jelly/fin"}, ["instance", "'jelly/fin'"]),
+    ("instance-space", "login_ip_whitelist_info", {"instance": "jelly fin"}, ["instance", "'jelly fin'"]),
+    ("instance-leading-dash", "login_ip_whitelist_expire", {"instance": "-jellyfin"}, ["instance", "'-jellyfin'"]),
+    ("instance-too-long", "login_ip_whitelist", {"instance": LONG_INSTANCE}, ["instance", repr(LONG_INSTANCE)]),
+    ("max-addresses-zero", "login_ip_whitelist", {"max_addresses": 0}, ["max_addresses", "got 0"]),
+    ("max-addresses-21", "login_ip_whitelist", {"max_addresses": 21}, ["max_addresses", "got 21"]),
+    ("max-addresses-not-int", "login_ip_whitelist", {"max_addresses": "x"}, ["max_addresses", "'x'"]),
+    ("doctor-max-addresses-zero", "login_ip_whitelist_info", {"max_addresses": 0}, ["max_addresses", "got 0"]),
+    ("users-per-rule-zero", "login_ip_whitelist", {"users_per_rule": 0}, ["users_per_rule", "got 0"]),
+    ("whitelist-expire-days-negative", "login_ip_whitelist", {"expire_days": -1}, ["expire_days", "got -1"]),
+    # -- the login e-mail ---------------------------------------------------------------------------
+    ("login-email-both-recipients", "login_ip_whitelist", {"login_email": {"group": "jellyfin", "to_user": True}},
+     ["login_email", "exactly one recipient"]),
+    ("login-email-no-recipient", "login_ip_whitelist", {"login_email": {"subject_prefix": "[jellyfin]"}},
+     ["login_email", "exactly one recipient"]),
+    ("login-email-unknown-key", "login_ip_whitelist", {"login_email": {"to_user": True, "grop": "jellyfin"}},
+     ["login_email", "grop"]),
+    # Ansible's own type check names the option and the type it got.
+    ("login-email-not-a-dict", "login_ip_whitelist", {"login_email": ["jellyfin"]},
+     ["login_email", "list", "dict"]),
+    # -- the key authentik sends is never the playbook's own --------------------------------------
+    ("webhook-key-is-the-playbooks-key", "login_ip_whitelist", {"webhook_api_key": "PANGOLIN_KEY"},
+     ["webhook_api_key", "pangolin_api_key", "own Pangolin key"]),
+    # -- TLS per server -----------------------------------------------------------------------------
+    ("pangolin-validate-certs-not-bool", "login_ip_whitelist", {"pangolin_validate_certs": "maybe"},
+     ["pangolin_validate_certs", "'maybe'"]),
+    ("authentik-ca-path-missing", "login_ip_whitelist", {"authentik_ca_path": "/nonexistent/authentik-ca.pem"},
+     ["authentik_ca_path", "/nonexistent/authentik-ca.pem"]),
 ]
-
 
 REAL_RUN_ONLY = {"unknown-headers-mapping", "unknown-body-mapping", "rule-on-tcp-resource", "user-unknown-group"}
 
@@ -210,40 +245,53 @@ def build_args(world, module, overrides):
             args[key] = world.pangolin.base_url
         elif value == "TCP":
             args[key] = world.tcp_resource
+        elif value == "PANGOLIN_KEY":
+            args[key] = world.pangolin_key
         else:
             args[key] = value
     return args
 
 
 def assert_refused(world, result, fragments):
+    """Refused, no secret, no traceback, no write; returns the fragments the message misses."""
     text = json.dumps(result)
     assert result.get("failed"), result
     msg = result.get("msg") or ""
-    for fragment in fragments:
-        assert fragment in msg, (fragment, msg)
     for secret in world.secrets:
         assert secret not in text, secret
     assert "Traceback" not in text and not msg.startswith("unexpected error"), text[:3000]
     assert world.pangolin.writes() == [] and world.authentik.writes() == [], (
         [(e.method, e.path) for e in world.pangolin.writes() + world.authentik.writes()])
+    return [(fragment, msg) for fragment in fragments if fragment not in msg]
+
+
+NEW_OPTIONS = ("instance", "max_addresses", "users_per_rule", "expire_days", "login_email", "webhook_api_key",
+               "pangolin_validate_certs", "authentik_ca_path")
 
 
 def test_table_covers_enough_kinds():
-    assert len(CASES) >= 30
+    assert len(CASES) >= 67 + 19  # the kinds the table had, and those of the new options
     assert len(set(case[0] for case in CASES)) == len(CASES)
+    covered = set(key for case in CASES for key in case[2])
+    assert set(NEW_OPTIONS) <= covered, set(NEW_OPTIONS) - covered
 
 
-@pytest.mark.parametrize("module,overrides,fragments", [pytest.param(*c[1:], id=c[0]) for c in CASES])
+def case_params():
+    return [pytest.param(*case[1:], id=case[0]) for case in CASES]
+
+
+@pytest.mark.parametrize("module,overrides,fragments", case_params())
 def test_bad_input_is_refused_before_any_write(request, world, module, overrides, fragments):
     world.pangolin.reset_log()
     world.authentik.reset_log()
     result = run_module(module, build_args(world, module, overrides))
-    assert_refused(world, result, fragments)
-    if request.node.callspec.id in REAL_RUN_ONLY:
-        return  # check mode cannot tell: an earlier task may create the object; rules are only created for real
-    # Check mode refuses the same input the same way.
-    result = run_module(module, build_args(world, module, overrides), check=True)
-    assert_refused(world, result, fragments)
+    missing = assert_refused(world, result, fragments)
+    if request.node.callspec.id not in REAL_RUN_ONLY:
+        # Check mode refuses the same input the same way (REAL_RUN_ONLY: check mode cannot tell, an
+        # earlier task may create the object; rules are only created for real).
+        result = run_module(module, build_args(world, module, overrides), check=True)
+        missing += assert_refused(world, result, fragments)
+    assert missing == [], missing
 
 
 def test_usernames_with_quotes_work(world):
@@ -253,13 +301,25 @@ def test_usernames_with_quotes_work(world):
     result = run_module("login_ip_whitelist", args)
     assert not result.get("failed"), result.get("msg")
     assert [u["priority"] for u in result["users"]] == [300]
-    world.authentik.login("a'b", "198.51.100.77")
+    world.login("a'b", "198.51.100.77")  # waits until authentik's worker delivered
     rule = world.rule_of("a'b")
     assert rule["value"] == "198.51.100.77" and rule["priority"] == 300
     # Clean up for the other rows, which expect no object of this user to get in the way.
     args["users"] = [{"username": "a'b", "state": "absent"}]
     assert not run_module("login_ip_whitelist", args).get("failed")
     assert not [r for r in world.pangolin.rules(world.resource_id) if r["priority"] == 300]
+
+
+def test_an_unknown_login_email_group_is_refused_before_any_write():
+    """On its own pair of simulators: a write it made would disturb the shared world."""
+    with PlaybookEnv(users=2) as env:
+        env.secrets = [env.pangolin_key, env.webhook_key, AUTHENTIK_TOKEN]
+        args = dict(pangolin_conn(env), **dict(authentik_conn(env), resource_id=env.resource_id,
+                                               webhook_api_key=env.webhook_key, users=[U0],
+                                               login_email={"group": "no-such-group"}))
+        for check in (True, False):
+            result = run_module("login_ip_whitelist", args, check=check)
+            assert assert_refused(env, result, ["login_email.group", "'no-such-group'"]) == []
 
 
 # -- role level: the playbook refuses before any write ----------------------------------------
@@ -271,6 +331,9 @@ ROLE_CASES = [
                  "Validating arguments", ["priority", "abc"], id="user-priority-not-int"),
     pytest.param(dict(jellyfin_whitelist_users=[{"username": "user000", "state": "gone"}]),
                  "Validating arguments", ["state", "gone"], id="user-state-invalid"),
+    # The role's own argument check catches it first, naming the role variable.
+    pytest.param(dict(jellyfin_whitelist_users=["user000"]), "Validating arguments",
+                 ["jellyfin_whitelist_users", "is of type str"], id="user-not-a-dict"),
 ]
 
 
@@ -303,3 +366,34 @@ def test_role_refuses_duplicate_priorities_without_writing():
         assert "priority 200" in failed["msg"] and "user000" in failed["msg"], failed["msg"]
         assert "Traceback" not in out + err
         assert env.writes() == []
+
+
+def test_role_refuses_a_missing_webhook_key_option_before_any_write():
+    """Neither jellyfin_whitelist_webhook_api_key nor manage_webhook_key: refused before the first write."""
+    with PlaybookEnv(users=2) as env:
+        inventory = env.inventory(jellyfin_whitelist_webhook_api_key=None)
+        rc, parsed, out, err = env.run(inventory=inventory)
+        assert rc != 0
+        task, failed = env.failure(parsed)
+        assert task.endswith("Refuse to hand the playbook's own key to authentik"), task
+        for fragment in ("jellyfin_whitelist_webhook_api_key", "jellyfin_whitelist_manage_webhook_key: true"):
+            assert fragment in failed["msg"], (fragment, failed["msg"])
+        assert "Traceback" not in out + err
+        for secret in (env.pangolin_key.split(".", 1)[1], env.webhook_key.split(".", 1)[1], AUTHENTIK_TOKEN):
+            assert secret not in out + err
+        assert env.writes() == []
+
+
+def test_role_only_warns_about_an_unknown_variable():
+    """A misspelt jellyfin_whitelist_* variable is named in a warning; the run goes on and succeeds."""
+    with PlaybookEnv(users=2) as env:
+        inventory = env.inventory(jellyfin_whitelist_max_adresses=3)
+        rc, parsed, out, err = env.run(inventory=inventory)
+        assert rc == 0, out[-3000:]
+        checked = env.task_results(parsed, "Warn about variables the role does not know")
+        warnings = " ".join(str(w) for w in (checked[0] or {}).get("warnings") or [])
+        assert "jellyfin_whitelist_max_adresses is not a variable of this role" in warnings, checked
+        assert not env.failure(parsed)[0]
+        assert sorted(env.whitelist_users(parsed)) == env.usernames
+        assert [env.slot_name(u) for u in env.usernames] == sorted(
+            t["name"] for t in env.authentik.transports.values())  # one address each: the typo changed nothing

@@ -1,12 +1,13 @@
 """Faults on the wire: every write of a converge fails once in each way a network can fail.
 
-A clean converge (the role's three module calls, 3 users) is recorded once;
-then each of its writes gets a 503, a lost answer (the server did the work
-but the answer never arrives), a reset or a timeout on a fresh pair of
-simulators. The faulty run must either succeed or fail with one clear
+A clean converge (the role's one ``login_ip_whitelist`` call, 3 users) is
+recorded once; then each of its writes gets a 503, a lost answer (the server
+did the work but the answer never arrives), a reset or a timeout on a fresh
+pair of simulators. The faulty run must either succeed or fail with one clear
 message; the next run must leave exactly the right state, and the run after
-that must write nothing. Reads, 429s, retry bounds and concurrent runs are
-covered after the matrix.
+that must write nothing. Reads, 429s, retry bounds, concurrent runs and the
+shape of the simulators' injected answers are covered after the matrix.
+authentik's worker delivers in the background; logins wait until it is idle.
 """
 
 import json
@@ -18,19 +19,18 @@ import time
 import uuid
 
 import pytest
-
+import requests
 
 from tests.module_harness import PACKAGE
 from tests.module_harness import run_module
 from tests.playbook_env import AUTHENTIK_TOKEN, COLLECTIONS, REPO, PlaybookEnv
 
 PREFIX = "jellyfin-whitelist-"
-HEADERS = "jellyfin-whitelist pangolin headers"
 FOREIGN = dict(action="DROP", match="CIDR", value="10.0.0.0/8", priority=5)
 
 
 class Stack(object):
-    """Both simulators, seeded like the role's setup, driven with the role's module arguments."""
+    """Both simulators, seeded like the role's setup, driven with the arguments the role gives its module."""
 
     def __init__(self, users=3):
         self.env = PlaybookEnv(users=users)
@@ -38,44 +38,34 @@ class Stack(object):
         self.resource_id = self.env.resource_id
         self.usernames = list(self.env.usernames)
         self.foreign_rule = self.pangolin.add_rule(self.resource_id, **FOREIGN)
+        self.head = PREFIX + "resource-%d" % self.resource_id
+        self.headers_name = self.head + "/headers"
+        self.group_name = self.head + "/logins/1"
         self.secrets = [self.env.pangolin_key, self.env.webhook_key, AUTHENTIK_TOKEN,
                         self.env.pangolin_key.split(".", 1)[1], self.env.webhook_key.split(".", 1)[1]]
 
     def close(self):
         self.env.close()
 
-    # -- the role's three module calls -----------------------------------------------
-    def pangolin_conn(self, **extra):
-        conn = dict(pangolin_url=self.pangolin.base_url, pangolin_api_key=self.env.pangolin_key, retries=2)
-        conn.update(extra)
-        return conn
-
-    def authentik_conn(self, **extra):
-        conn = dict(authentik_url=self.authentik.base_url, authentik_token=AUTHENTIK_TOKEN, retries=2)
-        conn.update(extra)
-        return conn
-
+    # -- the role's module call ---------------------------------------------------------
     def whitelist_args(self, **extra):
-        args = dict(self.pangolin_conn(), **self.authentik_conn())
-        args.update(resource_id=self.resource_id, users=[{"username": u} for u in self.usernames],
-                    name_prefix=PREFIX, headers_mapping=HEADERS, priority_start=100, priority_end=999,
-                    placeholder="0.0.0.0", prune=False)
+        """What roles/jellyfin_whitelist/tasks/whitelist.yml hands login_ip_whitelist for the example
+        inventory (the resource by name within its org, the webhook key given), with 2 retries."""
+        args = dict(pangolin_url=self.pangolin.base_url, pangolin_api_key=self.env.pangolin_key,
+                    authentik_url=self.authentik.base_url, authentik_token=AUTHENTIK_TOKEN,
+                    resource="jellyfin.example.com", org_id="homelab",
+                    users=[{"username": u} for u in self.usernames], name_prefix=PREFIX, placeholder="0.0.0.0",
+                    ipv6_prefix=0, max_addresses=1, follow_sessions=False, expire_days=30,
+                    webhook_api_key=self.env.webhook_key, manage_webhook_key=False, rotate_webhook_key=False,
+                    priority_start=100, priority_end=999, users_per_rule=10, prune=False, retries=2)
         args.update(extra)
         return args
 
     def converge(self, **conn):
-        """The role's module calls in order; stops at the first failure. Returns the results."""
-        results = [run_module("pangolin_resource", dict(self.pangolin_conn(**conn), resource_id=self.resource_id,
-                                                        apply_rules=True))]
-        if not results[-1].get("failed"):
-            results.append(run_module("authentik_webhook_mapping", dict(
-                self.authentik_conn(**conn), name=HEADERS, template="pangolin_headers",
-                webhook_api_key=self.env.webhook_key)))
-        if not results[-1].get("failed"):
-            results.append(run_module("login_ip_whitelist", self.whitelist_args(**conn)))
-        for result in results:
-            assert_clean(result, self.secrets)
-        return results
+        """The role's whitelist task; returns its result, checked for tracebacks and secrets."""
+        result = run_module("login_ip_whitelist", self.whitelist_args(**conn))
+        assert_clean(result, self.secrets)
+        return result
 
     def writes(self):
         return self.pangolin.writes() + self.authentik.writes()
@@ -92,59 +82,69 @@ class Stack(object):
     def named(self, store, name):
         return [o for o in getattr(self.authentik, store).values() if o.get("name") == name]
 
+    def slot_name(self, username):
+        return "%s/%s/1" % (self.head, username)
+
     def assert_converged(self):
         rules = self.pangolin.rules(self.resource_id)
         foreign = [r for r in rules if r["ruleId"] == self.foreign_rule]
         assert len(foreign) == 1 and dict((k, foreign[0][k]) for k in FOREIGN) == FOREIGN
         mine = [r for r in rules if r["ruleId"] != self.foreign_rule]
-        priorities = sorted(r["priority"] for r in mine)
-        assert priorities == [100, 101, 102], rules  # one rule per user, no duplicate priority
+        assert sorted(r["priority"] for r in mine) == [100, 101, 102], rules  # one rule per user, none twice
         assert all((r["action"], r["match"], r["enabled"]) == ("ACCEPT", "IP", True) for r in mine), mine
         assert self.pangolin.resource(self.resource_id)["applyRules"] is True
-        headers = self.named("mappings", HEADERS)
-        assert len(headers) == 1
-        names = set([HEADERS] + [PREFIX + u for u in self.usernames])
-        for store in ("mappings", "transports", "policies", "rules"):
-            stray = [o["name"] for o in getattr(self.authentik, store).values() if o["name"] not in names]
-            assert stray == [], (store, stray)
-        rule_ids = set()
-        for username in self.usernames:
-            name = PREFIX + username
-            found = dict((store, self.named(store, name)) for store in ("mappings", "transports", "policies",
-                                                                         "rules"))
-            assert all(len(v) == 1 for v in found.values()), (username, found)
-            mapping, transport, policy, rule = (found[s][0] for s in ("mappings", "transports", "policies",
-                                                                      "rules"))
-            priority = int(re.search(r'"priority": (\d+)', mapping["expression"]).group(1))
+        headers = self.named("mappings", self.headers_name)
+        assert len(headers) == 1, headers
+        # Nothing but the deployment's own objects: no stray, no duplicate left by a retried create.
+        slots = set(self.slot_name(u) for u in self.usernames)
+        expected = dict(mappings=slots | {self.headers_name}, transports=slots, policies={self.group_name},
+                        rules={self.group_name})
+        for store, names in expected.items():
+            found = sorted(o["name"] for o in getattr(self.authentik, store).values())
+            assert found == sorted(names), (store, found)
+        transport_pks, user_pks = [], []
+        for index, username in enumerate(self.usernames):
+            name = self.slot_name(username)
+            mapping, transport = self.named("mappings", name)[0], self.named("transports", name)[0]
+            priority = int(re.search(r"'priority': (\d+),", mapping["expression"]).group(1))
+            user_pk = int(re.search(r"'user_pk': (\d+),", mapping["expression"]).group(1))
+            assert user_pk == self.authentik.user_by_username(username)["pk"], (username, mapping["expression"])
+            assert priority == 100 + index, (username, priority)
             match = re.search(r"/v1/resource/(\d+)/rule/(\d+)$", transport["webhook_url"])
             assert match and int(match.group(1)) == self.resource_id, transport["webhook_url"]
             target = [r for r in mine if r["ruleId"] == int(match.group(2))]
             assert len(target) == 1 and target[0]["priority"] == priority, (username, transport, mine)
-            rule_ids.add(target[0]["ruleId"])
             assert transport["webhook_mapping_body"] == mapping["pk"]
             assert transport["webhook_mapping_headers"] == headers[0]["pk"]
-            assert rule["transports"] == [transport["pk"]]
-            bindings = [b for b in self.authentik.bindings.values() if b["target"] == rule["pk"]]
-            assert [(b["policy"], b["order"], b["enabled"]) for b in bindings] == [(policy["pk"], 0, True)]
-        assert len(rule_ids) == len(self.usernames)
-        assert len(self.authentik.bindings) == len(self.usernames)
+            transport_pks.append(transport["pk"])
+            user_pks.append(user_pk)
+        targets = set(self.env.rule_of(u)["ruleId"] for u in self.usernames)
+        assert len(targets) == len(self.usernames)  # every user posts to a rule of their own
+        # One notification rule for the three users: their transports, their policy, one binding.
+        group_rule = self.named("rules", self.group_name)[0]
+        policy = self.named("policies", self.group_name)[0]
+        assert sorted(group_rule["transports"]) == sorted(transport_pks), (group_rule, transport_pks)
+        members = re.search(r"'users': \[([\d, ]*)\],", policy["expression"]).group(1)
+        assert sorted(int(pk) for pk in members.split(",")) == sorted(user_pks), policy["expression"]
+        assert [(b["policy"], b["target"], b["order"], b["enabled"]) for b in self.authentik.bindings.values()] == [
+            (policy["pk"], group_rule["pk"], 0, True)], self.authentik.bindings
 
     def assert_logins_whitelist(self):
         for index, username in enumerate(self.usernames):
             ip = "203.0.113.%d" % (10 + index)
-            self.authentik.login(username, ip)
+            self.env.login(username, ip)  # waits until the worker delivered
             assert self.env.rule_of(username)["value"] == ip, username
             assert self.pangolin.apply_rules_for(self.resource_id, ip) == "ACCEPT"
 
     def assert_settled(self):
         """A fault-free run repairs everything; the run after it writes nothing."""
         self.clear_faults()
-        results = self.converge()
-        assert not any(r.get("failed") for r in results), [r.get("msg") for r in results]
+        result = self.converge()
+        assert not result.get("failed"), result.get("msg")
         self.assert_converged()
         self.reset_logs()
-        results = self.converge()
-        assert not any(r.get("failed") or r.get("changed") for r in results), results
+        result = self.converge()
+        assert not (result.get("failed") or result.get("changed")), result
         assert self.writes() == []
         self.assert_logins_whitelist()
 
@@ -164,9 +164,10 @@ def assert_clean(result, secrets):
         assert secret not in text
     assert "Traceback" not in text
     assert "exception" not in result or "Traceback" not in result["exception"]
+    msg = result.get("msg") or ""
+    assert msg, result  # every module says what it did
     if result.get("failed"):
-        msg = result.get("msg") or ""
-        assert msg and "\n" not in msg.strip() and not msg.startswith("unexpected error"), msg
+        assert "\n" not in msg.strip() and not msg.startswith("unexpected error"), msg
 
 
 @pytest.fixture
@@ -187,8 +188,8 @@ def record_writes():
     s = Stack()
     try:
         s.reset_logs()
-        results = s.converge()
-        assert not any(r.get("failed") for r in results)
+        result = s.converge()
+        assert not result.get("failed"), result.get("msg")
         points, seen = [], {}
         for sim_name, sim in (("pangolin", s.pangolin), ("authentik", s.authentik)):
             for entry in sim.writes():
@@ -202,16 +203,21 @@ def record_writes():
 
 WRITES = record_writes()
 # Every write gets a 503, a lost answer and a reset; a timeout costs seconds of waiting,
-# so it hits the first write of each kind (the headers mapping and the first user's chain).
+# so it hits the first write of each kind (applyRules, the headers mapping, the first
+# user's rule and transport, the group's policy, rule and binding).
 MATRIX = [pytest.param(point, kind, id="%s-%s-%s#%d-%s" % (point + (kind,)))
           for point in WRITES for kind in ("503", "lost_answer", "reset", "timeout")
           if kind != "timeout" or point[3] == 0]
 
 
 def test_clean_converge_has_the_expected_writes():
-    # One applyRules switch, the headers mapping, and per user a rule and five authentik objects.
-    assert len(WRITES) == 2 + 6 * 3, WRITES
-    assert len(MATRIX) == 3 * 20 + 7
+    # One applyRules switch and the headers mapping; per user a body mapping, a Pangolin rule and
+    # a transport (3 x 3); then, for all three users together, one policy, one notification rule
+    # and one binding: users share a notification rule (users_per_rule 10) instead of each getting
+    # a policy, a rule and a binding of their own.
+    assert len(WRITES) == 2 + 3 * 3 + 3, WRITES
+    assert len(set(point[:3] for point in WRITES)) == 7
+    assert len(MATRIX) == 3 * 14 + 7
 
 
 @pytest.mark.parametrize("point,kind", MATRIX)
@@ -224,12 +230,12 @@ def test_fault_on_each_write_is_repaired(stack, point, kind):
         sim.inject("timeout", method=method, path_regex=_pattern(path), skip=occurrence, delay=1.5)
     else:
         sim.inject(kind, method=method, path_regex=_pattern(path), skip=occurrence)
-    results = stack.converge(**conn)
+    result = stack.converge(**conn)
     hit = [e for e in sim.log if e.fault == kind]
     assert len(hit) == 1, "the fault never fired"
     if kind == "lost_answer" and method == "PUT" and sim_name == "pangolin":
         # A lost create answer: the same run re-finds the rule instead of creating it twice.
-        assert not any(r.get("failed") for r in results)
+        assert not result.get("failed"), result.get("msg")
         assert sorted(r["priority"] for r in stack.pangolin.rules(stack.resource_id)) == [5, 100, 101, 102]
     stack.assert_settled()
 
@@ -237,10 +243,12 @@ def test_fault_on_each_write_is_repaired(stack, point, kind):
 # -- reads -----------------------------------------------------------------------------
 
 READS = [
+    pytest.param("pangolin", r"^/v1/org/homelab/resources$", "list resources of org", id="resources-list"),
     pytest.param("pangolin", r"^/v1/resource/\d+/rules$", "list rules", id="rules-list"),
     pytest.param("authentik", r"^/api/v3/core/users/$", "list user", id="users-list"),
     pytest.param("authentik", r"^/api/v3/propertymappings/notification/$", "list webhook mapping",
                  id="mappings-list"),
+    pytest.param("authentik", r"^/api/v3/events/events/$", "list login events", id="login-events"),
     pytest.param("authentik", r"^/api/v3/admin/version/$", "read the authentik version", id="version"),
 ]
 
@@ -250,9 +258,9 @@ READS = [
 def test_fault_on_a_read_is_retried_with_a_warning(stack, sim_name, regex, operation, kind):
     sim = getattr(stack, sim_name)
     sim.inject(kind, method="GET", path_regex=regex)
-    results = stack.converge()
-    assert not any(r.get("failed") for r in results), [r.get("msg") for r in results]
-    warnings = " ".join(w for r in results for w in warning_texts(r))
+    result = stack.converge()
+    assert not result.get("failed"), result.get("msg")
+    warnings = " ".join(warning_texts(result))
     assert "retry 1 of 2" in warnings and operation in warnings, warnings
     assert len([e for e in sim.log if e.fault == kind]) == 1
     stack.assert_converged()
@@ -263,46 +271,60 @@ def test_fault_on_a_read_is_retried_with_a_warning(stack, sim_name, regex, opera
 def test_429_retry_after_is_honoured(stack):
     stack.pangolin.inject("429", method="GET", path_regex=r"^/v1/resource/\d+$", retry_after=1)
     started = time.monotonic()
-    result = run_module("pangolin_resource", dict(stack.pangolin_conn(), resource_id=stack.resource_id,
-                                                  apply_rules=True))
+    result = stack.converge()
     elapsed = time.monotonic() - started
     assert not result.get("failed"), result.get("msg")
     assert elapsed >= 1.0, elapsed
     assert any("HTTP 429" in w and "in 1.0s" in w for w in warning_texts(result)), result["warnings"]
+    stack.assert_converged()
 
 
-def test_429_forever_fails_after_the_retries(stack):
-    stack.pangolin.inject("429", method="GET", path_regex=r"^/v1/resource/\d+$", retry_after=0, count=-1)
-    result = run_module("pangolin_resource", dict(stack.pangolin_conn(retries=2), resource_id=stack.resource_id,
-                                                  apply_rules=True))
+@pytest.mark.parametrize("sim_name,regex,operation", [
+    ("pangolin", r"^/v1/resource/\d+$", "read resource"),
+    ("authentik", r"^/api/v3/admin/version/$", "read the authentik version"),
+])
+def test_429_forever_fails_after_the_retries(stack, sim_name, regex, operation):
+    sim = getattr(stack, sim_name)
+    sim.inject("429", method="GET", path_regex=regex, retry_after=0, count=-1)
+    result = stack.converge()
     assert result.get("failed")
-    assert "HTTP 429" in result["msg"] and "read resource" in result["msg"], result["msg"]
-    assert len([e for e in stack.pangolin.log if e.fault == "429"]) == 3  # one try and two retries
+    assert "HTTP 429" in result["msg"] and operation in result["msg"], result["msg"]
+    assert len([e for e in sim.log if e.fault == "429"]) == 3  # one try and two retries
     assert len(warning_texts(result)) == 2
     assert "3 attempts" in result["msg"] and "not JSON" not in result["msg"], result["msg"]
-    assert_clean(result, stack.secrets)
     assert stack.writes() == []
 
 
 def test_429_retry_after_is_capped(stack, monkeypatch):
     from ansible_collections.homelab.pangolin_authentik.plugins.module_utils import api_client
 
-    slept = []
-    monkeypatch.setattr(api_client.time, "sleep", slept.append)
+    slept, real_sleep = [], time.sleep
+
+    def sleep(seconds):
+        # Only the HTTP layer's waits are recorded (and skipped); the simulators' threads sleep as usual.
+        if sys._getframe(1).f_globals.get("__name__") == api_client.__name__:
+            slept.append(seconds)
+            return
+        real_sleep(seconds)
+
+    monkeypatch.setattr(api_client.time, "sleep", sleep)
     stack.pangolin.inject("429", method="GET", path_regex=r"^/v1/resource/\d+$", retry_after=3600)
-    result = run_module("pangolin_resource", dict(stack.pangolin_conn(), resource_id=stack.resource_id,
-                                                  apply_rules=True))
+    result = stack.converge()
     assert not result.get("failed"), result.get("msg")
     assert slept == [api_client.MAX_RETRY_WAIT]
 
 
 def test_non_idempotent_create_is_not_retried_on_5xx_without_looking(stack):
-    """A 503 on a create: the run looks before it creates again, and never creates twice."""
-    stack.authentik.inject("503", method="POST", path_regex=r"^/api/v3/events/transports/$", count=-1)
-    results = stack.converge()
-    assert results[-1].get("failed") and "transport" in results[-1]["msg"], results[-1]
-    posts = [e for e in stack.authentik.log if e.method == "POST" and e.path == "/api/v3/events/transports/"]
-    assert len(posts) == 2  # create_attempts, each after a fresh look
+    """A 503 on every create of a webhook mapping: the run looks before it creates again, and gives up."""
+    stack.authentik.inject("503", method="POST", path_regex=r"^/api/v3/propertymappings/notification/$", count=-1)
+    result = stack.converge()
+    assert result.get("failed") and "webhook mapping" in result["msg"], result
+    log = [(e.method, e.path) for e in stack.authentik.log if e.path == "/api/v3/propertymappings/notification/"]
+    # create_attempts: two creates of the headers mapping, a fresh look before the second and after it
+    assert log[-4:] == [("POST", "/api/v3/propertymappings/notification/"),
+                        ("GET", "/api/v3/propertymappings/notification/")] * 2, log
+    assert len([m for m in log if m[0] == "POST"]) == 2
+    assert stack.pangolin.writes()[-1].path == "/v1/resource/%d" % stack.resource_id  # only applyRules so far
     stack.assert_settled()
 
 
@@ -339,12 +361,6 @@ def slow_writes(sim, delay):
 
 @pytest.mark.parametrize("round_", range(3))
 def test_concurrent_converges_end_like_one(stack, round_):
-    for result in [run_module("pangolin_resource", dict(stack.pangolin_conn(), resource_id=stack.resource_id,
-                                                        apply_rules=True)),
-                   run_module("authentik_webhook_mapping", dict(
-                       stack.authentik_conn(), name=HEADERS, template="pangolin_headers",
-                       webhook_api_key=stack.env.webhook_key))]:
-        assert not result.get("failed"), result.get("msg")
     if round_:
         slow_writes(stack.pangolin, 0.02 * round_)
         slow_writes(stack.authentik, 0.02 * round_)
@@ -361,10 +377,62 @@ def test_concurrent_converges_end_like_one(stack, round_):
 
 
 def test_a_run_that_stops_after_the_rule_leaves_no_stray_rule(stack):
-    """The rule is created first; if the chain then fails, the next run must take that rule back."""
-    stack.authentik.inject("503", method="POST", path_regex=r"^/api/v3/propertymappings/notification/$",
-                           skip=1, count=-1)  # the headers mapping passes, every body mapping fails
-    results = stack.converge()
-    assert results[-1].get("failed") and "webhook mapping" in results[-1]["msg"], results[-1]
-    assert [r["priority"] for r in stack.pangolin.rules(stack.resource_id)] == [5, 100]
+    """A slot's rule is created before its transport; if the transport then fails, the next run must
+    take that rule back as the user's, not leave it behind nor collide with it."""
+    stack.authentik.inject("503", method="POST", path_regex=r"^/api/v3/events/transports/$",
+                           skip=1, count=-1)  # the first user's transport passes, every other fails
+    result = stack.converge()
+    assert result.get("failed") and "transport" in result["msg"], result
+    assert sorted(r["priority"] for r in stack.pangolin.rules(stack.resource_id)) == [5, 100, 101]
+    assert stack.named("transports", stack.slot_name("user001")) == []
+    assert stack.named("rules", stack.group_name) == []  # the notification rule comes last
     stack.assert_settled()
+    assert len(stack.pangolin.rules(stack.resource_id)) == 4
+
+
+# -- what an injected fault looks like -------------------------------------------------
+
+def test_injected_faults_have_each_servers_shape(stack):
+    """A fault reads like the server's own answer, so the modules' error paths are the real ones."""
+    pangolin_url = stack.pangolin.base_url + "/v1/resource/%d" % stack.resource_id
+    auth = {"Authorization": "Bearer " + stack.env.pangolin_key}
+    for status in (429, 500, 502, 503):
+        stack.pangolin.inject(str(status), method="GET", retry_after=7)
+        resp = requests.get(pangolin_url, headers=auth, timeout=10)
+        assert resp.status_code == status
+        body = resp.json()
+        assert sorted(body) == ["data", "error", "message", "stack", "status", "success"], body
+        assert (body["data"], body["success"], body["error"], body["status"], body["stack"]) == (
+            None, False, True, status, None), body
+        assert body["message"] and "injected" not in body["message"], body
+        assert resp.headers["X-Powered-By"] == "Express"
+        assert ("Retry-After" in resp.headers) == (status == 429)
+        if status == 429:
+            assert resp.headers["Retry-After"] == "7" and body["message"].startswith("Rate limit exceeded"), body
+    # The shape Pangolin uses for its own errors, by comparison.
+    own = requests.get(stack.pangolin.base_url + "/v1/resource/9999", headers=auth, timeout=10).json()
+    assert sorted(own) == sorted(body) and own["success"] is False
+
+    authentik_url = stack.authentik.base_url + "/api/v3/core/users/"
+    auth = {"Authorization": "Bearer " + AUTHENTIK_TOKEN}
+    for retry_after, text in ((7, "7 seconds"), (1, "1 second")):
+        stack.authentik.inject("429", method="GET", retry_after=retry_after)
+        resp = requests.get(authentik_url, headers=auth, timeout=10)
+        assert resp.status_code == 429 and resp.headers["Retry-After"] == str(retry_after)
+        assert resp.json() == {"detail": "Request was throttled. Expected available in %s." % text}
+    for status in (500, 502, 503):
+        stack.authentik.inject(str(status), method="GET")
+        resp = requests.get(authentik_url, headers=auth, timeout=10)
+        assert resp.status_code == status and resp.headers["Content-Type"].startswith("text/html")
+        assert "<h1>Server Error (500)</h1>" in resp.text and "injected" not in resp.text
+        assert "Retry-After" not in resp.headers
+
+    # What the modules make of them: the server's message, once, after the retries.
+    stack.clear_faults()
+    stack.pangolin.inject("503", method="GET", path_regex=r"^/v1/resource/\d+/rules$", count=-1)
+    result = stack.converge()
+    assert result.get("failed") and "HTTP 503 Service Unavailable" in result["msg"], result["msg"]
+    stack.clear_faults()
+    stack.authentik.inject("503", method="GET", path_regex=r"^/api/v3/admin/version/$", count=-1)
+    result = stack.converge()
+    assert result.get("failed") and "HTTP 503 answer is not JSON: Server Error (500)" in result["msg"], result["msg"]

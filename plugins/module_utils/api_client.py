@@ -153,7 +153,7 @@ class ApiClient(object):
     token_option = "token"
 
     def __init__(self, base_url, token, validate_certs=True, ca_path=None, timeout=30,
-                 retries=3, warn=None, secrets=None, retry_backoff=0.5):
+                 retries=3, warn=None, secrets=None, retry_backoff=0.5, ca_option="ca_path"):
         self.secrets = secrets or Secrets()
         self.secrets.add(token)
         self.base_url = normalize_base_url(base_url, self.api_prefix, self.url_option)
@@ -168,6 +168,7 @@ class ApiClient(object):
         self.retries = retries
         self.retry_backoff = retry_backoff
         self.warn = warn or (lambda msg: None)
+        self.ca_option = ca_option
         self.request_count = 0
         self.session = requests.Session()
         # Our own retry loop decides what may be re-sent; the adapter must never retry.
@@ -189,7 +190,7 @@ class ApiClient(object):
                 pass
         elif ca_path:
             if not os.path.exists(ca_path):
-                raise ApiError("ca_path %r does not exist" % ca_path)
+                raise ApiError("%s %r does not exist" % (ca_option, ca_path))
             self.session.verify = ca_path
 
     # -- hooks for subclasses ------------------------------------------
@@ -275,8 +276,8 @@ class ApiClient(object):
 
     def _tls_error(self, exc):
         reason = _short_reason(exc)
-        return ("TLS verification of %s failed (%s); set ca_path to the CA that signed the server's "
-                "certificate, or validate_certs: false for a test setup" % (self.base_url, reason))
+        return ("TLS verification of %s failed (%s); set %s to the CA that signed the server's "
+                "certificate, or validate_certs: false for a test setup" % (self.base_url, reason, self.ca_option))
 
     def _failure(self, operation, status, decoded, raw, action, method):
         detail = self.error_detail(status, decoded) if decoded is not None else None

@@ -78,7 +78,9 @@ class AuthentikClient(ApiClient):
         validate_certs = params.get("authentik_validate_certs")
         return cls(params["authentik_url"], params["authentik_token"],
                    validate_certs=params["validate_certs"] if validate_certs is None else validate_certs,
-                   ca_path=params.get("authentik_ca_path") or params.get("ca_path"), timeout=params["timeout"],
+                   ca_path=params.get("authentik_ca_path") or params.get("ca_path"),
+                   ca_option="authentik_ca_path" if params.get("authentik_ca_path") else "ca_path",
+                   timeout=params["timeout"],
                    retries=params["retries"], warn=module.warn)
 
     # -- errors ----------------------------------------------------------

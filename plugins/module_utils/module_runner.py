@@ -21,6 +21,35 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconci
 SECRET_OPTIONS = ("pangolin_api_key", "authentik_token", "webhook_api_key", "api_key", "password")
 
 
+def ansible_module(argument_spec, **kwargs):
+    """An AnsibleModule that refuses a non-dict element of a list-of-dicts option itself.
+
+    Meeting one, ansible-core stops before it has collected the no_log values and echoes every
+    secret option in clear; so the element is found first and refused by a module whose spec
+    takes it as it is, with the secrets masked as usual.
+    """
+    from ansible.module_utils.basic import AnsibleModule, _load_params
+
+    nested = [name for name, spec in argument_spec.items()
+              if spec.get("type") == "list" and spec.get("elements") == "dict"]
+    problem = None
+    if nested:
+        given = _load_params()
+        for name in nested:
+            value = given.get(name)
+            entries = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+            for index, entry in enumerate(entries):
+                if not isinstance(entry, dict):
+                    problem = "%s[%d] must be a dict, got %r" % (name, index, entry)
+                    break
+            if problem:
+                relaxed = dict(argument_spec)
+                relaxed[name] = dict(relaxed[name], elements="raw")
+                relaxed[name].pop("options", None)
+                AnsibleModule(argument_spec=relaxed, **kwargs).fail_json(msg=problem)
+    return AnsibleModule(argument_spec=argument_spec, **kwargs)
+
+
 def module_secrets(module):
     """Every secret the module was given, so no output can carry one."""
     secrets = Secrets()

@@ -69,6 +69,7 @@ class PangolinClient(ApiClient):
         return cls(params["pangolin_url"], params["pangolin_api_key"],
                    validate_certs=_first(params.get("pangolin_validate_certs"), params["validate_certs"]),
                    ca_path=params.get("pangolin_ca_path") or params.get("ca_path"),
+                   ca_option="pangolin_ca_path" if params.get("pangolin_ca_path") else "ca_path",
                    timeout=params["timeout"], retries=params["retries"], warn=module.warn)
 
     # -- envelope ------------------------------------------------------

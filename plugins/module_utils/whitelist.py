@@ -245,7 +245,11 @@ class WhitelistPlan(object):
         return self
 
     def _check_destination(self):
+        """The groups notifications go to exist, before the first write."""
         self.group_pk = None
+        wanted = self.settings.login_email or {}
+        self.email_group_pk = (self.w.authentik.group_pk(wanted["group"], "login_email.group")
+                               if wanted.get("group") else None)
         if not self.w.authentik.at_least(DESTINATION_RENAME_SINCE):
             if not self.settings.destination_group:
                 raise InputError("authentik %s cannot send a notification to the event's user (needs 2025.8); "
@@ -624,8 +628,7 @@ class WhitelistPlan(object):
                                  lookup=False)
         desired = dict(name=name, transports=[_pk(transport_out, name)], severity="notice")
         if wanted.get("group"):
-            desired.update(destination_group=self.w.authentik.group_pk(wanted["group"], "login_email.group"),
-                           destination_event_user=False)
+            desired.update(destination_group=self.email_group_pk, destination_event_user=False)
         else:
             desired.update(destination_event_user=True, destination_group=None)
         rule_out = r.ensure(snap.notification_kind, desired, current=rule, lookup=False)

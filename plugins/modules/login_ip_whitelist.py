@@ -223,14 +223,12 @@ requests:
       type: int
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import (
     EmailTransport,
     check_name,
     check_webhook_url,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_runner import run
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_runner import ansible_module, run
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.webhook_key import WebhookKey
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.whitelist import (
@@ -310,7 +308,7 @@ def main():
         prune=dict(type="bool", default=False),
         login_email=dict(type="dict"),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **rules)
+    module = ansible_module(argument_spec, supports_check_mode=True, **rules)
     run(module, manage_whitelist)
 
 

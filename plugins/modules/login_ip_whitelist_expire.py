@@ -102,11 +102,9 @@ msg:
   type: str
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import check_name
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.expire import WhitelistExpiry
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_runner import run
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_runner import ansible_module, run
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.whitelist import (
     Whitelist,
     open_whitelist,
@@ -132,7 +130,7 @@ def main():
     argument_spec.update(
         expire_users=dict(type="list", elements="str"),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **rules)
+    module = ansible_module(argument_spec, supports_check_mode=True, **rules)
     run(module, expire)
 
 

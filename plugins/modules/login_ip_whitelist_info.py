@@ -190,11 +190,9 @@ msg:
   type: str
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import check_webhook_url
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.doctor import WhitelistDoctor
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_runner import run
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_runner import ansible_module, run
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.whitelist import (
     Whitelist,
@@ -228,7 +226,7 @@ def main():
         manage_webhook_key=dict(type="bool", default=False),
         recent_logins=dict(type="int", default=100),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **rules)
+    module = ansible_module(argument_spec, supports_check_mode=True, **rules)
     run(module, examine)
 
 

@@ -1268,6 +1268,16 @@ class AuthentikSimulator(SimulatorBase):
         return text, [(type(exc).__name__, text, False)]
 
     # -- HTTP ----------------------------------------------------------------
+    def fault_response(self, status, fault):
+        """An injected fault as authentik answers it: DRF's throttling answer for a 429 (with
+        Retry-After), Django's HTML error page for a 5xx (or the proxy in front of it)."""
+        if status == 429:
+            wait = fault.retry_after
+            return Response(429, {"detail": "Request was throttled. Expected available in %d second%s."
+                                            % (wait, "" if wait == 1 else "s")},
+                            headers={"Retry-After": str(wait)})
+        return Response(status, HTML_500, "text/html")
+
     def handle(self, request):
         try:
             resp = self._route(request)

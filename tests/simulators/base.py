@@ -56,7 +56,7 @@ class Response:
 class Fault:
     """One switchable fault.
 
-    kind: "500", "502", "503", "429", "timeout", "reset", "lost_answer".
+    kind: "500", "502", "503", "504", "429", "timeout", "reset", "lost_answer".
     ``lost_answer`` lets the simulator perform the request, then drops the
     connection so the client never sees the answer.
     """
@@ -193,6 +193,14 @@ class SimulatorBase:
     def handle(self, request):  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def fault_response(self, status, fault):
+        """The answer to an injected HTTP fault (429 or a 5xx).
+
+        Each simulator answers the way its server does (its error envelope, its
+        throttling message, its error page); a 429 always carries Retry-After.
+        """
+        return Response(status, {"detail": "injected fault %s" % status})
+
     def _dispatch(self, http):
         parts = urlsplit(http.path)
         length = int(http.headers.get("Content-Length") or 0)
@@ -215,11 +223,13 @@ class SimulatorBase:
         with self.lock:
             self.log.append(entry)
 
-        if fault and fault.kind in ("500", "502", "503", "429"):
+        if fault and fault.kind in ("500", "502", "503", "504", "429"):
             status = int(fault.kind)
-            headers = {"Retry-After": str(fault.retry_after)} if status == 429 else {}
-            entry.status = status
-            self._send(http, Response(status, {"detail": "injected fault %s" % status}, headers=headers))
+            resp = self.fault_response(status, fault)
+            if status == 429:
+                resp.headers.setdefault("Retry-After", str(fault.retry_after))
+            entry.status = resp.status
+            self._send(http, resp)
             return
         if fault and fault.kind == "timeout":
             time.sleep(fault.delay)

@@ -655,6 +655,21 @@ class PangolinSimulator(SimulatorBase):
         return Response(status, {"data": None, "success": False, "error": True,
                                  "message": message, "status": status, "stack": None})
 
+    def fault_response(self, status, fault):
+        """An injected fault as Pangolin answers it: errorHandlerMiddleware's envelope, Express's headers.
+
+        The 429 is the integration API's rate limiter at its default limits (its Retry-After
+        comes from the fault); a 5xx carries the handlers' catch-all message (500) or the
+        status's reason phrase (createHttpError's default). Not observed on a real server.
+        """
+        messages = {429: "Rate limit exceeded. You can make 500 requests every 1 minute(s).",
+                    500: "An error occurred", 502: "Bad Gateway", 503: "Service Unavailable",
+                    504: "Gateway Timeout"}
+        message = messages.get(status, "Internal Server Error")
+        resp = self.err(status, message)
+        resp.headers.update({"Access-Control-Allow-Origin": "*", "X-Powered-By": "Express"})
+        return resp
+
     # -- dispatch ------------------------------------------------------------
     def handle(self, request):
         resp = self._route(request)
