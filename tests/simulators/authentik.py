@@ -10,8 +10,36 @@ the project's authentik API reference):
 * PUT wipes the ``default=list`` M2Ms (user groups, group users/parents) (§1);
 * policy bindings: exactly one of policy/group/user, PATCH without target is a 500 (§6);
 * every event runs the notification pipeline: rules -> bound policies (mode any)
-  -> recipients -> transports, with real Python expressions and webhook POSTs
-  with retries (§4, §10, §11).
+  -> recipients -> transports, with real Python expressions (evaluated by the
+  worker when it runs the task, against the state of that moment) and webhook POSTs
+  with retries (§4, §10, §11);
+* a DELETE of a rule or transport the worker still holds tasks for can answer an
+  empty 405 and leave the object (``busy_delete_failure``, a seeded chance, §17).
+
+The worker (§10.7, §16-17) is a queue of messages, oldest first, like the Postgres
+broker: saving an event enqueues ``event_trigger_dispatch``, which enqueues one
+``event_trigger_handler`` per notification rule whatever the event, which enqueues one
+``notification_transport`` per recipient and transport. ``worker=`` picks who runs it:
+
+* ``"sync"`` (default): the request that saved the event drains the queue before it
+  answers, so a test sees the delivery at once;
+* ``"background"``: ``worker_threads`` threads run it while the API keeps answering,
+  as the real worker does; ``task_costs`` gives each actor the seconds of work a task
+  costs (the real worker spends tens of ms per task), so a backlog builds up and
+  logins wait behind it; tests wait with ``wait_idle()`` or on a condition;
+* ``"manual"``: nothing runs until a test calls ``step()`` / ``run_until_idle()``.
+
+A failed task is retried with exponential backoff (``retry_backoff`` * 2**n) up to
+``max_retries`` (Dramatiq's 5, 20 before 2025.8.4, Celery's 3 before 2025.8; before
+2025.8 only a transport's delivery error is retried). ``pause_worker(actors)`` leaves
+the messages of those actors queued (a stalled worker); ``enqueued`` counts the
+messages sent per actor, which is what the load tests measure.
+
+Sessions (§17): a login creates an ``AuthenticatedSession`` (one day, or 30 days with
+"stay signed in"), ``use_session()`` refreshes its address and last use,
+``expire_session()`` runs it out without an event, ``logout()`` writes a ``logout``
+event and deletes it; ``/core/authenticated_sessions/`` lists, reads and deletes them
+(bulk too), writing no event.
 
 Seeded state: the anonymous user (pk 1, never listed), ``akadmin`` (pk 4, member
 of the superuser group "authentik Admins"); users added later get pks from 5 on.
@@ -78,13 +106,14 @@ and logs follow ``TaskLogMiddleware`` and the Postgres broker:
 Simulator-only control routes (not part of authentik), no auth:
 
 * ``POST /_sim/login/`` with ``{"username", "client_ip", "password"?}`` runs ``login()``
-  and answers ``{"event": <action>, "deliveries": [...]}``;
+  and answers ``{"event": <action>, "session_key", "deliveries": [...]}`` (the
+  deliveries made before it answered: all of them with the sync worker);
+* ``POST /_sim/logout/`` with ``{"session_key", "client_ip"?}`` runs ``logout()``;
 * ``POST /_sim/worker/`` with ``{"paused": bool}`` (``GET`` reads it) pauses or resumes
-  the worker, like ``pause_worker()`` / ``resume_worker()``, and answers
-  ``{"paused": bool, "held": <events held>, "queued": <queued task rows>}``. While paused,
-  new events are held: each shows its ``event_trigger_dispatch`` row and one
-  ``event_trigger_handler`` row per rule as ``queued`` (the backlog a busy worker shows,
-  §16); on resume they run in order. Held events do not make ``wait_idle`` wait.
+  the whole worker, like ``pause_worker()`` / ``resume_worker()``, and answers
+  ``{"paused": bool, "held": <messages queued>, "queued": <task rows queued>}``. Held
+  messages run in order on resume; messages of paused actors do not make
+  ``wait_idle`` wait.
 
 Run it alone with ``python -m tests.simulators.authentik --port 9000``.
 """
