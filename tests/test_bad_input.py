@@ -333,7 +333,7 @@ ROLE_CASES = [
                  "Validating arguments", ["state", "gone"], id="user-state-invalid"),
     # The role's own argument check catches it first, naming the role variable.
     pytest.param(dict(jellyfin_whitelist_users=["user000"]), "Validating arguments",
-                 ["jellyfin_whitelist_users", "is of type str"], id="user-not-a-dict"),
+                 ["jellyfin_whitelist_users", "unable to convert to dict"], id="user-not-a-dict"),
 ]
 
 

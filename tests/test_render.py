@@ -7,6 +7,7 @@ value comes out exactly as given and nothing else happened.
 """
 
 import ast
+import ipaddress
 import types
 
 import jmespath
@@ -55,7 +56,11 @@ def test_body_mapping_is_a_full_rule_update_with_the_login_ip(priority, ip):
     notification = types.SimpleNamespace(event=event(client_ip=ip))
     request = types.SimpleNamespace(context={"notification": notification})
     body = run_authentik_expression(expression, request=request, notification=notification, user=None)
-    assert body == {"action": "ACCEPT", "match": "IP", "value": ip or "0.0.0.0", "priority": priority,
+    # Pangolin compares the client's address as IPv4 when it is one: an IPv4-mapped login address
+    # is written in its IPv4 form.
+    address = ipaddress.ip_address(ip) if ip else None
+    expected = str(getattr(address, "ipv4_mapped", None) or address) if address else "0.0.0.0"
+    assert body == {"action": "ACCEPT", "match": "IP", "value": expected, "priority": priority,
                     "enabled": True}
     assert render.rendered_values(expression)["priority"] == priority
 

@@ -34,7 +34,7 @@ def ansible_module(argument_spec, **kwargs):
               if spec.get("type") == "list" and spec.get("elements") == "dict"]
     problem = None
     if nested:
-        given = _load_params()
+        given = _load_params() or {}  # None under ansible-test's argument_spec introspection
         for name in nested:
             value = given.get(name)
             entries = [value] if isinstance(value, str) else value if isinstance(value, list) else []
