@@ -47,6 +47,15 @@ def ensure_collection_link():
             pass
 
 
+def module_args(env, **extra):
+    """The arguments of a whitelist module call on ``env``'s simulators, every user of ``env`` listed."""
+    args = dict(pangolin_url=env.pangolin.base_url, pangolin_api_key=env.pangolin_key, retries=0,
+                authentik_url=env.authentik.base_url, authentik_token=AUTHENTIK_TOKEN, resource_id=env.resource_id,
+                users=[{"username": u} for u in env.usernames])
+    args.update(extra)
+    return args
+
+
 def wait_for(condition, timeout=30.0, what="the condition"):
     """Poll ``condition`` until it holds; fail the test after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

@@ -24,15 +24,13 @@ import requests
 
 from tests import legacy
 from tests.module_harness import run_module
-from tests.playbook_env import AUTHENTIK_TOKEN, PlaybookEnv
+from tests.playbook_env import AUTHENTIK_TOKEN, PlaybookEnv, module_args
 
 SOLO = {"users_per_rule": 1}  # one notification rule, policy and binding per user
 
 
 def conn(env):
-    return dict(pangolin_url=env.pangolin.base_url, pangolin_api_key=env.pangolin_key, retries=0,
-                authentik_url=env.authentik.base_url, authentik_token=AUTHENTIK_TOKEN, resource_id=env.resource_id,
-                users=[{"username": u} for u in env.usernames])
+    return module_args(env)
 
 
 def converge(env, **extra):

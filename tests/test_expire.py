@@ -11,15 +11,13 @@ from datetime import timedelta
 import pytest
 
 from tests.module_harness import run_module
-from tests.playbook_env import AUTHENTIK_TOKEN, PlaybookEnv
+from tests.playbook_env import PlaybookEnv, module_args
 
 PLACEHOLDER = "0.0.0.0"
 
 
 def conn(env):
-    return dict(pangolin_url=env.pangolin.base_url, pangolin_api_key=env.pangolin_key, retries=0,
-                authentik_url=env.authentik.base_url, authentik_token=AUTHENTIK_TOKEN, resource_id=env.resource_id,
-                users=[{"username": u} for u in env.usernames], ipv6_prefix=64)
+    return module_args(env, ipv6_prefix=64)
 
 
 def age_logins(env, username, days):

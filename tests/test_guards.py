@@ -15,7 +15,7 @@ import pytest
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.addresses import rule_entry
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin_values import rule_value_error
 from tests.module_harness import run_module
-from tests.playbook_env import AUTHENTIK_TOKEN, PlaybookEnv
+from tests.playbook_env import PlaybookEnv, module_args
 from tests.simulators.base import Response
 
 
@@ -26,11 +26,8 @@ def env():
 
 
 def conn(env, **extra):
-    args = dict(pangolin_url=env.pangolin.base_url, pangolin_api_key=env.pangolin_key, retries=0,
-                authentik_url=env.authentik.base_url, authentik_token=AUTHENTIK_TOKEN, resource_id=env.resource_id,
-                users=[{"username": u} for u in env.usernames], webhook_api_key=env.webhook_key)
-    args.update(extra)
-    return args
+    extra.setdefault("webhook_api_key", env.webhook_key)
+    return module_args(env, **extra)
 
 
 def ok(result):

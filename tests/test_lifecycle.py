@@ -15,26 +15,18 @@ import pytest
 
 from tests import legacy
 from tests.module_harness import run_module
-from tests.playbook_env import AUTHENTIK_TOKEN, PlaybookEnv
-
-
-def conn(env, **extra):
-    args = dict(pangolin_url=env.pangolin.base_url, pangolin_api_key=env.pangolin_key, retries=0,
-                authentik_url=env.authentik.base_url, authentik_token=AUTHENTIK_TOKEN, resource_id=env.resource_id,
-                users=[{"username": u} for u in env.usernames])
-    args.update(extra)
-    return args
+from tests.playbook_env import AUTHENTIK_TOKEN, PlaybookEnv, module_args
 
 
 def whitelist(env, check=False, diff=False, **extra):
     extra.setdefault("webhook_api_key", env.webhook_key)
-    result = run_module("login_ip_whitelist", conn(env, **extra), check=check, diff=diff)
+    result = run_module("login_ip_whitelist", module_args(env, **extra), check=check, diff=diff)
     assert not result.get("failed"), result.get("msg")
     return result
 
 
 def failing(module, env, **extra):
-    result = run_module(module, conn(env, **extra))
+    result = run_module(module, module_args(env, **extra))
     assert result.get("failed"), result
     return result["msg"]
 
@@ -106,7 +98,7 @@ def test_an_ipv4_mapped_login_is_whitelisted_as_plain_ipv4(env, prefix):
     env.login("user001", "::ffff:198.51.100.141")
     assert env.addresses_of("user001") == ["198.51.100.141"]
     assert env.pangolin.apply_rules_for(env.resource_id, "198.51.100.141") == "ACCEPT"
-    doctor = run_module("login_ip_whitelist_info", conn(env, ipv6_prefix=prefix))
+    doctor = run_module("login_ip_whitelist_info", module_args(env, ipv6_prefix=prefix))
     report = [u for u in doctor["users"] if u["username"] == "user001"][0]
     assert report["healthy"] and report["addresses"][0]["source"]["address"] == "::ffff:198.51.100.141"
 
@@ -120,10 +112,10 @@ def test_failed_logins_neither_expire_nor_hide_the_real_login(env):
         env.login("user000", "192.0.2.%d" % (attempt + 1), password="wrong")
     assert [e.action for e in env.authentik.events if e.action.startswith("login")][-8:] == \
         ["login"] + ["login_failed"] * 7
-    expired = run_module("login_ip_whitelist_expire", conn(env))
+    expired = run_module("login_ip_whitelist_expire", module_args(env))
     assert not expired.get("failed"), expired.get("msg")
     assert expired["changed"] is False and env.addresses_of("user000") == ["203.0.113.60"]
-    doctor = run_module("login_ip_whitelist_info", conn(env))
+    doctor = run_module("login_ip_whitelist_info", module_args(env))
     report = [u for u in doctor["users"] if u["username"] == "user000"][0]
     assert report["last_login_ip"] == "203.0.113.60" and "last_login" not in [n["check"] for n in report["notes"]]
     # a login_failed carries the user on this authentik: the pipeline must not whitelist its address either
@@ -150,7 +142,7 @@ def test_a_hand_written_headers_mapping_with_the_playbooks_key_is_refused_and_re
     assert env.pangolin_key.split(".")[1] not in str(created) and "REDACTED" in str(created["diff"])
     msg = failing("login_ip_whitelist", env, headers_mapping=name)
     assert "sends this playbook's own Pangolin key" in msg
-    doctor = run_module("login_ip_whitelist_info", conn(env, headers_mapping=name))
+    doctor = run_module("login_ip_whitelist_info", module_args(env, headers_mapping=name))
     assert "webhook_key" in [p["check"] for p in doctor["problems"]]
 
 
@@ -221,7 +213,7 @@ def test_expire_resets_missing_and_inactive_users(env):
     env.login("user001", "203.0.113.85")
     env.authentik.user_by_username("user000")["is_active"] = False
     del env.authentik.users[env.authentik.user_by_username("user001")["pk"]]
-    result = run_module("login_ip_whitelist_expire", conn(env))
+    result = run_module("login_ip_whitelist_expire", module_args(env))
     assert not result.get("failed"), result.get("msg")
     reasons = dict((u["username"], (u["expired"], u["reason"])) for u in result["users"])
     assert reasons["user000"] == (True, "the user is deactivated")
@@ -241,7 +233,7 @@ def test_a_removal_that_failed_half_way_leaves_no_rule_after_the_rerun(env, faul
                          "transport": (env.authentik, "DELETE", r"/events/transports/"),
                          "mapping": (env.authentik, "DELETE", r"/propertymappings/notification/")}[step]
     sim.inject(fault, method=method, path_regex=path, skip=1, count=-1)
-    run_module("login_ip_whitelist", conn(env, users=absent, webhook_api_key=env.webhook_key))
+    run_module("login_ip_whitelist", module_args(env, users=absent, webhook_api_key=env.webhook_key))
     sim.clear_faults()
     whitelist(env, users=absent)
     assert env.pangolin.rules(env.resource_id) == []

@@ -13,21 +13,13 @@ import pytest
 
 from tests.legacy import Api
 from tests.module_harness import run_module
-from tests.playbook_env import AUTHENTIK_TOKEN, PlaybookEnv
+from tests.playbook_env import PlaybookEnv, module_args
 
 NOBODY = "0.0.0.0"
 
 
-def conn(env, **extra):
-    args = dict(pangolin_url=env.pangolin.base_url, pangolin_api_key=env.pangolin_key, retries=0,
-                authentik_url=env.authentik.base_url, authentik_token=AUTHENTIK_TOKEN, resource_id=env.resource_id,
-                users=[{"username": u} for u in env.usernames])
-    args.update(extra)
-    return args
-
-
 def whitelist(env, check=False, diff=False, **extra):
-    result = run_module("login_ip_whitelist", conn(env, webhook_api_key=env.webhook_key, **extra), check=check,
+    result = run_module("login_ip_whitelist", module_args(env, webhook_api_key=env.webhook_key, **extra), check=check,
                         diff=diff)
     assert not result.get("failed"), result.get("msg")
     return result
@@ -87,12 +79,12 @@ def test_a_session_revoked_by_an_admin_is_gone_after_expiry(env):
     resp = api.session.delete(api.base + "/core/authenticated_sessions/%s/" % older["uuid"], timeout=10)
     assert resp.status_code == 204  # no event for the user: nothing is delivered
     assert env.authentik.wait_idle(30) and env.addresses_of("user000") == ["198.51.100.2", "203.0.113.1"]
-    checked = run_module("login_ip_whitelist_expire", conn(env, **SESSIONS), check=True, diff=True)
+    checked = run_module("login_ip_whitelist_expire", module_args(env, **SESSIONS), check=True, diff=True)
     assert checked["changed"] and env.addresses_of("user000") == ["198.51.100.2", "203.0.113.1"]
-    result = run_module("login_ip_whitelist_expire", conn(env, **SESSIONS))
+    result = run_module("login_ip_whitelist_expire", module_args(env, **SESSIONS))
     assert [u["reason"] for u in result["users"] if u["username"] == "user000"] == ["a session ended"]
     assert env.addresses_of("user000") == ["198.51.100.2", NOBODY]
-    assert run_module("login_ip_whitelist_expire", conn(env, **SESSIONS))["changed"] is False
+    assert run_module("login_ip_whitelist_expire", module_args(env, **SESSIONS))["changed"] is False
 
 
 def test_an_expired_session_is_gone_after_the_next_whitelist_run(env):
@@ -177,14 +169,14 @@ def test_the_doctor_reports_each_address_and_where_it_comes_from(env):
     whitelist(env, **SESSIONS)
     env.login("user000", "203.0.113.1")
     env.login("user000", "198.51.100.2")
-    result = run_module("login_ip_whitelist_info", conn(env, **SESSIONS))
+    result = run_module("login_ip_whitelist_info", module_args(env, **SESSIONS))
     assert result["healthy"], result
     report = [u for u in result["users"] if u["username"] == "user000"][0]
     sessions = dict((s["last_ip"], s["uuid"]) for s in env.authentik.sessions_of("user000"))
     assert [(a["value"], a["source"]["kind"], a["source"]["id"]) for a in report["addresses"]] == [
         ("198.51.100.2", "session", sessions["198.51.100.2"]), ("203.0.113.1", "session", sessions["203.0.113.1"])]
     env.authentik.sessions = dict((k, s) for k, s in env.authentik.sessions.items() if s["last_ip"] != "203.0.113.1")
-    result = run_module("login_ip_whitelist_info", conn(env, **SESSIONS))
+    result = run_module("login_ip_whitelist_info", module_args(env, **SESSIONS))
     report = [u for u in result["users"] if u["username"] == "user000"][0]
     assert [p["check"] for p in report["problems"]] == ["session_gone"] and "203.0.113.1" in report["problems"][0][
         "message"]
@@ -192,6 +184,6 @@ def test_the_doctor_reports_each_address_and_where_it_comes_from(env):
 
 def test_sessions_need_authentik_2025_4():
     with PlaybookEnv(users=1, authentik_version="2025.2.4") as env:
-        result = run_module("login_ip_whitelist", conn(env, webhook_api_key=env.webhook_key, **SESSIONS))
+        result = run_module("login_ip_whitelist", module_args(env, webhook_api_key=env.webhook_key, **SESSIONS))
         assert result.get("failed") and "follow_sessions" in result["msg"] and "2025.4" in result["msg"]
         assert env.writes() == []

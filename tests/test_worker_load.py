@@ -7,7 +7,7 @@ can answer 405 and leave the rule in place (the project's authentik reference,
 """
 
 from tests.module_harness import run_module
-from tests.playbook_env import AUTHENTIK_TOKEN, PlaybookEnv
+from tests.playbook_env import PlaybookEnv, module_args
 
 # A 25-user converge queued 1550 handler tasks with one notification rule per user
 # (collection 0.2, measured with this simulator); the goal is at most a third of it.
@@ -15,11 +15,8 @@ HANDLER_TASKS_0_2 = 1550
 
 
 def conn(env, **extra):
-    args = dict(pangolin_url=env.pangolin.base_url, pangolin_api_key=env.pangolin_key, retries=0,
-                authentik_url=env.authentik.base_url, authentik_token=AUTHENTIK_TOKEN, resource_id=env.resource_id,
-                users=[{"username": u} for u in env.usernames], webhook_api_key=env.webhook_key)
-    args.update(extra)
-    return args
+    extra.setdefault("webhook_api_key", env.webhook_key)
+    return module_args(env, **extra)
 
 
 def test_a_25_user_converge_queues_a_fraction_of_the_worker_tasks():
