@@ -39,6 +39,30 @@ def test_a_25_user_converge_queues_a_fraction_of_the_worker_tasks():
         assert env.addresses_of("user013") == ["203.0.113.13"]
 
 
+def test_new_notification_rules_wait_until_the_runs_own_events_are_dispatched():
+    """authentik dispatches an event to the rules that exist when its task runs: an event of the run's
+    own writes still queued when a new rule appears would cost a task more for every rule."""
+    with PlaybookEnv(users=25, task_costs={"event_trigger_dispatch": 0.03}) as env:
+        queued_at_rule_create = []
+        handle = env.authentik.handle
+
+        def watching(request):
+            if request.method == "POST" and request.path == "/api/v3/events/rules/":
+                queued_at_rule_create.append(env.authentik.queued_messages("event_trigger_dispatch"))
+            return handle(request)
+
+        env.authentik.handle = watching
+        env.authentik.reset_counts()
+        result = run_module("login_ip_whitelist", conn(env))
+        assert not result.get("failed"), result.get("msg")
+        assert env.authentik.enqueued["event_trigger_dispatch"] > 50  # the run's writes made a backlog ...
+        assert queued_at_rule_create[0] == 0, queued_at_rule_create  # ... dispatched before the first rule
+        assert len(queued_at_rule_create) == 3
+        assert env.authentik.wait_idle(60)
+        # Only the events of the notification objects themselves (and what follows them) reach rules.
+        assert env.authentik.enqueued["event_trigger_handler"] <= 40, env.authentik.enqueued
+
+
 def test_removing_25_users_under_load_succeeds_in_one_run_while_deletes_answer_405():
     costs = {"event_trigger_handler": 0.004}
     with PlaybookEnv(users=25, busy_delete_failure=1.0, task_costs=costs) as env:

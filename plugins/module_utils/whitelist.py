@@ -77,6 +77,10 @@ VALUE_SETTINGS = ("user_pk", "slots", "ipv6_prefix", "sessions", "expire_days", 
 # How long a rotation waits for webhook tasks rendered with the old key before deleting it
 # (authentik's outgoing requests time out after 30 s); without a task API it waits all of it.
 KEY_GRACE = 35.0
+# How long a run lets authentik's worker dispatch the events of its own writes before it makes new
+# notification rules (each event still queued then would cost one more task per new rule).
+DISPATCH_WAIT = 10.0
+DISPATCH_ACTOR = "authentik.events.tasks.event_trigger_dispatch"
 
 
 def validate_users(users):
@@ -370,6 +374,8 @@ class WhitelistPlan(object):
         for user in self.users:
             self._track(outcomes, user, lambda: self._remove_slots(user))
         # 4. The notification rules last: they are what fans out.
+        if any(index not in self.group_rules for index in self.group_members):
+            self._let_the_worker_dispatch()
         for index in sorted(self.group_members):
             self._group(index)
         self._login_email(stage="ensure")
@@ -444,6 +450,18 @@ class WhitelistPlan(object):
             if not running[1]:
                 return
             time.sleep(0.5)
+
+    def _let_the_worker_dispatch(self):
+        """authentik dispatches an event to the rules that exist when its task runs, so the events of this
+        run's writes must be dispatched before new rules appear; bounded, and only where the task API shows it."""
+        if self.check_mode or not self.reconciler.changed:
+            return
+        deadline = time.time() + DISPATCH_WAIT
+        while time.time() < deadline:
+            queued = self.w.authentik.tasks({"actor_name": DISPATCH_ACTOR, "state": "queued"}, page_size=1)
+            if queued is None or not queued[1]:
+                return
+            time.sleep(0.2)
 
     # -- a present user -----------------------------------------------------
     def _present(self, user):
