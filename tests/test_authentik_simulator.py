@@ -347,6 +347,24 @@ def test_tasks_record_the_pipeline(receiver):
         assert tasks_of(api, rel_obj_id=transport["pk"]) == []  # the rows go with their object
 
 
+def test_celery_retries_a_failed_delivery_but_not_a_mapping_exception(receiver):
+    with AuthentikSimulator(version="2025.6.3") as sim:
+        sim.add_token(TOKEN)
+        api = Api(sim)
+        alice = sim.add_user("alice")
+        body, _, transport, policy = build_chain(api, receiver, alice)
+        group = api.ok("POST", "/core/groups/", {"name": "g", "users": [alice]})  # "group" before 2025.8
+        rule = api.ok("POST", "/events/rules/", {"name": "alice-login", "transports": [transport["pk"]],
+                                                 "group": group["pk"]})
+        api.ok("POST", "/policies/bindings/", {"policy": policy["pk"], "target": rule["pk"], "order": 0})
+        receiver.statuses = [500]
+        sim.login("alice", "203.0.113.7")
+        assert [d["status"] for d in sim.deliveries] == [500, 200]  # autoretry_for NotificationTransportError
+        api.ok("PATCH", "/propertymappings/notification/%s/" % body["pk"], {"expression": "return 1 / 0"})
+        sim.login("alice", "203.0.113.8")
+        assert len(sim.events_of("property_mapping_exception")) == 1 and len(receiver.received) == 2  # not sent
+
+
 def test_tasks_api_absent_before_dramatiq():
     with AuthentikSimulator(version="2025.6.3") as sim:
         sim.add_token(TOKEN)

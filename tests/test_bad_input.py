@@ -313,7 +313,8 @@ def test_usernames_with_quotes_work(world):
 def test_an_unknown_login_email_group_is_refused_before_any_write():
     """On its own pair of simulators: a write it made would disturb the shared world."""
     with PlaybookEnv(users=2) as env:
-        env.secrets = [env.pangolin_key, env.webhook_key, AUTHENTIK_TOKEN]
+        env.secrets = [env.pangolin_key, env.webhook_key, AUTHENTIK_TOKEN, env.pangolin_key.split(".", 1)[1],
+                       env.webhook_key.split(".", 1)[1]]
         args = dict(pangolin_conn(env), **dict(authentik_conn(env), resource_id=env.resource_id,
                                                webhook_api_key=env.webhook_key, users=[U0],
                                                login_email={"group": "no-such-group"}))

@@ -314,9 +314,10 @@ def test_doctor_and_expire_playbooks_at_vvv_keep_secrets():
         rc, text = playbook_text(env)
         assert rc == 0, text[-3000:]
         env.authentik.login("user000", "203.0.113.80")
+        assert env.authentik.wait_idle(30) and env.rule_of("user000")["value"] == "203.0.113.80"
         rc, text = playbook_text(env, playbook="doctor.yml")
         assert rc == 0, text[-3000:]
-        assert "user000: OK" in text
+        assert "user000: OK" in text and "203.0.113.80" in text
         rc, text = playbook_text(env, playbook="expire.yml", check=True)
         assert rc == 0, text[-3000:]
         inventory = env.inventory(jellyfin_whitelist_expire_users=["user000"])

@@ -122,7 +122,9 @@ def test_a_late_or_repeated_delivery_still_writes_the_right_addresses(env):
     # three events (login, logout, login), each posting the group's four transports
     env.wait_for(lambda: env.authentik.queued_messages("notification_transport") == 12,
                  what="three events' deliveries to wait in the queue")
-    env.authentik.resume_worker()  # the three events' deliveries all run now, in whatever order
+    # the newest event's deliveries first, the first login's last, and those four once more after them
+    env.authentik.reorder_queue("notification_transport", repeat=4)
+    env.authentik.resume_worker()
     assert env.authentik.wait_idle(30)
     assert env.addresses_of("user000") == ["198.51.100.2", NOBODY]
 

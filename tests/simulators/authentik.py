@@ -14,12 +14,18 @@ the project's authentik API reference):
   worker when it runs the task, against the state of that moment) and webhook POSTs
   with retries (§4, §10, §11);
 * a DELETE of a rule or transport the worker still holds tasks for can answer an
-  empty 405 and leave the object (``busy_delete_failure``, a seeded chance, §17).
+  empty 405 (``busy_delete_failure``, a seeded chance): mostly rolled back, the object
+  still there (§17), sometimes gone all the same (``busy_delete_gone``, §16).
 
 The worker (§10.7, §16-17) is a queue of messages, oldest first, like the Postgres
 broker: saving an event enqueues ``event_trigger_dispatch``, which enqueues one
 ``event_trigger_handler`` per notification rule whatever the event, which enqueues one
-``notification_transport`` per recipient and transport. ``worker=`` picks who runs it:
+``notification_transport`` per recipient and transport. The dispatch reads the rules
+that exist when it runs (``NotificationRule.objects.all()`` in ``event_trigger_dispatch``),
+so a new rule's own ``model_created`` event reaches that rule too: creating 25 rules
+queues 325 handlers here, where §17 counted 300 on a real server. The source is
+followed; the simulator's handler counts may be that much higher than a real server's.
+``worker=`` picks who runs it:
 
 * ``"sync"`` (default): the request that saved the event drains the queue before it
   answers, so a test sees the delivery at once;
@@ -88,11 +94,11 @@ and logs follow ``TaskLogMiddleware`` and the Postgres broker:
   ``error``. (Source history, not modelled: 2025.8-2025.10 kept logs in ``_messages``,
   so done rows there aggregate to ``info``; the later migration 0008 aggregates TaskLog
   rows, giving ``info``/``warning``/``error`` for done rows.);
-* a webhook mapping exception: the ``property_mapping_exception`` event as before and the
-  transport row rejected after one attempt with an ``error`` log whose ``event`` is ``""``
+* a webhook mapping exception: the ``property_mapping_exception`` event as before and an
+  ``error`` log on the transport row whose ``event`` is ``""``
   (``str(PropertyMappingExpressionException)``; the mapping's exception is the chained
-  cause). The real worker retries it like any exception, one event per attempt; the
-  simulator evaluates the mapping once;
+  cause). Dramatiq retries it like any exception, one event per attempt, and rejects
+  the row when the retries are spent;
 * deleting a rule or transport deletes its task rows (GenericRelation cascade), so a
   queued handler of a deleted rule never runs; a row without rel_obj has no
   ``rel_obj_app_label``/``rel_obj_model`` keys at all (DRF skips a dotted source through
@@ -524,7 +530,8 @@ class AuthentikSimulator(SimulatorBase):
     name = "authentik"
 
     def __init__(self, version="2026.5.0-rc1", page_size=None, worker="sync", worker_threads=2, task_costs=None,
-                 retry_backoff=0.05, max_retries=None, webhook_timeout=5.0, busy_delete_failure=0.0, seed=0):
+                 retry_backoff=0.05, max_retries=None, webhook_timeout=5.0, busy_delete_failure=0.0,
+                 busy_delete_gone=0.0, seed=0):
         super().__init__()
         if worker not in ("sync", "background", "manual"):
             raise ValueError("worker must be sync, background or manual")
@@ -541,6 +548,8 @@ class AuthentikSimulator(SimulatorBase):
         # Chance that a DELETE of a rule or transport with tasks still queued answers 405 and
         # leaves the object in place (§17); drawn from a seeded generator, so runs repeat.
         self.busy_delete_failure = busy_delete_failure
+        # Chance that such a refused delete took effect all the same: 405, and the object gone (§16).
+        self.busy_delete_gone = busy_delete_gone
         self._rng = random.Random(seed)
         self.drain_budget = 20000  # messages one synchronous drain may run: stops event storms from looping
         self.task_limit = 5000  # task rows kept; finished ones beyond it are purged, oldest first
@@ -569,7 +578,7 @@ class AuthentikSimulator(SimulatorBase):
             self._running = 0
             self._paused = set()  # actors the worker leaves alone
             self.enqueued = dict.fromkeys(ACTORS, 0)  # messages sent per actor since reset_counts()
-            self.busy_delete_refusals = 0
+            self.busy_delete_refusals = self.busy_deletes_gone = 0
             self._next_user = ADMIN_PK
             self.add_user("akadmin", name="authentik Default Admin", email="root@example.com")
             admins = self.add_group("authentik Admins", is_superuser=True)
@@ -578,7 +587,7 @@ class AuthentikSimulator(SimulatorBase):
     def reset_counts(self):
         with self.lock:
             self.enqueued = dict.fromkeys(ACTORS, 0)
-            self.busy_delete_refusals = 0
+            self.busy_delete_refusals = self.busy_deletes_gone = 0
 
     # -- version-dependent behaviour (§14) ---------------------------------
     @property
@@ -804,10 +813,12 @@ class AuthentikSimulator(SimulatorBase):
                 self._work.notify_all()
 
     def _retried(self, actor, exc):
-        """Dramatiq (2025.8+) retries any exception; Celery retried only a transport's delivery error."""
+        """Dramatiq (2025.8+) retries any exception; Celery retried only a transport's delivery error
+        (``autoretry_for=(NotificationTransportError,)``), never a mapping exception (§10.7)."""
         if self.vt >= (2025, 8):
             return True
-        return actor == "notification_transport" and isinstance(exc, TransportError)
+        return (actor == "notification_transport" and isinstance(exc, TransportError)
+                and not isinstance(exc.__cause__, MappingFailed))
 
     def _worker_loop(self):
         while True:
@@ -897,6 +908,15 @@ class AuthentikSimulator(SimulatorBase):
     @property
     def worker_paused(self):
         return bool(self._paused)
+
+    def reorder_queue(self, actor, repeat=0):
+        """Deliveries late, out of order and repeated, as retries and at-least-once delivery make them:
+        the queued messages of ``actor`` in reverse order, then the ``repeat`` oldest of them once more."""
+        with self.lock:
+            held = [m for m in self._messages if m["actor"] == actor]
+            others = [m for m in self._messages if m["actor"] != actor]
+            again = [dict(m, attempt=0) for m in held[:repeat]]
+            self._messages[:] = others + held[::-1] + again
 
     def queued_messages(self, actor=None):
         with self.lock:
@@ -1365,8 +1385,12 @@ class AuthentikSimulator(SimulatorBase):
             if base in ("events/rules", "events/transports") and self.vt >= (2025, 8) and self._busy(rec["pk"]) \
                     and self._rng.random() < self.busy_delete_failure:
                 # Under a worker backlog the delete of an object with queued tasks was refused
-                # with an empty 405 and rolled back (§17): the object is still there.
+                # with an empty 405: mostly rolled back, the object still there (§17), sometimes
+                # gone all the same (§16).
                 self.busy_delete_refusals += 1
+                if self._rng.random() < self.busy_delete_gone:
+                    self.busy_deletes_gone += 1
+                    self._delete(req, base, rec)
                 return Response(405)
             self._delete(req, base, rec)
             return Response(204)

@@ -658,9 +658,12 @@ class PangolinSimulator(SimulatorBase):
     def fault_response(self, status, fault):
         """An injected fault as Pangolin answers it: errorHandlerMiddleware's envelope, Express's headers.
 
-        The 429 is the integration API's rate limiter at its default limits (its Retry-After
-        comes from the fault); a 5xx carries the handlers' catch-all message (500) or the
-        status's reason phrase (createHttpError's default). Not observed on a real server.
+        The integration API has no rate limiter of its own (§1): a 429 is modelled with the
+        text of Pangolin's dashboard limiter (``express-rate-limit``, default limits), for a
+        client's Retry-After handling; its Retry-After comes from the fault. A 5xx carries the
+        handlers' catch-all message (500) or the status's reason phrase (createHttpError's
+        default); a 502/504 from a proxy in front would rather be HTML. Not observed on a real
+        server.
         """
         messages = {429: "Rate limit exceeded. You can make 500 requests every 1 minute(s).",
                     500: "An error occurred", 502: "Bad Gateway", 503: "Service Unavailable",
