@@ -394,6 +394,17 @@ def test_missing_headers_mapping_is_a_problem(env):
     assert not result["healthy"]
 
 
+def test_a_rule_whose_transport_is_gone_is_still_listed_with_what_it_lets_in(env):
+    """Ownership finds it by the priority the body mapping recorded; the doctor shows its address."""
+    rule_id = env.rule_of("user001")["ruleId"]
+    del env.authentik.transports[transport_of(env, "user001")["pk"]]
+    result = doctor(env)
+    report = user_report(result, "user001")
+    assert "transport" in checks(report["problems"]), report["problems"]
+    assert [(a["rule_id"], a["value"]) for a in report["addresses"]] == [(rule_id, "198.51.100.11")]
+    assert report["whitelisted"] == "198.51.100.11"
+
+
 def test_a_hand_written_headers_mapping_is_only_a_note(env):
     mapping = headers_of(env)
     mapping["expression"] = mapping["expression"].replace("# rendered by homelab.pangolin_authentik\n", "")
@@ -584,6 +595,20 @@ def test_a_broken_body_mapping_is_found_in_authentiks_events(env):
     assert "mapping" in webhook[0]["fix"]
     for other in ("user000", "user001"):
         assert user_report(result, other)["healthy"], user_report(result, other)["problems"]
+
+
+def test_a_hand_written_headers_mapping_that_fails_never_shows_its_key(env):
+    """authentik quotes the failing mapping's error; the doctor echoes it, with the key learned and masked."""
+    secret = env.webhook_key.split(".", 1)[1]
+    headers_of(env)["expression"] = ("key = %r\nheaders = {'Authorization': 'Bearer ' + key}\n"
+                                     "raise ValueError('cannot send %%s' %% headers)" % env.webhook_key)
+    env.login("user002", "192.0.2.52")
+    age_events(env)
+    result = doctor(env)
+    webhook = of_check(user_report(result, "user002")["problems"], "webhook")
+    assert webhook and "cannot send" in webhook[0]["message"], webhook  # the error is reported ...
+    assert secret in env.authentik.events_of("property_mapping_exception")[-1].context["message"]
+    assert secret not in json.dumps(result)  # ... without the key authentik quoted
 
 
 def test_a_broken_login_policy_is_found_in_authentiks_events(env):

@@ -81,6 +81,15 @@ def test_resets_exactly_the_stale_users_then_converges(env):
     assert env.pangolin.apply_rules_for(env.resource_id, "203.0.113.77") == "ACCEPT"
 
 
+def test_a_user_no_longer_listed_expires_too(env):
+    """Without prune an unlisted user keeps the rule; it still must not let a stale address in."""
+    result = expire(env, expire_days=30, users=[{"username": "user001"}, {"username": "user002"}])
+    users = by_user(result)
+    assert users["user000"]["expired"] and "older than 30 days" in users["user000"]["reason"]
+    assert env.rule_of("user000")["value"] == PLACEHOLDER and env.rule_of("user001")["value"] == "198.51.100.11"
+    assert expire(env, expire_days=30, users=[{"username": "user001"}])["changed"] is False
+
+
 def test_the_whitelist_run_after_expiry_changes_nothing(env):
     expire(env, expire_days=30)
     env.pangolin.reset_log()

@@ -5,17 +5,19 @@ survived the rest of the suite: comparing unordered lists in order, scrubbing
 only the whole key and not its secret half, an allocation that never reaches
 ``priority_end`` or that reuses a rule someone else owns, retrying 503 but not
 502/504, a loose ASN check, a check-mode prediction that copies unmanaged
-fields as null, and an IPv6 prefix fixed at /64.
+fields as null, and an IPv6 prefix fixed at /64; a login history that trusts the server's ``action`` filter.
 """
 
 import json
 
 import pytest
+import requests
 
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils import authentik as authentik_utils
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.addresses import rule_entry
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin_values import rule_value_error
 from tests.module_harness import run_module
-from tests.playbook_env import PlaybookEnv, module_args
+from tests.playbook_env import AUTHENTIK_TOKEN, PlaybookEnv, module_args
 from tests.simulators.base import Response
 
 
@@ -149,3 +151,21 @@ def test_the_body_mapping_runs_the_very_function_the_modules_run(env):
         match, value = rule_entry(address, 60)
         rule = env.rule_of("user000")
         assert (rule["match"], rule["value"]) == (match, value), address
+
+
+def test_a_login_history_keeps_only_the_users_real_logins_whatever_the_filter_returns(env, monkeypatch):
+    """``?action=login`` is a contains match that also returns ``login_failed``: every row is re-checked."""
+    account = env.authentik.user_by_username("user000")
+    env.authentik.users[account["pk"]]["password"] = "right"
+    env.login("user000", "203.0.113.60", password="right")
+    for attempt in range(3):
+        env.login("user000", "192.0.2.%d" % (attempt + 1), password="wrong")
+    answer = requests.get(env.authentik.base_url + "/api/v3/events/events/", timeout=10,
+                          headers={"Authorization": "Bearer " + AUTHENTIK_TOKEN},
+                          params={"action": "login", "username": "user000", "ordering": "-created"}).json()
+    assert [row["action"] for row in answer["results"]] == ["login_failed"] * 3 + ["login"]
+    # The client as on a server without the exact ``actions`` filter, so it gets that answer too.
+    monkeypatch.setattr(authentik_utils, "EXACT_ACTIONS_FILTER_SINCE", (9999, 1))
+    client = authentik_utils.AuthentikClient(env.authentik.base_url, AUTHENTIK_TOKEN, retries=0)
+    logins = client.login_events("user000", account["pk"])
+    assert [login["client_ip"] for login in logins] == ["203.0.113.60"]

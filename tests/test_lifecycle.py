@@ -166,6 +166,33 @@ def test_two_resources_coexist_and_a_login_whitelists_on_both(env):
     assert whitelist(env)["changed"] is False
 
 
+def test_a_rule_another_deployment_makes_at_the_same_moment_is_never_taken_over(env):
+    """Two runs pick the same free priority at once: the one that made the younger rule gives way, and fails."""
+    api = legacy.Api(env)
+    original = env.pangolin.handle
+    raced = []
+
+    def another_run_first(request, _orig=original):
+        if request.method == "PUT" and request.path.endswith("/resource/%d/rule" % env.resource_id) and not raced:
+            # the other deployment's rule lands just before ours, and its transport is about to post to it
+            twin = env.pangolin.add_rule(env.resource_id, "ACCEPT", "IP", "0.0.0.0", 100)
+            raced.append(twin)
+            api.post("/events/transports/", {"name": "jellyfin-whitelist-cabin/user000/1", "mode": "webhook",
+                                             "webhook_url": "%s/v1/resource/%d/rule/%d" % (
+                                                 env.pangolin.base_url, env.resource_id, twin)})
+        return _orig(request)
+
+    env.pangolin.handle = another_run_first
+    msg = failing("login_ip_whitelist", env, webhook_api_key=env.webhook_key, users=[{"username": "user000"}])
+    assert "another run created rule %d at priority 100" % raced[0] in msg and "rerun" in msg, msg
+    assert [r["ruleId"] for r in rules_at(env, 100)] == raced  # ours removed again, theirs untouched
+    env.pangolin.handle = original
+    result = whitelist(env, users=[{"username": "user000"}])  # the rerun settles on a priority of its own
+    assert result["users"][0]["priority"] != 100 and env.rule_of("user000")["ruleId"] not in raced
+    assert [r["ruleId"] for r in rules_at(env, 100)] == raced
+    assert whitelist(env, users=[{"username": "user000"}])["changed"] is False
+
+
 def test_two_inventories_on_one_org_keep_their_own_managed_keys(env):
     args = dict(webhook_api_key=None, manage_webhook_key=True)
     whitelist(env, instance="living-room", **args)
@@ -190,6 +217,7 @@ def test_a_deactivation_ends_access_at_once_and_a_login_after_reactivation_resto
     assert resp.status_code == 200
     env.wait_for(lambda: env.addresses_of("user001") == ["0.0.0.0"], what="the deactivation to reach Pangolin")
     resp = api.session.patch(api.base + "/core/users/%d/" % pk, json={"is_active": True}, timeout=10)
+    assert resp.status_code == 200 and resp.json()["is_active"] is True
     env.login("user001", "203.0.113.81")
     assert env.addresses_of("user001") == ["203.0.113.81"]
 
@@ -233,13 +261,22 @@ def test_a_removal_that_failed_half_way_leaves_no_rule_after_the_rerun(env, faul
                          "transport": (env.authentik, "DELETE", r"/events/transports/"),
                          "mapping": (env.authentik, "DELETE", r"/propertymappings/notification/")}[step]
     sim.inject(fault, method=method, path_regex=path, skip=1, count=-1)
-    run_module("login_ip_whitelist", module_args(env, users=absent, webhook_api_key=env.webhook_key))
+
+    def left_behind():
+        return (env.pangolin.rules(env.resource_id)
+                + [t for t in env.authentik.transports.values() if t["name"].startswith("jellyfin-whitelist-")]
+                + [m for m in env.authentik.mappings.values()
+                   if m["name"].startswith("jellyfin-whitelist-resource") and not m["name"].endswith("/headers")])
+
+    first = run_module("login_ip_whitelist", module_args(env, users=absent, webhook_api_key=env.webhook_key))
+    if fault == "lost_answer":  # the delete happened, its answer was lost: looked at again, it is gone
+        assert not first.get("failed"), first.get("msg")
+        assert left_behind() == []
+    else:  # the run stopped half-way and left part of the chains behind
+        assert first.get("failed") and left_behind()
     sim.clear_faults()
     whitelist(env, users=absent)
-    assert env.pangolin.rules(env.resource_id) == []
-    assert not [t for t in env.authentik.transports.values() if t["name"].startswith("jellyfin-whitelist-")]
-    assert not [m for m in env.authentik.mappings.values()
-                if m["name"].startswith("jellyfin-whitelist-resource") and not m["name"].endswith("/headers")]
+    assert left_behind() == []
     assert whitelist(env, users=absent)["changed"] is False
 
 
@@ -265,9 +302,12 @@ def test_a_recorded_priority_never_adopts_a_rule_that_something_else_posts_to(en
     api.post("/events/transports/", {"name": "not ours", "mode": "webhook",
                                      "webhook_url": "%s/v1/resource/%d/rule/%d" % (env.pangolin.base_url,
                                                                                    env.resource_id, rule_id)})
-    msg = failing("login_ip_whitelist", env, webhook_api_key=env.webhook_key, users=[{"username": "user000"}])
-    assert "priority 100" in msg and "does not own" in msg
+    result = whitelist(env, users=[{"username": "user000"}])
+    # The recorded priority is given up, not the rule taken: the user gets a rule of its own elsewhere.
+    assert result["users"][0]["priority"] != 100 and env.rule_of("user000")["ruleId"] != rule_id
     assert env.pangolin.policy_rules[rule_id]["value"] == "192.0.2.99"
+    assert [w for w in env.pangolin.writes() if w.path.endswith("/rule/%d" % rule_id)] == []
+    assert whitelist(env, users=[{"username": "user000"}])["changed"] is False
 
 
 # -- adoption of an install made by 0.2 ----------------------------------------------------------
@@ -289,6 +329,24 @@ def test_an_install_of_version_02_is_adopted_without_a_gap(env):
     assert whitelist(env)["changed"] is False
     env.login("user002", "203.0.113.92")
     assert env.addresses_of("user002") == ["203.0.113.92"]
+
+
+@pytest.mark.parametrize("step", ["headers", "events/transports", "policies/expression"])
+def test_an_adoption_that_stops_half_way_never_leaves_the_02_headers_mapping_alone(env, step):
+    """The shared mapping holds a key in clear, and only the 0.2 chains show it is the collection's: it goes
+    before them, so a run that stops while retiring them leaves chains the next run finds, never it alone."""
+    legacy.install_02(env, env.usernames)
+    headers = [m for m in env.authentik.mappings.values() if m["name"] == legacy.HEADERS][0]
+    path = r"/propertymappings/notification/%s/$" % headers["pk"] if step == "headers" else r"/%s/[^/]+/$" % step
+    env.authentik.inject("503", method="DELETE", path_regex=path, count=-1)
+    failed = run_module("login_ip_whitelist", module_args(env, webhook_api_key=env.webhook_key))
+    assert failed.get("failed"), failed
+    left = legacy.legacy_objects(env)
+    assert left and (legacy.HEADERS not in left.get("mappings", []) or left.get("transports")), left
+    env.authentik.clear_faults()
+    whitelist(env)
+    assert legacy.legacy_objects(env) == {}
+    assert whitelist(env)["changed"] is False
 
 
 def test_adoption_check_mode_predicts_it_and_writes_nothing(env):

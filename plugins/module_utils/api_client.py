@@ -48,21 +48,32 @@ class ApiError(Exception):
     answer said so (connection lost after sending, or a 5xx).
     """
 
-    def __init__(self, message, status=None, body=None, uncertain=False):
+    def __init__(self, message, status=None, body=None, uncertain=False, empty=False):
         super(ApiError, self).__init__(message)
         self.message = message
         self.status = status
         self.body = body
         self.uncertain = uncertain
+        self.empty = empty  # the answer had no body at all
 
     def __str__(self):
         return self.message
 
     @property
     def busy(self):
-        """A refusal of an object the server is still working on (authentik answers a delete under load with
-        405); connection errors, 429 and 5xx are the retried requests' business instead."""
-        return self.status in (405, 409, 423)
+        """A refusal of an object the server is still working on: authentik answers a delete under load with an
+        empty 405 (a 405 with a body is a method really not allowed, by the server or a proxy in front);
+        connection errors, 429 and 5xx are the retried requests' business instead."""
+        return self.status in (409, 423) or (self.status == 405 and self.empty)
+
+
+MEDIA_TYPE = re.compile(r"^[a-z]+/[a-z0-9.+-]+$")  # "application/json": a header value, never a key
+
+
+def mentions_credentials(text):
+    """Whether a text (a mapping's expression) sends credentials: an Authorization header, a bearer token."""
+    lowered = str(text or "").lower()
+    return "authorization" in lowered or "bearer " in lowered or "x-api-key" in lowered
 
 
 class Secrets(object):
@@ -79,9 +90,18 @@ class Secrets(object):
                 self._values.add(value.split(".", 1)[1])
 
     def add_credentials(self, text):
-        """Learn the credentials written into a text (a hand-written mapping's bearer token, say)."""
-        for found in re.findall(r"(?i)\b(?:bearer|basic|token)\s+([^\s\"'\\]{8,})", str(text or "")):
+        """Learn the credentials written into a text (a hand-written mapping's bearer token, say).
+
+        In a text that sends credentials, every string literal that could be a key is learned
+        too: a hand-written mapping may build its header with ``+`` or an f-string.
+        """
+        text = str(text or "")
+        for found in re.findall(r"(?i)\b(?:bearer|basic|token)\s+([^\s\"'\\]{8,})", text):
             self.add(found)
+        if mentions_credentials(text):
+            for literal in re.findall(r"[\"']([^\s\"'\\]{12,})[\"']", text):
+                if not MEDIA_TYPE.match(literal):
+                    self.add(literal)
 
     def values(self):
         return sorted(self._values)
@@ -290,7 +310,7 @@ class ApiClient(object):
         if hint:
             message += " (%s)" % hint
         return ApiError(self.secrets.scrub(message), status=status, body=decoded,
-                        uncertain=method != "GET" and status >= 500)
+                        uncertain=method != "GET" and status >= 500, empty=not raw)
 
 
 def _short_reason(exc):

@@ -54,6 +54,11 @@ def parse_time(text):
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
+def format_time(value):
+    """A datetime as authentik writes it (``...Z``); anything else as it is."""
+    return value.isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else value
+
+
 def parse_version(text):
     """``2026.5.0-rc1`` → (2026, 5, 0)."""
     match = re.match(r"^(\d{4})\.(\d{1,2})(?:\.(\d+))?", text or "")
@@ -127,31 +132,33 @@ class AuthentikClient(ApiClient):
         return "%d.%d.%d" % self.version
 
     # -- generic CRUD ------------------------------------------------------
+    def pages(self, path, what, params=None, max_pages=None):
+        """Each page's rows of a list endpoint in turn, following page numbers until ``next == 0``
+        (or ``max_pages`` pages; a page number seen before ends it too)."""
+        page, seen = 1, set()
+        while page and page not in seen and (max_pages is None or len(seen) < max_pages):
+            seen.add(page)
+            body = self._page(path, what, params, page, 100)
+            yield body["results"]
+            page = (body.get("pagination") or {}).get("next") or 0
+
     def list(self, path, what, params=None):
-        """Every row of a list endpoint, following page numbers until ``next == 0``."""
-        rows, page = [], 1
-        while True:
-            query = dict(params or {})
-            query.update(page=page, page_size=100)
-            _status, body = self.request("GET", path, "list %s" % what, params=query)
-            if not isinstance(body, dict) or "results" not in body:
-                raise ApiError("%s: list %s: the answer is not an authentik list; does authentik_url point at "
-                               "authentik?" % (self.api_name, what))
-            rows.extend(body["results"])
-            following = (body.get("pagination") or {}).get("next") or 0
-            if not following or following == page:
-                return rows
-            page = following
+        """Every row of a list endpoint."""
+        return [row for rows in self.pages(path, what, params) for row in rows]
 
     def first_page(self, path, what, params=None, page_size=100):
         """The first page of a list (newest first where the list sorts so) and the total count."""
+        body = self._page(path, what, params, 1, page_size)
+        return body["results"], (body.get("pagination") or {}).get("count", len(body["results"]))
+
+    def _page(self, path, what, params, page, page_size):
         query = dict(params or {})
-        query.update(page=1, page_size=page_size)
+        query.update(page=page, page_size=page_size)
         _status, body = self.request("GET", path, "list %s" % what, params=query)
         if not isinstance(body, dict) or "results" not in body:
             raise ApiError("%s: list %s: the answer is not an authentik list; does authentik_url point at "
                            "authentik?" % (self.api_name, what))
-        return body["results"], (body.get("pagination") or {}).get("count", len(body["results"]))
+        return body
 
     def recent_events(self, action, username=None, limit=100):
         """The newest events of exactly ``action`` (the server's filter is a contains match)."""
@@ -173,15 +180,9 @@ class AuthentikClient(ApiClient):
         """
         params = {"username": username, "ordering": "-created"}
         params["actions" if self.at_least(EXACT_ACTIONS_FILTER_SINCE) else "action"] = "login"
-        found, page = [], 1
-        while page and page <= max_pages:
-            query = dict(params, page=page, page_size=100)
-            _status, body = self.request("GET", "/events/events/", "list login events of %r" % username,
-                                         params=query)
-            if not isinstance(body, dict) or "results" not in body:
-                raise ApiError("%s: list login events: the answer is not an authentik list; does authentik_url "
-                               "point at authentik?" % self.api_name)
-            for row in body["results"]:
+        found = []
+        for rows in self.pages("/events/events/", "login events of %r" % username, params, max_pages=max_pages):
+            for row in rows:
                 created = parse_time(row.get("created"))
                 if since is not None and created is not None and created < since:
                     return found
@@ -192,8 +193,6 @@ class AuthentikClient(ApiClient):
                 found.append(dict(pk=row.get("pk"), created=created, client_ip=row.get("client_ip")))
                 if len(found) >= limit:
                     return found
-            following = (body.get("pagination") or {}).get("next") or 0
-            page = following if following and following != page else 0
         return found
 
     def tasks(self, params, page_size=100):

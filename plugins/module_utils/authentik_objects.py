@@ -10,7 +10,7 @@ translate to the names the server understands (``webhook_mapping`` before
 
 from __future__ import annotations
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import ApiError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import ApiError, mentions_credentials
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import (
     DESTINATION_RENAME_SINCE,
     HEADERS_MAPPING_SINCE,
@@ -20,7 +20,6 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconci
     ObjectKind,
     _is_conflict,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.render import rendered_values
 
 
 def check_name(name, option="name"):
@@ -117,14 +116,6 @@ class NamedKind(ObjectKind):
         self.client.delete("%s%s/" % (self.path, current["pk"]), self.describe(current))
 
 
-def carries_credentials(expression):
-    """Whether a mapping's expression sends credentials (an Authorization header, a bearer token)."""
-    if "Authorization" in rendered_values(expression):
-        return True
-    text = str(expression or "").lower()
-    return "authorization" in text or "bearer " in text or "x-api-key" in text
-
-
 class WebhookMappingKind(NamedKind):
     label = "authentik webhook mapping"
     result_key = "mapping"
@@ -140,7 +131,7 @@ class WebhookMappingKind(NamedKind):
     def is_secret(self, field, view):
         # A headers mapping embeds a key even when this run was not given it (state=absent,
         # a plain expression now), whether this collection rendered it or someone wrote it by hand.
-        return field == "expression" and (self.secret or carries_credentials((view or {}).get("expression")))
+        return field == "expression" and (self.secret or mentions_credentials((view or {}).get("expression")))
 
 
 class ExpressionPolicyKind(NamedKind):

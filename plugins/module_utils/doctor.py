@@ -23,8 +23,8 @@ from datetime import datetime, timedelta, timezone
 
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.addresses import rule_entry
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import ApiError
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.webhook_key import bearer_in
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.whitelist import sends_key
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import format_time
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.webhook_key import bearer_in, sends_key
 
 RERUN = "rerun playbooks/site.yml, which rebuilds the user's chain"
 PROXY_SETTING = "AUTHENTIK_LISTEN__TRUSTED_PROXY_CIDRS"
@@ -108,7 +108,7 @@ class WhitelistDoctor(object):
         self.headers = self.snap.mappings.get(self.w.headers_name)
         if self.secrets is not None:
             # The doctor echoes authentik's error messages; one about the headers mapping may quote its key.
-            self.secrets.add(bearer_in((self.headers or {}).get("expression")))
+            self.secrets.add_credentials((self.headers or {}).get("expression"))
         self.logins = self.authentik.recent_events("login", limit=self.recent_logins)
         self.mapping_errors = self.authentik.recent_events("property_mapping_exception", limit=100)
         self.policy_errors = self.authentik.recent_events("policy_exception", limit=100)
@@ -160,8 +160,7 @@ class WhitelistDoctor(object):
         """Does Pangolin still have the key the headers mapping sends, allowed to update rules, and nothing else?"""
         expression = (self.headers or {}).get("expression")
         bearer = bearer_in(expression)
-        if sends_key(expression, self.pangolin.token) or (
-                bearer and bearer.split(".", 1)[0] == str(self.pangolin.token).split(".", 1)[0]):
+        if sends_key(expression, self.pangolin.token):
             report.problem("webhook_key", "the headers mapping sends this playbook's own Pangolin key to authentik, "
                            "where anyone who may read mappings can read it and do whatever the playbook can",
                            "give authentik a key of its own: set jellyfin_whitelist_manage_webhook_key, or a key "
@@ -298,17 +297,22 @@ class WhitelistDoctor(object):
         return summary
 
     def _examine_slot(self, report, username, number):
-        """The body mapping, transport and rule of one of the user's rules; the rule when it can be judged."""
+        """The body mapping, transport and rule of one of the user's rules; the rule, to list and judge.
+
+        With the chain broken, the rule the whitelist still owns (found by the priority its body mapping
+        recorded) is returned all the same: it still lets its address in.
+        """
         name = self.dep.slot_name(username, number)
         slot = self.own.slots.get((username, number))
         mapping = slot.mapping if slot else None
         transport = slot.transport if slot else None
+        owned = slot.rule if slot else None
         if mapping is None:
             report.problem("body_mapping", "authentik has no webhook mapping %r (the webhook's body)" % name, RERUN)
         if transport is None:
             report.problem("transport", "authentik has no notification transport %r, so no webhook is sent" % name,
                            RERUN)
-            return None
+            return owned
         url = transport.get("webhook_url") or ""
         if transport.get("mode") != "webhook":
             report.problem("transport", "transport %r is in mode %r, not webhook" % (name, transport.get("mode")),
@@ -325,16 +329,18 @@ class WhitelistDoctor(object):
         if target is None:
             report.problem("transport", "transport %r posts to %s, which is not a Pangolin rule URL" % (name, url),
                            RERUN)
-            return None
+            return owned
         if target[0] != self.resource_id:
             report.problem("transport", "transport %r updates a rule of resource %s, not of resource %d"
                            % (name, target[0], self.resource_id), RERUN)
-            return None
-        rule = self.snap.rule(target[1])
-        if rule is None:
+            return owned
+        if owned is None or owned["rule_id"] != target[1]:
             report.problem("rule", "transport %r points at rule %d, which resource %d does not have (deleted or "
-                           "renumbered)" % (name, target[1], self.resource_id), RERUN)
-            return None
+                           "renumbered)%s" % (name, target[1], self.resource_id, "; rule %d at the priority the body "
+                                              "mapping recorded still lets %s in" % (owned["rule_id"], owned["value"])
+                                              if owned else ""), RERUN)
+            return owned
+        rule = owned
         if not rule.get("enabled"):
             report.problem("rule", "rule %d is disabled" % rule["rule_id"], RERUN)
         if rule.get("action") != self.settings.action:
@@ -442,7 +448,7 @@ class WhitelistDoctor(object):
                             "first login" % placeholder)
             return
         last = logins[0]
-        summary.update(last_login=_iso(last["created"]), last_login_ip=last["client_ip"])
+        summary.update(last_login=format_time(last["created"]), last_login_ip=last["client_ip"])
         self._check_last_login(report, username, account, rules, last["created"], last["client_ip"])
 
     def _not_before(self, username):
@@ -453,7 +459,7 @@ class WhitelistDoctor(object):
         """The newest session or login that explains a rule's value, or None."""
         for source in sources:
             if rule_entry(source["address"], self.settings.ipv6_prefix) == entry:
-                return dict(kind=source["kind"], id=source["id"], when=_iso(source["when"]),
+                return dict(kind=source["kind"], id=source["id"], when=format_time(source["when"]),
                             address=source["address"])
         return None
 
@@ -475,7 +481,7 @@ class WhitelistDoctor(object):
                 report.note("webhook", "%s (the user's newest login got through)" % failure)
             return
         message = ("the last login (%s from %s) did not reach Pangolin: the rules hold %s"
-                   % (_iso(created), client_ip, ", ".join(r["value"] for r in rules)))
+                   % (format_time(created), client_ip, ", ".join(r["value"] for r in rules)))
         if created is not None and self.now - created < IN_FLIGHT:
             report.note("webhook", message + "; it is recent and may still be queued in authentik's worker")
             return
@@ -532,10 +538,6 @@ class WhitelistDoctor(object):
             if cause in causes:
                 return fix
         return "check authentik's worker (System > Tasks) and that it reaches the webhook URL; then log in again"
-
-
-def _iso(value):
-    return value.isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else value
 
 
 def _http_status(log):

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import format_time
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.render import whitelist_body_expression
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.snapshot import as_stored
 
 BODY_SETTINGS = ("user_pk", "slot", "slots", "priority", "action", "placeholder", "ipv6_prefix", "sessions",
                  "expire_days", "not_before")
@@ -44,8 +46,14 @@ class WhitelistExpiry(object):
     def apply(self, reconciler):
         w = self.w.read()
         snap = w.snapshot
+        usernames = list(self.usernames)
+        if not self.revoke_now:
+            # Users no longer listed, or marked absent, whose rules the whitelist still owns: theirs expire too.
+            others = [u for u in w.ownership.usernames() if u not in usernames]
+            snap.read_accounts(others)
+            usernames += others
         summaries = []
-        for username in self.usernames:
+        for username in usernames:
             rules = self._owned_rules(username)
             entry = dict(username=username, rule_id=rules[0][1]["rule_id"] if rules else None,
                          rule_ids=[r["rule_id"] for _slot, r in rules],
@@ -64,7 +72,7 @@ class WhitelistExpiry(object):
                 # Read the user's logins right before the write, so a login during the run is not undone.
                 if account is not None:
                     logins = snap.logins_of(username, account["pk"], refresh=True)
-                    entry["last_login"] = _iso(logins[0]["created"]) if logins else None
+                    entry["last_login"] = format_time(logins[0]["created"]) if logins else None
                 not_before = next((s.settings.get("not_before") for s, _r in rules if s and s.settings.get(
                     "not_before")), None)
                 expected, _sources = w.entries_from_state(username, account, not_before, slots=len(rules),
@@ -99,7 +107,7 @@ class WhitelistExpiry(object):
                 settings["not_before"] = stamp
                 reconciler.ensure(snap.mapping_kind, dict(name=slot.mapping["name"],
                                                           expression=whitelist_body_expression(**settings)),
-                                  current=dict((k, v) for k, v in slot.mapping.items() if k != "values"),
+                                  current=as_stored(slot.mapping),
                                   lookup=False)
             self._write(reconciler, rule, "IP", self.settings.placeholder)
 
@@ -121,7 +129,3 @@ class WhitelistExpiry(object):
             return "no login recorded"
         return ("last login older than %d days" % self.settings.expire_days if self.settings.expire_days
                 else "no longer among the user's newest logins")
-
-
-def _iso(value):
-    return value.isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else value

@@ -37,7 +37,6 @@ class Slot(object):
         self.mapping = None
         self.transport = None
         self.rule = None
-        self.recovered = False  # the rule was found by the recorded priority, not by the transport
 
     @property
     def settings(self):
@@ -113,7 +112,7 @@ class Ownership(object):
                 found = [r for r in snap.rules_at(slot.recorded_priority)
                          if r["rule_id"] not in taken and r["rule_id"] not in targeted]
                 if len(found) == 1 and self._our_shape(found[0]):
-                    slot.rule, slot.recovered = found[0], True
+                    slot.rule = found[0]
                     taken.add(found[0]["rule_id"])
         for name, rule in snap.notification_rules.items():
             index = dep.parse_group(name)
@@ -182,10 +181,6 @@ class Ownership(object):
     def usernames(self):
         """Every user this deployment holds objects for, legacy ones included."""
         return sorted(set(s.username for s in self.slots.values()) | set(self.legacy))
-
-    def owned_rule_ids(self):
-        ids = set(s.rule["rule_id"] for s in self.slots.values() if s.rule)
-        return ids | set(c.rule["rule_id"] for c in self.legacy.values() if c.rule)
 
     def owner_of_rule(self, rule_id):
         """The username whose rule this is, or None."""

@@ -46,16 +46,23 @@ class RuleKind(ObjectKind):
     login (an IPv4 login writes ``IP``, an IPv6 one may write a ``CIDR``
     prefix): the ones given here only seed a new rule, and an existing rule's
     match and value are never compared or sent back.
+
+    A rule created while a concurrent run created one of the same shape at the
+    same priority gives way to the older one, which is taken over as this
+    priority's rule; with ``take_over_twins`` false (the whitelist, where the
+    twin may be another deployment's) the run fails instead, and its rerun
+    sees whose the priority is.
     """
 
     label = "Pangolin rule"
     id_field = "rule_id"
     result_key = "rule"
 
-    def __init__(self, client, resource_id, webhook_owned=False, rules=None):
+    def __init__(self, client, resource_id, webhook_owned=False, rules=None, take_over_twins=True):
         self.client = client
         self.resource_id = resource_id
         self.webhook_owned = webhook_owned
+        self.take_over_twins = take_over_twins
         self._rules = rules  # a list read once by the caller, kept up to date here
 
     def describe(self, desired):
@@ -114,6 +121,10 @@ class RuleKind(ObjectKind):
         if keep["rule_id"] != created["rule_id"] and any(r["rule_id"] == created["rule_id"] for r in same):
             self.client.delete_rule(self.resource_id, created["rule_id"])
             self._rules = [r for r in self._rules if r["rule_id"] != created["rule_id"]]
+            if not self.take_over_twins:
+                raise ApiError("%s: another run created rule %d at priority %d at the same moment; this run's "
+                               "rule %d was removed again, rerun to settle which run owns the priority"
+                               % (self.describe(desired), keep["rule_id"], desired["priority"], created["rule_id"]))
         return keep
 
     def update(self, current, desired, changes):

@@ -240,8 +240,9 @@ def login_policy_expression(user_pk):
 def rendered_values(expression):
     """Read the literal values back out of an expression this collection rendered.
 
-    Returns ``{key: value}`` for the ``"key": <literal>`` entries of the
-    returned dict, or {} for any other expression.
+    Returns ``{key: value}`` for the ``"key": <literal>`` entries of its dict
+    literals (the ``SETTINGS`` block; the returned dict of a headers mapping or
+    of an older render), or {} for an expression this collection did not render.
     """
     if not isinstance(expression, str) or not expression.startswith(RENDERED_MARK):
         return {}

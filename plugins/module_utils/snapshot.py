@@ -32,12 +32,21 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangoli
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.render import LOGIN_SCAN, rendered_values
 
 RULE_URL = re.compile(r"/v1/resource/(\d+)/rule/(\d+)/?$")
+# What the snapshot adds to the object kinds' views: rendered values, a transport's target rule.
+ADDED_KEYS = ("values", "target")
 
 
 def rule_target(url):
     """(resource id, rule id) a transport URL posts to, or None."""
     match = RULE_URL.search(url or "")
     return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def as_stored(view):
+    """A snapshot view as its kind compares it: without the keys the snapshot added."""
+    if view is None:
+        return None
+    return dict((k, v) for k, v in view.items() if k not in ADDED_KEYS)
 
 
 class WhitelistSnapshot(object):
@@ -52,7 +61,8 @@ class WhitelistSnapshot(object):
         self._logins = {}
 
     def read(self):
-        self.rule_kind = RuleKind(self.pangolin, self.resource_id)
+        # A whitelist rule lets someone past SSO: never take over a twin another deployment may have made.
+        self.rule_kind = RuleKind(self.pangolin, self.resource_id, take_over_twins=False)
         self.rules = self.rule_kind.rules()
         self.resource_kind = ResourceSettingsKind(self.pangolin, self.resource_id)
         self.resource = self.resource_kind.find({})
@@ -71,6 +81,12 @@ class WhitelistSnapshot(object):
         self.users = dict((u["username"], u) for u in UserKind.summaries(self.authentik, self.usernames))
         self.sessions = self.read_sessions() if self.want_sessions else []
         return self
+
+    def read_accounts(self, usernames):
+        """The accounts of more users (pk, ``is_active``), next to the listed ones (one request)."""
+        wanted = [u for u in dict.fromkeys(usernames) if u not in self.users]
+        self.users.update((u["username"], u) for u in UserKind.summaries(self.authentik, wanted))
+        return self.users
 
     def read_bindings(self, rule_pks):
         """The policy bindings of these notification rules (one request)."""
@@ -120,4 +136,4 @@ class WhitelistSnapshot(object):
         return self._logins[username]
 
 
-__all__ = ["WhitelistSnapshot", "rule_target", "RULE_URL"]
+__all__ = ["WhitelistSnapshot", "as_stored", "rule_target", "RULE_URL"]

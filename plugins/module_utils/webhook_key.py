@@ -17,10 +17,21 @@ a run made but could not record) are deleted; no other key is ever touched.
 
 from __future__ import annotations
 
+import re
+
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import ObjectKind
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.render import rendered_values
 
 WEBHOOK_KEY_ACTIONS = ["updateResourceRule"]
+
+
+def sends_key(text, key):
+    """Whether a text is or sends this Pangolin key: a key given as an option, or a headers mapping, rendered or
+    hand-written. Its secret half gives it away, and so does its key id before the dot."""
+    key_id, _, secret = str(key or "").partition(".")
+    text = str(text or "")
+    return bool(secret and secret in text) or bool(
+        key_id and re.search(r"(?<![A-Za-z0-9])%s\." % re.escape(key_id), text))
 
 
 def bearer_in(expression):

@@ -68,12 +68,9 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.render 
     login_email_policy_expression,
     whitelist_body_expression,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.snapshot import WhitelistSnapshot
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.webhook_key import WebhookKey, bearer_in
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.snapshot import WhitelistSnapshot, as_stored
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.webhook_key import WebhookKey, bearer_in, sends_key
 
-# Settings of a body mapping that change what its rule should hold: when one changes,
-# the run writes the rule from authentik's state instead of waiting for the next login.
-VALUE_SETTINGS = ("user_pk", "slots", "ipv6_prefix", "sessions", "expire_days", "not_before", "placeholder")
 # How long a rotation waits for webhook tasks rendered with the old key before deleting it
 # (authentik's outgoing requests time out after 30 s); without a task API it waits all of it.
 KEY_GRACE = 35.0
@@ -277,8 +274,11 @@ class WhitelistPlan(object):
                 plan = dict(number=number, slot=slot, current=current)
                 user["slots"].append(plan)
                 wanted = user["priority"] if number == 1 else None
-                if wanted is None:
-                    wanted = current["priority"] if current else (slot.recorded_priority if slot else None)
+                if wanted is None and current is not None:
+                    wanted = current["priority"]
+                recorded = slot.recorded_priority if slot and current is None else None
+                if wanted is None and recorded is not None and not self.snap.rules_at(recorded):
+                    wanted = recorded  # the rule it recorded is gone; one held by a rule not ours is given up
                 if wanted is None:
                     pending.append((user, plan))
                     continue
@@ -365,7 +365,7 @@ class WhitelistPlan(object):
         self._login_email(stage="remove")
         for policy in orphaned:
             if policy is not None:
-                r.ensure(snap.policy_kind, dict(name=policy["name"]), "absent", current=_strip(policy))
+                r.ensure(snap.policy_kind, dict(name=policy["name"]), "absent", current=as_stored(policy))
         # 2. The rules, body mappings and transports of present users.
         for user in self.users:
             if user["state"] == "present":
@@ -379,11 +379,18 @@ class WhitelistPlan(object):
         for index in sorted(self.group_members):
             self._group(index)
         self._login_email(stage="ensure")
-        # 5. The 0.1/0.2 chains of users now on the new chain, once it is in place.
-        for user in self.users:
-            if user["state"] == "present" and user["username"] in own.legacy:
-                self._track(outcomes, user, lambda: self._retire_legacy(own.legacy[user["username"]]))
+        # 5. The 0.1/0.2 chains, once the new chain is in place: what fans out first, then the shared headers
+        # mapping while the chains are still there to show it is theirs (a run that stops later leaves chains the
+        # next run finds, never the mapping alone, with its key in clear), then the rest of the chains.
+        retiring = [u for u in self.users if u["state"] in ("present", "absent") and u["username"] in own.legacy]
+        for user in retiring:
+            chain = own.legacy[user["username"]]
+            if user["state"] == "present" and chain.notification_rule is not None:
+                self._track(outcomes, user, lambda: r.ensure(snap.notification_kind, dict(
+                    name=chain.notification_rule["name"]), "absent", current=chain.notification_rule))
         self._retire_legacy_headers()
+        for user in retiring:
+            self._track(outcomes, user, lambda: self._retire_legacy(own.legacy[user["username"]]))
         self._retire_old_keys()
         mine = set(id(o) for found in outcomes.values() for o in found)
         self.shared = ["%s %s" % (o.operation, o.kind.describe(o.desired)) for o in r.outcomes
@@ -421,7 +428,7 @@ class WhitelistPlan(object):
             self.headers_pk = self.headers_found["pk"]
             return
         outcome = r.ensure(snap.mapping_kind, dict(name=name, expression=headers_mapping_expression(api_key)),
-                           current=_strip(self.headers_found), lookup=False)
+                           current=as_stored(self.headers_found), lookup=False)
         self.headers_pk = _pk(outcome, name)
 
     def _refuse_playbook_key(self, found):
@@ -479,7 +486,7 @@ class WhitelistPlan(object):
                 account["pk"], plan["number"], self.settings.max_addresses, plan["priority"],
                 self.settings.action, self.settings.placeholder, self.settings.ipv6_prefix,
                 self.settings.follow_sessions, self.settings.expire_days, not_before)),
-                current=_strip(slot.mapping if slot else None), lookup=False)
+                current=as_stored(slot.mapping if slot else None), lookup=False)
             # 2. The rule: created with what authentik's state says; otherwise its address is the webhook's,
             # unless this run must write it (a new setting, an inactive user, a session that ended).
             desired = dict(priority=plan["priority"], action=self.settings.action, enabled=True)
@@ -494,7 +501,7 @@ class WhitelistPlan(object):
                              headers_mapping=self.headers_pk,
                              webhook_url="%s/v1/resource/%d/rule/%s" % (self.settings.webhook_url,
                                                                         self.dep.resource_id, target))
-            outcome = r.ensure(snap.transport_kind, transport, current=_strip(slot.transport if slot else None),
+            outcome = r.ensure(snap.transport_kind, transport, current=as_stored(slot.transport if slot else None),
                                lookup=False)
             transports.append(_pk(outcome, name))
             plan["rule_id"] = rule_id
@@ -513,6 +520,8 @@ class WhitelistPlan(object):
         return self.w.entries_from_state(user["username"], account, not_before)[0]
 
     def _value_settings(self, account):
+        """The body mapping's settings that decide what its rule holds: when one changes, the run writes the
+        rule from authentik's state instead of waiting for the next login (``not_before`` is expiry's own)."""
         s = self.settings
         return dict(user_pk=account["pk"], slots=s.max_addresses, ipv6_prefix=s.ipv6_prefix,
                     sessions=s.follow_sessions, expire_days=s.expire_days, placeholder=s.placeholder)
@@ -531,36 +540,33 @@ class WhitelistPlan(object):
                 r.ensure(snap.rule_kind, dict(priority=slot.rule["priority"]), "absent", current=slot.rule)
             if slot.transport is not None:
                 r.ensure(snap.transport_kind, dict(name=slot.transport["name"]), "absent",
-                         current=_strip(slot.transport))
+                         current=as_stored(slot.transport))
             if slot.mapping is not None:
-                r.ensure(snap.mapping_kind, dict(name=slot.mapping["name"]), "absent", current=_strip(slot.mapping))
-        if user["state"] == "absent" and user["username"] in self.own.legacy:
-            chain = self.own.legacy[user["username"]]
-            if chain.rule is not None:
-                r.ensure(snap.rule_kind, dict(priority=chain.rule["priority"]), "absent", current=chain.rule)
-            self._retire_legacy(chain, rule_done=True)
+                r.ensure(snap.mapping_kind, dict(name=slot.mapping["name"]), "absent", current=as_stored(slot.mapping))
+        chain = self.own.legacy.get(user["username"])
+        if user["state"] == "absent" and chain is not None and chain.rule is not None:
+            # the rule while the chain's transport still names it; the chain itself goes with the others (step 5)
+            r.ensure(snap.rule_kind, dict(priority=chain.rule["priority"]), "absent", current=chain.rule)
 
-    def _retire_legacy(self, chain, rule_done=False):
-        """A 0.1/0.2 chain: its notification rule first (unless already gone), its mappings last.
+    def _retire_legacy(self, chain):
+        """A 0.1/0.2 chain once its notification rule is gone: policy, transport, body mapping.
 
         The Pangolin rule of a user now on the new chain was adopted and stays.
         """
         r, snap = self.reconciler, self.snap
-        steps = [] if rule_done else [(snap.notification_kind, chain.notification_rule)]
-        steps += [(snap.policy_kind, chain.policy), (snap.transport_kind, chain.transport),
-                  (snap.mapping_kind, chain.mapping)]
-        for kind, view in steps:
+        for kind, view in ((snap.policy_kind, chain.policy), (snap.transport_kind, chain.transport),
+                           (snap.mapping_kind, chain.mapping)):
             if view is not None:
-                r.ensure(kind, dict(name=view["name"]), "absent", current=_strip(view))
+                r.ensure(kind, dict(name=view["name"]), "absent", current=as_stored(view))
 
     def _retire_legacy_headers(self):
-        """The 0.2 shared headers mapping (and the key 0.2 made for it), once no chain of ours uses it."""
+        """The 0.2 shared headers mapping (and the key 0.2 made for it), once no chain but ours uses it."""
         legacy_headers = self.own.legacy_headers
         if legacy_headers is None or not self.own.legacy or legacy_headers["name"] == self.w.headers_name or any(
                 u["state"] == "kept" and u["username"] in self.own.legacy for u in self.users):
             return
         self.reconciler.ensure(self.snap.mapping_kind, dict(name=legacy_headers["name"]), "absent",
-                               current=_strip(legacy_headers))
+                               current=as_stored(legacy_headers))
         bearer = bearer_in(legacy_headers.get("expression"))
         if self.webhook_key is not None and bearer:
             self.webhook_key.retire_legacy(self.reconciler, bearer.split(".", 1)[0], LEGACY_KEY)
@@ -604,7 +610,7 @@ class WhitelistPlan(object):
         pks = sorted(self._member_pk(u) for u in self.group_members[index])
         policy = r.ensure(snap.policy_kind, dict(name=name, expression=group_policy_expression(
             [pk for pk in pks if pk is not None], self.settings.follow_sessions)),
-            current=_strip(group.policy if group else None), lookup=False)
+            current=as_stored(group.policy if group else None), lookup=False)
         desired = dict(name=name, transports=self._group_transports(index), severity="notice")
         if self.group_pk is not None:
             desired["destination_group"] = self.group_pk
@@ -635,14 +641,14 @@ class WhitelistPlan(object):
                 for kind, view in ((snap.notification_kind, rule), (snap.policy_kind, policy),
                                    (snap.transport_kind, transport)):
                     if view is not None:
-                        r.ensure(kind, dict(name=name), "absent", current=_strip(view))
+                        r.ensure(kind, dict(name=name), "absent", current=as_stored(view))
             return
         if not wanted:
             return
         pks = sorted(snap.users[u["username"]]["pk"] for u in self.users if u["state"] == "present")
         policy_out = r.ensure(snap.policy_kind, dict(name=name, expression=login_email_policy_expression(pks)),
-                              current=_strip(policy), lookup=False)
-        transport_out = r.ensure(snap.transport_kind, EmailTransport.desired(name, wanted), current=_strip(transport),
+                              current=as_stored(policy), lookup=False)
+        transport_out = r.ensure(snap.transport_kind, EmailTransport.desired(name, wanted), current=as_stored(transport),
                                  lookup=False)
         desired = dict(name=name, transports=[_pk(transport_out, name)], severity="notice")
         if wanted.get("group"):
@@ -680,19 +686,6 @@ class WhitelistPlan(object):
                                changed=bool(changed),
                                changes=["%s %s" % (o.operation, o.kind.describe(o.desired)) for o in changed]))
         return result
-
-
-def sends_key(expression, key):
-    """Whether a headers mapping, rendered or hand-written, sends this Pangolin key (or its secret half)."""
-    secret = str(key or "").split(".", 1)[-1]
-    return bool(secret) and secret in str(expression or "")
-
-
-def _strip(view):
-    """A snapshot view as its kind compares it (the extra keys the snapshot added removed)."""
-    if view is None:
-        return None
-    return dict((k, v) for k, v in view.items() if k not in ("values", "target"))
 
 
 def _pk(outcome, name):

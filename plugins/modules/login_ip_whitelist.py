@@ -230,7 +230,7 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authent
 )
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_runner import ansible_module, run
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.webhook_key import WebhookKey
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.webhook_key import WebhookKey, sends_key
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.whitelist import (
     Whitelist,
     WhitelistPlan,
@@ -253,7 +253,7 @@ def check_webhook_key(params):
         return None
     if "." not in key or any(c.isspace() for c in key):
         raise InputError("webhook_api_key must be a Pangolin API key of the form <key id>.<secret>")
-    if key.split(".", 1)[0] == str(params["pangolin_api_key"]).split(".", 1)[0]:
+    if sends_key(key, params["pangolin_api_key"]):
         raise InputError("webhook_api_key is this playbook's own Pangolin key (pangolin_api_key): authentik would "
                          "keep it in a mapping in clear text and could do anything the playbook can; give authentik "
                          "a key with only the updateResourceRule action, or set manage_webhook_key")

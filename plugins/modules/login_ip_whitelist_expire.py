@@ -10,7 +10,8 @@ module: login_ip_whitelist_expire
 short_description: Bring every user's whitelisted addresses back to what authentik's state says now
 version_added: 0.2.0
 description:
-  - For every present user of O(users), writes each rule the whitelist owns from authentik's state now - the newest
+  - For every present user of O(users), and every user the whitelist still owns rules for although O(users) no longer
+    lists them (or marks them absent), writes each rule the whitelist owns from authentik's state now - the newest
     distinct addresses of the user's real C(login) events within O(expire_days) (or of the user's live sessions with
     O(follow_sessions)), and nothing for a deactivated user or one gone from authentik. The body mappings compute the
     same whenever authentik sends them, but nothing is sent while nobody logs in - this is what puts an address that
