@@ -16,6 +16,7 @@ again, and their rules go back to the placeholder.
 
 from __future__ import annotations
 
+import inspect
 from datetime import datetime, timezone
 
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import format_time
@@ -23,8 +24,8 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconci
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.render import whitelist_body_expression
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.snapshot import as_stored
 
-BODY_SETTINGS = ("user_pk", "slot", "slots", "priority", "action", "placeholder", "ipv6_prefix", "sessions",
-                 "expire_days", "not_before")
+# What a revocation renders a body mapping from: everything the mapping recorded, by the renderer's own names.
+BODY_SETTINGS = tuple(inspect.signature(whitelist_body_expression).parameters)
 
 
 class WhitelistExpiry(object):
