@@ -28,7 +28,7 @@ WEBHOOK_KEY_ACTIONS = ["updateResourceRule"]
 def sends_key(text, key):
     """Whether a text is or sends this Pangolin key: a key given as an option, or a headers mapping, rendered or
     hand-written. Its secret half gives it away, and so does its key id before the dot."""
-    key_id, _, secret = str(key or "").partition(".")
+    key_id, _dot, secret = str(key or "").partition(".")
     text = str(text or "")
     return bool(secret and secret in text) or bool(
         key_id and re.search(r"(?<![A-Za-z0-9])%s\." % re.escape(key_id), text))
