@@ -456,16 +456,17 @@ def test_the_playbooks_own_key_in_the_headers_mapping_is_a_problem(env):
 
 
 # -- leftovers -------------------------------------------------------------------------------------------
-def test_leftovers_of_users_no_longer_whitelisted_are_noted(env):
+def test_users_no_longer_whitelisted_who_still_get_in_are_problems_the_others_notes(env):
     users = [{"username": "user000"}, {"username": "user001", "state": "absent"}]
     result = doctor(env, users=users)
+    # who is not on the list is not let in: user001 still is, which breaks the whitelist's first duty
+    [unlisted] = of_check(result["problems"], "unlisted")
+    assert "'user001'" in unlisted["message"] and "marked absent" in unlisted["message"]
+    assert "still let in: 198.51.100.11" in unlisted["message"] and "site.yml" in unlisted["fix"]
+    assert not result["healthy"]
     leftovers = dict((n["message"].split("'")[1], n) for n in of_check(result["notes"], "leftover"))
-    assert sorted(leftovers) == ["user001", "user002"]
-    assert "marked absent" in leftovers["user001"]["message"] and "prune" in leftovers["user002"]["fix"]
-    assert "which still let 198.51.100.11 in" in leftovers["user001"]["message"]
-    assert "not in the inventory" in leftovers["user002"]["message"]
-    assert "still let" not in leftovers["user002"]["message"]  # the placeholder lets nobody in
-    assert result["healthy"]  # absent users are not checked, and leftovers break nobody's whitelist
+    assert sorted(leftovers) == ["user002"]  # the placeholder lets nobody in: worth knowing, no harm
+    assert "not in the inventory" in leftovers["user002"]["message"] and "prune" in leftovers["user002"]["fix"]
     assert [u["username"] for u in result["users"]] == ["user000"]
 
 
@@ -476,14 +477,14 @@ def test_leftover_0_2_chains_of_absent_and_unlisted_users_are_noted():
         rules = legacy.install_02(env, ["user001", "user002"], first_priority=200)
         env.pangolin.policy_rules[rules["user001"]]["value"] = "192.0.2.77"  # what 0.2 let in
         result = doctor(env, users=[{"username": "user000"}, {"username": "user001", "state": "absent"}])
+        [unlisted] = of_check(result["problems"], "unlisted")  # the 0.2 rule still lets user001's address in
+        assert "'user001'" in unlisted["message"] and "marked absent" in unlisted["message"]
+        assert "still let in: 192.0.2.77" in unlisted["message"]
         leftovers = dict((n["message"].split("'")[1], n) for n in of_check(result["notes"], "leftover"))
-        assert sorted(leftovers) == ["user001", "user002"], result["notes"]
-        assert "marked absent" in leftovers["user001"]["message"]
-        assert "a chain of an older version" in leftovers["user001"]["message"]
-        assert "which still let 192.0.2.77 in" in leftovers["user001"]["message"]
+        assert sorted(leftovers) == ["user002"], result["notes"]
         assert "not in the inventory" in leftovers["user002"]["message"] and "prune" in leftovers["user002"]["fix"]
-        assert "a chain of an older version" in leftovers["user002"]["message"]
-        assert result["healthy"], result
+        assert "1 object chain" in leftovers["user002"]["message"]
+        assert not result["healthy"], result
 
 
 def test_a_0_2_chain_of_a_present_user_is_a_note():

@@ -82,10 +82,10 @@ def test_resets_exactly_the_stale_users_then_converges(env):
 
 
 def test_a_user_no_longer_listed_expires_too(env):
-    """Without prune an unlisted user keeps the rule; it still must not let a stale address in."""
+    """A user the inventory no longer lists gets nobody in, whatever the user's logins say."""
     result = expire(env, expire_days=30, users=[{"username": "user001"}, {"username": "user002"}])
     users = by_user(result)
-    assert users["user000"]["expired"] and "older than 30 days" in users["user000"]["reason"]
+    assert users["user000"]["expired"] and "not a present user" in users["user000"]["reason"]
     assert env.rule_of("user000")["value"] == PLACEHOLDER and env.rule_of("user001")["value"] == "198.51.100.11"
     assert expire(env, expire_days=30, users=[{"username": "user001"}])["changed"] is False
 

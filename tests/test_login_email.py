@@ -81,7 +81,7 @@ def test_unset_removes_the_rule_policy_and_transport(env):
 @pytest.mark.parametrize("setting,fragment", [
     ({"group": "admins", "to_user": True}, "exactly one recipient"),
     ({}, None),
-    ({"grup": "admins"}, "unknown keys grup"),
+    ({"grup": "admins"}, "login_email.grup"),  # the suboptions are declared: Ansible names the unknown key
     ({"group": "nobody"}, "no group with that name"),
     ({"to_user": True, "template": "nope.html"}, "Invalid template"),
 ])

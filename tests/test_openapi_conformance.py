@@ -358,8 +358,8 @@ def test_every_pangolin_client_route_exists(pangolin_spec):
         elif pangolin_spec.operation(template, method) is None:
             problems.append("%s %s (%s): no such method" % (method, path, template))
     # the webhook transport authentik POSTs to
-    if (MODULE_UTILS / "whitelist.py").exists():
-        assert "/v1/resource/" in (MODULE_UTILS / "whitelist.py").read_text()
+    if (MODULE_UTILS / "runner.py").exists():
+        assert "/v1/resource/" in (MODULE_UTILS / "runner.py").read_text()
         template = pangolin_spec.template_for_generic("/resource/{}/rule/{}")
         if template is None or pangolin_spec.operation(template, "POST") is None:
             problems.append("POST /resource/{}/rule/{} (webhook target): not in the spec")
@@ -393,7 +393,10 @@ AUTHENTIK_CALLS = [
     # the doctor and expiry: what authentik recorded
     ("GET", "/events/events/", PAGE + ("action", "username", "ordering")),
     ("GET", "/tasks/tasks/", PAGE + ("aggregated_status", "rel_obj_content_type__app_label",
-                                     "rel_obj_content_type__model", "ordering", "state")),
+                                     "rel_obj_content_type__model", "ordering", "state", "actor_name")),
+    # follow_sessions reads every session; a revocation ends the user's own
+    ("GET", "/core/authenticated_sessions/", PAGE + ("user__username",)),
+    ("DELETE", "/core/authenticated_sessions/{}/", ()),
 ]
 for _collection in ("/propertymappings/notification/", "/policies/expression/", "/policies/event_matcher/",
                     "/events/transports/", "/events/rules/"):
@@ -439,9 +442,8 @@ def test_known_undeclared_filters_are_still_undeclared(authentik_spec):
 
 def test_authentik_call_list_covers_the_client():
     """Every API path literal in the authentik code must be in AUTHENTIK_CALLS (keeps the list honest)."""
-    sources = sorted(MODULE_UTILS.glob("authentik*.py")) + [MODULE_UTILS / "whitelist.py"] + \
-        sorted(MODULES.glob("authentik_*.py")) + sorted(MODULES.glob("login_ip_whitelist*.py")) + \
-        [MODULE_UTILS / "doctor.py", MODULE_UTILS / "expire.py"]
+    sources = [p for p in sorted(MODULE_UTILS.glob("*.py")) if not p.name.startswith("pangolin")] + \
+        sorted(MODULES.glob("authentik_*.py")) + sorted(MODULES.glob("login_ip_whitelist*.py"))
     known = set(re.sub(r"\{\}", "%s", p) for _m, p, _q in AUTHENTIK_CALLS)
     missing = []
     for source in sources:

@@ -283,7 +283,7 @@ def test_rotation_waits_for_webhooks_rendered_with_the_old_key(env, monkeypatch)
 
 
 def test_without_a_task_api_the_rotation_waits_the_grace_period(monkeypatch):
-    from ansible_collections.homelab.pangolin_authentik.plugins.module_utils import whitelist as whitelist_utils
+    from ansible_collections.homelab.pangolin_authentik.plugins.module_utils import runner as whitelist_utils
 
     waited = []
     monkeypatch.setattr(whitelist_utils, "KEY_GRACE", 0.3)

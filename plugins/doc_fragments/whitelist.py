@@ -9,12 +9,35 @@ class ModuleDocFragment(object):
     # The users of a login IP whitelist, how its objects are named, and what its rules let in.
     DOCUMENTATION = r'''
 options:
-  users:
+  resources:
     description:
-      - The users of the whitelist.
+      - Several resources in one whitelist (Jellyfin, Jellyseerr, Audiobookshelf, ...), each by C(id), or by C(name)
+        (name, nice id or full domain, within O(org_id)). Every user gets a rule on every resource, at the same
+        priority, and one login updates all of them; the authentik side (notification rules, policies, bindings,
+        body mappings) is shared, so a login costs the worker one task per notification rule and one per resource of
+        its users. Their transports to the first resource keep the plain name C(<head>/<username>/<n>); further
+        resources add C(/resource-<id>).
+      - All resources must belong to one Pangolin org. With more than one, O(instance) is required.
+      - Mutually exclusive with O(resource_id) and O(resource), which name one resource.
     type: list
     elements: dict
-    required: true
+    suboptions:
+      id:
+        description:
+          - Id of the resource.
+        type: int
+      name:
+        description:
+          - Name, nice id or full domain of the resource, within O(org_id).
+        type: str
+  users:
+    description:
+      - The users of the whitelist. With O(users_from_group), entries add settings (priority, state) to the
+        group's members of the same username.
+      - A user the whitelist holds objects for but that is no longer listed loses access in the run (see O(prune)).
+      - One of O(users) and O(users_from_group) is required.
+    type: list
+    elements: dict
     suboptions:
       username:
         description:
@@ -33,6 +56,19 @@ options:
         type: str
         choices: [present, absent]
         default: present
+  users_from_group:
+    description:
+      - Name of an authentik group whose active direct members are the whitelist's users, next to the entries of
+        O(users) with the same username. A member who leaves the group, or is deactivated, is no longer listed, and
+        loses access in the next run. An entry of O(users) for a user who is not a member is not listed.
+    type: str
+  webhook_url:
+    description:
+      - Base URL of Pangolin's Integration API as authentik's worker reaches it (C(https://api.example.com), with or
+        without C(/v1)). Defaults to O(pangolin_url).
+      - It also proves which objects are this whitelist's - a transport carrying its name but posting elsewhere is
+        refused, never rewritten. To change it, remove the whitelist with the old URL first (O(state=absent)).
+    type: str
   name_prefix:
     description:
       - Prefix of every object name, followed by O(instance).
@@ -103,4 +139,11 @@ options:
         event, and every login posts once per transport of its rule; the default keeps both small.
     type: int
     default: 10
+  manage_webhook_key:
+    description:
+      - Whether the whitelist makes and keeps its own webhook key. With the doctor, a key the headers mapping sends
+        but Pangolin no longer has is then a problem, not a note; checking the key needs a root O(pangolin_api_key)
+        with C(listApiKeys) and C(listApiKeyActions), without it the check is skipped with a note.
+    type: bool
+    default: false
 '''

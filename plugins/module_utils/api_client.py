@@ -27,10 +27,7 @@ except ImportError as _exc:  # pragma: no cover - reported by the module
     HAS_REQUESTS = False
     REQUESTS_IMPORT_ERROR = _exc
 
-try:
-    from urllib.parse import urlsplit
-except ImportError:  # pragma: no cover
-    from urlparse import urlsplit  # type: ignore
+from urllib.parse import urlsplit
 
 RETRY_STATUSES = frozenset((429, 500, 502, 503, 504))
 # Retrying must not turn a short outage into a run that hangs for minutes.
@@ -68,6 +65,7 @@ class ApiError(Exception):
 
 
 MEDIA_TYPE = re.compile(r"^[a-z]+/[a-z0-9.+-]+$")  # "application/json": a header value, never a key
+PANGOLIN_KEY = re.compile(r"^([A-Za-z0-9]{4,})\.([^\s.]{8,})$")  # "<key id>.<secret>"
 
 
 def mentions_credentials(text):
@@ -76,32 +74,46 @@ def mentions_credentials(text):
     return "authorization" in lowered or "bearer " in lowered or "x-api-key" in lowered
 
 
+def looks_secret(literal):
+    """Whether a string literal of a text that sends credentials could be a key: long, no spaces, and not a word,
+    a header name, a media type or a URL."""
+    return (len(literal) >= 12 and not any(c.isspace() for c in literal) and "://" not in literal
+            and not MEDIA_TYPE.match(literal) and not re.match(r"^[A-Za-z]+(?:[-_][A-Za-z]+)*$", literal))
+
+
 class Secrets(object):
-    """Values that must never leave the module, and how to scrub them."""
+    """Values that must never leave the module, and how to scrub them. Whole values are hidden: a password or a
+    token as it is, a Pangolin key as a whole and its secret half alone; never a fragment of anything else."""
 
     def __init__(self):
         self._values = set()
 
     def add(self, value):
+        """A secret as a whole (a token, a password)."""
         if value and isinstance(value, str) and len(value) >= 4:
             self._values.add(value)
-            # A Pangolin key is "<id>.<secret>": the secret alone is just as sensitive.
-            if "." in value:
-                self._values.add(value.split(".", 1)[1])
+
+    def add_key(self, value):
+        """A Pangolin key ``<id>.<secret>``: the secret alone is just as sensitive."""
+        self.add(value)
+        match = PANGOLIN_KEY.match(value) if isinstance(value, str) else None
+        if match:
+            self.add(match.group(2))
 
     def add_credentials(self, text):
         """Learn the credentials written into a text (a hand-written mapping's bearer token, say).
 
         In a text that sends credentials, every string literal that could be a key is learned
-        too: a hand-written mapping may build its header with ``+`` or an f-string.
+        too: a hand-written mapping may build its header with ``+`` or an f-string. Words,
+        header names and URLs are not secrets, and hiding them would hide the output's meaning.
         """
         text = str(text or "")
         for found in re.findall(r"(?i)\b(?:bearer|basic|token)\s+([^\s\"'\\]{8,})", text):
-            self.add(found)
+            self.add_key(found)
         if mentions_credentials(text):
             for literal in re.findall(r"[\"']([^\s\"'\\]{12,})[\"']", text):
-                if not MEDIA_TYPE.match(literal):
-                    self.add(literal)
+                if looks_secret(literal):
+                    self.add_key(literal)
 
     def values(self):
         return sorted(self._values)
@@ -168,6 +180,7 @@ class ApiClient(object):
     """
 
     api_name = "API"
+    token_is_key = False  # a Pangolin key, whose secret half is a secret of its own
     api_prefix = ""
     url_option = "url"
     token_option = "token"
@@ -175,7 +188,10 @@ class ApiClient(object):
     def __init__(self, base_url, token, validate_certs=True, ca_path=None, timeout=30,
                  retries=3, warn=None, secrets=None, retry_backoff=0.5, ca_option="ca_path"):
         self.secrets = secrets or Secrets()
-        self.secrets.add(token)
+        if self.token_is_key:
+            self.secrets.add_key(token)
+        else:
+            self.secrets.add(token)
         self.base_url = normalize_base_url(base_url, self.api_prefix, self.url_option)
         if not token:
             raise ApiError("%s is required (or set its environment variable)" % self.token_option)

@@ -160,40 +160,39 @@ class AuthentikClient(ApiClient):
                            "authentik?" % (self.api_name, what))
         return body
 
-    def recent_events(self, action, username=None, limit=100):
-        """The newest events of exactly ``action`` (the server's filter is a contains match)."""
-        params = {"action": action, "ordering": "-created"}
+    def events(self, action, username=None, user_pk=None, since=None, limit=200, max_pages=10):
+        """The newest events of exactly ``action`` (of one user when given), newest first:
+        [{pk, created, client_ip, user, context}].
+
+        The server's ``?action=`` is a contains match (``login`` also returns ``login_failed``, which
+        anyone who knows a username can cause); servers with the exact ``actions`` filter get that one.
+        Every row is checked for the exact action (and the user's name and pk), and pages are followed
+        until ``limit`` events, an event older than ``since``, or ``max_pages`` pages.
+        """
+        params = {"ordering": "-created"}
+        params["actions" if self.at_least(EXACT_ACTIONS_FILTER_SINCE) else "action"] = action
         if username is not None:
             params["username"] = username
-        rows, _count = self.first_page("/events/events/", "%s events" % action, params, page_size=limit)
-        return [row for row in rows if row.get("action") == action and (
-            username is None or (row.get("user") or {}).get("username") == username)]
-
-    def login_events(self, username, user_pk=None, since=None, limit=200, max_pages=10):
-        """The user's real ``login`` events, newest first: [{pk, created, client_ip}].
-
-        ``?action=login`` is a contains match, so ``login_failed`` events (which anyone
-        who knows the username can cause) come back too, newest first; servers with the
-        exact ``actions`` filter get that one. Every row is checked for the exact action
-        and the user's pk, and pages are followed until ``limit`` logins, an event older
-        than ``since``, or ``max_pages`` pages.
-        """
-        params = {"username": username, "ordering": "-created"}
-        params["actions" if self.at_least(EXACT_ACTIONS_FILTER_SINCE) else "action"] = "login"
         found = []
-        for rows in self.pages("/events/events/", "login events of %r" % username, params, max_pages=max_pages):
+        what = "%s events%s" % (action, " of %r" % username if username is not None else "")
+        for rows in self.pages("/events/events/", what, params, max_pages=max_pages):
             for row in rows:
                 created = parse_time(row.get("created"))
                 if since is not None and created is not None and created < since:
                     return found
                 user = row.get("user") or {}
-                if row.get("action") != "login" or user.get("username") != username or (
+                if row.get("action") != action or (username is not None and user.get("username") != username) or (
                         user_pk is not None and user.get("pk") != user_pk):
                     continue
-                found.append(dict(pk=row.get("pk"), created=created, client_ip=row.get("client_ip")))
+                found.append(dict(pk=row.get("pk"), created=created, client_ip=row.get("client_ip"), user=user,
+                                  context=row.get("context") or {}))
                 if len(found) >= limit:
                     return found
         return found
+
+    def login_events(self, username=None, user_pk=None, since=None, limit=200, max_pages=10):
+        """The real ``login`` events (of one user, or of everyone), newest first: the one login-history reader."""
+        return self.events("login", username, user_pk, since, limit, max_pages)
 
     def tasks(self, params, page_size=100):
         """Rows and count of the worker's task list, or None where the server has no task API (before 2025.8)."""
@@ -259,6 +258,14 @@ class AuthentikClient(ApiClient):
 
     def find_group(self, name):
         return self.find_by("/core/groups/", "group", "name", name, {"include_users": "false"})
+
+    def group_members(self, name, option="group"):
+        """The direct members of the group named ``name``: [{pk, username, is_active}]."""
+        group = self.find_by("/core/groups/", "group", "name", name, {"include_users": "true"})
+        if group is None:
+            raise ApiError("%s %r: authentik has no group with that name" % (option, name))
+        return [dict(pk=u.get("pk"), username=u.get("username"), is_active=bool(u.get("is_active")))
+                for u in group.get("users_obj") or []]
 
     def group_pk(self, name, option="group"):
         group = self.find_group(name)

@@ -10,7 +10,12 @@ translate to the names the server understands (``webhook_mapping`` before
 
 from __future__ import annotations
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import ApiError, mentions_credentials
+from urllib.parse import urlsplit
+
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import (
+    ApiError,
+    mentions_credentials,
+)
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import (
     DESTINATION_RENAME_SINCE,
     HEADERS_MAPPING_SINCE,
@@ -228,18 +233,6 @@ class NotificationRuleKind(NamedKind):
         return super(NotificationRuleKind, self).update(current, desired, changes)
 
 
-class GroupKind(NamedKind):
-    label = "authentik group"
-    result_key = "group"
-    path = "/core/groups/"
-    what = "group"
-    fields = {"attributes": "attributes"}
-
-    def find(self, desired):
-        raw = self.client.find_by(self.path, self.what, "name", desired["name"], {"include_users": "false"})
-        return self.view(raw) if raw else None
-
-
 class BindingKind(ObjectKind):
     """The binding of one policy to one target (a notification rule)."""
 
@@ -304,124 +297,6 @@ class BindingKind(ObjectKind):
         self._bindings = None
 
 
-class UserKind(ObjectKind):
-    """A user, found by username. Group membership is changed one group at a time.
-
-    ``groups`` in a desired user lists group names; ``groups_mode`` says
-    whether they are added (``add``), removed (``remove``) or are the whole
-    membership (``exact``). PUT would wipe memberships, so users are only
-    ever PATCHed and memberships go through add_user/remove_user.
-    """
-
-    label = "authentik user"
-    result_key = "user"
-    id_field = "pk"
-    path = "/core/users/"
-    fields = ("name", "email", "is_active", "path")
-
-    def __init__(self, client, groups_mode="add"):
-        self.client = client
-        self.groups_mode = groups_mode
-        self._group_names = {}
-
-    def describe(self, desired):
-        return "user %r" % desired.get("username")
-
-    @staticmethod
-    def summaries(client, usernames):
-        """pk, username, name and is_active of these users, with as few requests as possible."""
-        found = client.users_by_username(usernames) if usernames else {}
-        return [dict(pk=raw.get("pk"), username=raw.get("username"), name=raw.get("name"),
-                     is_active=bool(raw.get("is_active"))) for raw in found.values()]
-
-    def group_names(self, pks):
-        missing = [pk for pk in pks if pk not in self._group_names]
-        if missing:
-            for row in self.client.list("/core/groups/", "groups", {"include_users": "false"}):
-                self._group_names[row["pk"]] = row["name"]
-        return sorted(self._group_names.get(pk, pk) for pk in pks)
-
-    def view(self, raw):
-        view = dict((k, raw.get(k)) for k in self.fields)
-        view.update(pk=raw.get("pk"), username=raw.get("username"), groups=self.group_names(raw.get("groups") or []))
-        return view
-
-    def find(self, desired):
-        raw = self.client.find_by(self.path, "user", "username", desired["username"])
-        return self.view(raw) if raw else None
-
-    def wanted_groups(self, current_groups, listed):
-        current_groups = set(current_groups or [])
-        if listed is None:
-            return sorted(current_groups)
-        if self.groups_mode == "add":
-            return sorted(current_groups | set(listed))
-        if self.groups_mode == "remove":
-            return sorted(current_groups - set(listed))
-        return sorted(set(listed))
-
-    def comparable(self, desired):
-        return dict((k, v) for k, v in desired.items() if v is not None and k not in ("password",))
-
-    def changes(self, current, desired):
-        wanted = dict(self.comparable(desired))
-        wanted["groups"] = self.wanted_groups(current.get("groups"), desired.get("groups"))
-        return dict((k, v) for k, v in wanted.items() if current.get(k) != v)
-
-    def predict(self, current, desired):
-        after = dict(current or {"pk": None, "groups": []})
-        after.update(self.comparable(desired))
-        after["groups"] = self.wanted_groups((current or {}).get("groups"), desired.get("groups"))
-        return after
-
-    def verify(self, written, desired):
-        pass  # each write below is checked by reading the user back
-
-    def create(self, desired):
-        body = dict((k, desired[k]) for k in self.fields if desired.get(k) is not None)
-        body.update(username=desired["username"], name=desired.get("name") or "")
-        raw = self.client.create(self.path, self.describe(desired), body)
-        current = self.view(raw)
-        return self._write_groups(current, desired)
-
-    def update(self, current, desired, changes):
-        fields = dict((k, v) for k, v in changes.items() if k in self.fields)
-        if fields:
-            self.client.patch("%s%s/" % (self.path, current["pk"]), self.describe(desired), fields)
-        return self._write_groups(current, desired)
-
-    def _write_groups(self, current, desired):
-        wanted = self.wanted_groups(current.get("groups"), desired.get("groups"))
-        have = set(current.get("groups") or [])
-        for name in sorted(set(wanted) - have):
-            self._membership(name, current["pk"], "add_user")
-        for name in sorted(have - set(wanted)):
-            self._membership(name, current["pk"], "remove_user")
-        return self.find(desired)
-
-    def _membership(self, group_name, user_pk, action):
-        group = self.client.find_group(group_name)
-        if group is None:
-            raise ApiError("groups: authentik has no group %r" % group_name)
-        self.client.post_action("/core/groups/%s/%s/" % (group["pk"], action),
-                                "%s user %s %s group %r" % (action.split("_")[0], user_pk,
-                                                            "to" if action == "add_user" else "from", group_name),
-                                {"pk": user_pk})
-
-    def delete(self, current):
-        self.client.delete("%s%s/" % (self.path, current["pk"]), self.describe(current))
-
-    def set_password(self, pk, password, username):
-        try:
-            self.client.post_action("%s%s/set_password/" % (self.path, pk), "set the password of user %r" % username,
-                                    {"password": password})
-        except ApiError as exc:
-            if exc.status == 400:
-                raise ApiError("password: authentik refused the password of user %r (its password policy?)"
-                               % username)
-            raise
-
-
 def resolve_reference(kind, name, option, check_mode=False):
     """The pk of the object ``name`` of ``kind``, for a field that references it.
 
@@ -437,51 +312,21 @@ def resolve_reference(kind, name, option, check_mode=False):
 
 
 class EmailTransport(object):
-    """The desired e-mail transport of a login e-mail setting ``{group: ..., to_user: ..., subject_prefix: ...}``."""
-
-    OPTIONS = ("group", "to_user", "subject_prefix", "template")
-
-    @classmethod
-    def check(cls, setting, option="login_email"):
-        """None (off), or the setting checked: exactly one recipient, known keys only."""
-        if setting is None or setting == {} or setting is False:
-            return None
-        if not isinstance(setting, dict):
-            raise InputError("%s must be a dict such as {group: <authentik group>} or {to_user: true}, got %r"
-                             % (option, setting))
-        unknown = sorted(set(setting) - set(cls.OPTIONS))
-        if unknown:
-            raise InputError("%s has unknown keys %s (allowed: %s)" % (option, ", ".join(map(str, unknown)),
-                                                                       ", ".join(cls.OPTIONS)))
-        group, to_user = setting.get("group"), setting.get("to_user")
-        if bool(group) == bool(to_user):
-            raise InputError("%s needs exactly one recipient: group (an authentik group whose members get the "
-                             "e-mail) or to_user: true (the user who logged in)" % option)
-        if group is not None:
-            check_name(group, "%s.group" % option)
-        if to_user not in (None, True, False):
-            raise InputError("%s.to_user must be true or false, got %r" % (option, to_user))
-        for key in ("subject_prefix", "template"):
-            if setting.get(key) is not None and not isinstance(setting[key], str):
-                raise InputError("%s.%s must be a string, got %r" % (option, key, setting[key]))
-        return dict(setting)
+    """The desired e-mail transport of a login e-mail setting."""
 
     @staticmethod
     def desired(name, setting):
+        """``setting``: a settings.LoginEmail."""
         desired = dict(name=name, mode="email")
-        if setting.get("subject_prefix") is not None:
-            desired["email_subject_prefix"] = setting["subject_prefix"]
-        if setting.get("template") is not None:
-            desired["email_template"] = setting["template"]
+        if setting.subject_prefix is not None:
+            desired["email_subject_prefix"] = setting.subject_prefix
+        if setting.template is not None:
+            desired["email_template"] = setting.template
         return desired
 
 
 def check_webhook_url(url, option="webhook_url"):
     """authentik's URL validator, applied before writing (underscored hosts are refused)."""
-    try:
-        from urllib.parse import urlsplit
-    except ImportError:  # pragma: no cover
-        from urlparse import urlsplit  # type: ignore
     if not isinstance(url, str) or not url:
         raise InputError("%s is required for a webhook transport" % option)
     parts = urlsplit(url)

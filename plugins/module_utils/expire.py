@@ -1,39 +1,42 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to homelab.pangolin_authentik
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Expiry: bring every user's rules back to what authentik's state says, now.
+"""Expiry: bring every user's rules back to what authentik's state says, now; revoke named users.
 
 A body mapping computes a user's addresses from authentik's state whenever
 authentik sends it, but nothing is sent while nobody logs in: an address may
 outlive the user's last login, a session that expired or was revoked, or the
 user's account. Expiry writes each owned rule from the same state the body
 mappings read (the newest distinct addresses of real logins within
-``expire_days``, or live sessions; nothing for an inactive or deleted user),
-with the same function. Named users are revoked at once: their body mappings
-learn the time (``not_before``), so nothing before it counts until they log in
-again, and their rules go back to the placeholder.
+``expire_days``, or live sessions; nothing for an inactive or deleted user, or
+one the inventory no longer lists), with the same function.
+
+Named users are revoked at once: their body mappings learn the time
+(``not_before``), so nothing before it counts until they log in again, their
+rules go back to the placeholder, and their authentik sessions are ended (every
+device must log in again; a session from before the revocation can never count).
 """
 
 from __future__ import annotations
 
-import inspect
 from datetime import datetime, timezone
 
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import format_time
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_directory import SessionKind
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.render import whitelist_body_expression
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.snapshot import as_stored
-
-# What a revocation renders a body mapping from: everything the mapping recorded, by the renderer's own names.
-BODY_SETTINGS = tuple(inspect.signature(whitelist_body_expression).parameters)
 
 
 class WhitelistExpiry(object):
-    def __init__(self, whitelist, expire_users=None, now=None):
+    def __init__(self, whitelist, now=None):
         self.w = whitelist
         self.settings = whitelist.settings
         self.now = now or datetime.now(timezone.utc)
-        present = [u["username"] for u in whitelist.users if u["state"] == "present"]
+        self.expire_users = whitelist.inputs.expire_users
+
+    def _listed(self):
+        """The users considered: every present user, or the named ones (each must be a present user)."""
+        present = [u.username for u in self.w.present]
+        expire_users = self.expire_users
         if expire_users is not None:
             # Named users are revoked now, whatever their last login; each must be a whitelisted user.
             unknown = [u for u in expire_users if u not in present]
@@ -41,85 +44,105 @@ class WhitelistExpiry(object):
                 raise InputError("expire_users: %s %s not among the present users of the whitelist"
                                  % (", ".join(repr(u) for u in unknown), "is" if len(unknown) == 1 else "are"))
             present = [u for u in present if u in expire_users]
+        self.listed = set(present)
         self.usernames = present
         self.revoke_now = expire_users is not None
 
     def apply(self, reconciler):
         w = self.w.read()
+        self._listed()
+        if w.ownership.collisions:
+            raise InputError("; ".join(c.message for c in w.ownership.collisions))
         snap = w.snapshot
         usernames = list(self.usernames)
         if not self.revoke_now:
-            # Users no longer listed, or marked absent, whose rules the whitelist still owns: theirs expire too.
-            others = [u for u in w.ownership.usernames() if u not in usernames]
-            snap.read_accounts(others)
-            usernames += others
+            # Users no longer listed, or marked absent, whose rules the whitelist still owns: they get nobody in.
+            usernames += [u for u in w.ownership.usernames() + sorted(w.chains) if u not in usernames]
         summaries = []
-        for username in usernames:
+        for username in dict.fromkeys(usernames):
             rules = self._owned_rules(username)
-            entry = dict(username=username, rule_id=rules[0][1]["rule_id"] if rules else None,
-                         rule_ids=[r["rule_id"] for _slot, r in rules],
-                         whitelisted=rules[0][1]["value"] if rules else None,
-                         addresses=[r["value"] for _slot, r in rules], last_login=None, expired=False)
+            entry = dict(username=username, rule_id=rules[0][2]["rule_id"] if rules else None,
+                         rule_ids=[rule["rule_id"] for _s, _rid, rule in rules],
+                         whitelisted=rules[0][2]["value"] if rules else None,
+                         addresses=[rule["value"] for _s, _rid, rule in rules], last_login=None, expired=False)
             summaries.append(entry)
             if not rules:
                 entry["reason"] = "the whitelist owns no rule of this user (run playbooks/site.yml first)"
                 continue
-            account = snap.users.get(username)
             before = len(reconciler.outcomes)
             if self.revoke_now:
-                self._revoke(reconciler, username, rules)
+                entry["sessions_ended"] = self._revoke(reconciler, username, rules)
                 entry["reason"] = "revoked"
             else:
-                # Read the user's logins right before the write, so a login during the run is not undone.
-                if account is not None:
-                    logins = snap.logins_of(username, account["pk"], refresh=True)
-                    entry["last_login"] = format_time(logins[0]["created"]) if logins else None
-                not_before = next((s.settings.get("not_before") for s, _r in rules if s and s.settings.get(
-                    "not_before")), None)
-                expected, _sources = w.entries_from_state(username, account, not_before, slots=len(rules),
-                                                          now=self.now)
-                for (slot, rule), (match, value) in zip(rules, expected):
-                    self._write(reconciler, rule, match, value)
-                entry["reason"] = self._reason(account, rules, expected, entry["last_login"])
-            entry["expired"] = any(o.changed for o in reconciler.outcomes[before:] if o.kind is snap.rule_kind)
+                entry["reason"] = self._expire(reconciler, username, rules, entry)
+            entry["expired"] = any(o.changed for o in reconciler.outcomes[before:]
+                                   if o.kind in [state.rule_kind for state in snap.resources.values()])
         return summaries
 
     def _owned_rules(self, username):
-        """(slot or None, rule) of each rule the whitelist owns for the user, in slot order."""
-        own = self.w.ownership
-        found = [(slot, slot.rule) for slot in own.slots_of(username) if slot.rule]
-        chain = own.legacy.get(username)
+        """(slot or None, resource id, rule) of each rule the whitelist owns for the user, in slot order."""
+        found = self.w.ownership.rules_of(username)
+        chain = self.w.chains.get(username)
         if not found and chain is not None and chain.rule is not None:
-            found = [(None, chain.rule)]
+            found = [(None, chain.resource_id, chain.rule)]
         return found
 
-    def _write(self, reconciler, rule, match, value):
+    def _expire(self, reconciler, username, rules, entry):
+        snap, settings = self.w.snapshot, self.settings
+        account = snap.accounts.get(username)
+        if username not in self.listed:
+            expected = [("IP", settings.placeholder)] * max(s.number if s else 1 for s, _r, _rule in rules)
+        else:
+            # The user's logins are read right before the write, so a login during the run is not undone.
+            if account is not None:
+                logins = snap.logins_of(username, account["pk"], refresh=True)
+                entry["last_login"] = format_time(logins[0]["created"]) if logins else None
+            not_before = next((s.body.not_before for s, _rid, _r in rules if s and s.body and s.body.not_before),
+                              None)
+            expected, _sources = snap.entries_of(username, settings, not_before,
+                                                 slots=max(s.number if s else 1 for s, _r, _rule in rules),
+                                                 now=self.now)
+        for slot, resource_id, rule in rules:
+            match, value = expected[(slot.number if slot else 1) - 1]
+            self._write(reconciler, resource_id, rule, match, value)
+        return self._reason(username, account, rules, expected, entry["last_login"])
+
+    def _write(self, reconciler, resource_id, rule, match, value):
         desired = dict(priority=rule["priority"], action=rule["action"], enabled=rule["enabled"], match=match,
                        value=value)
-        reconciler.ensure(self.w.snapshot.rule_kind, desired, current=rule, lookup=False)
+        reconciler.ensure(self.w.snapshot.resource(resource_id).rule_kind, desired, current=rule, lookup=False)
 
     def _revoke(self, reconciler, username, rules):
-        """Nothing from before now counts for the user until the next login; the rules let nobody in."""
+        """Nothing from before now counts for the user until the next login; the rules let nobody in; every
+        authentik session of the user ends."""
         snap = self.w.snapshot
         stamp = self.now.isoformat()
-        for slot, rule in rules:
-            if slot is not None and slot.mapping is not None and all(k in slot.settings for k in BODY_SETTINGS):
-                settings = dict((k, slot.settings[k]) for k in BODY_SETTINGS)
-                settings["not_before"] = stamp
-                reconciler.ensure(snap.mapping_kind, dict(name=slot.mapping["name"],
-                                                          expression=whitelist_body_expression(**settings)),
-                                  current=as_stored(slot.mapping),
-                                  lookup=False)
-            self._write(reconciler, rule, "IP", self.settings.placeholder)
+        revoked = set()
+        for slot, resource_id, rule in rules:
+            if slot is not None and slot.body is not None and slot.number not in revoked:
+                revoked.add(slot.number)
+                reconciler.ensure(snap.mapping_kind, dict(name=slot.mapping["name"], expression=slot.body.with_changes(
+                    not_before=stamp).expression()), current=slot.mapping, lookup=False)
+            self._write(reconciler, resource_id, rule, "IP", self.settings.placeholder)
+        account = snap.accounts.get(username)
+        if account is None:
+            return 0
+        sessions = SessionKind(self.w.authentik, username, account["pk"])
+        ended = sessions.of_user()
+        for session in ended:
+            reconciler.ensure(sessions, dict(uuid=session["uuid"]), "absent", current=session, lookup=False)
+        return len(ended)
 
-    def _reason(self, account, rules, expected, last_login):
+    def _reason(self, username, account, rules, expected, last_login):
         placeholder = self.settings.placeholder
+        if username not in self.listed:
+            return "not a present user of the inventory: the rules let nobody in"
         if account is None:
             return "the user is gone from authentik"
         if not account["is_active"]:
             return "the user is deactivated"
-        if all((r["match"], r["value"]) == e for (_s, r), e in zip(rules, expected)):
-            if all(r["value"] == placeholder for _s, r in rules):
+        if all((r["match"], r["value"]) == expected[(s.number if s else 1) - 1] for s, _rid, r in rules):
+            if all(r["value"] == placeholder for _s, _rid, r in rules):
                 return "nothing whitelisted"
             return ("the rules hold the user's live sessions" if self.settings.follow_sessions
                     else "logged in within %d days" % self.settings.expire_days if self.settings.expire_days
@@ -130,3 +153,6 @@ class WhitelistExpiry(object):
             return "no login recorded"
         return ("last login older than %d days" % self.settings.expire_days if self.settings.expire_days
                 else "no longer among the user's newest logins")
+
+
+__all__ = ["WhitelistExpiry"]

@@ -18,41 +18,48 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconci
     Reconciler,
 )
 
-SECRET_OPTIONS = ("pangolin_api_key", "authentik_token", "webhook_api_key", "api_key", "password")
+KEY_OPTIONS = ("pangolin_api_key", "webhook_api_key", "api_key")  # Pangolin keys <id>.<secret>
+SECRET_OPTIONS = ("authentik_token", "password")
 
 
 def ansible_module(argument_spec, **kwargs):
-    """An AnsibleModule that refuses a non-dict element of a list-of-dicts option itself.
+    """An AnsibleModule that refuses a value of the wrong shape for an option with suboptions itself.
 
-    Meeting one, ansible-core stops before it has collected the no_log values and echoes every
-    secret option in clear; so the element is found first and refused by a module whose spec
-    takes it as it is, with the secrets masked as usual.
+    Meeting a non-dict element of a list-of-dicts option, or a non-dict value of a dict option with
+    suboptions, ansible-core stops before it has collected the no_log values and echoes every secret
+    option in clear; so the value is found first and refused by a module whose spec takes it as it is,
+    with the secrets masked as usual.
     """
     from ansible.module_utils.basic import AnsibleModule, _load_params
 
-    nested = [name for name, spec in argument_spec.items()
-              if spec.get("type") == "list" and spec.get("elements") == "dict"]
-    problem = None
-    if nested:
-        given = _load_params() or {}  # None under ansible-test's argument_spec introspection
-        for name in nested:
-            value = given.get(name)
+    shaped = [name for name, spec in argument_spec.items() if spec.get("options")]
+    given = (_load_params() or {}) if shaped else {}  # None under ansible-test's argument_spec introspection
+    for name in shaped:
+        spec, value = argument_spec[name], given.get(name)
+        if value is None:
+            continue
+        if spec.get("type") == "list":
             entries = [value] if isinstance(value, str) else value if isinstance(value, list) else []
-            for index, entry in enumerate(entries):
-                if not isinstance(entry, dict):
-                    problem = "%s[%d] must be a dict, got %r" % (name, index, entry)
-                    break
-            if problem:
-                relaxed = dict(argument_spec)
-                relaxed[name] = dict(relaxed[name], elements="raw")
-                relaxed[name].pop("options", None)
-                AnsibleModule(argument_spec=relaxed, **kwargs).fail_json(msg=problem)
+            bad = [(index, entry) for index, entry in enumerate(entries) if not isinstance(entry, dict)]
+            problem = "%s[%d] must be a dict, got %r" % ((name,) + bad[0]) if bad else None
+            relaxed = dict(spec, elements="raw")
+        else:
+            problem = None if isinstance(value, (dict, str)) else "%s must be a dict, got a %s: %r" % (
+                name, type(value).__name__, value)
+            relaxed = dict(spec, type="raw")
+        if problem:
+            relaxed.pop("options", None)
+            for key in ("mutually_exclusive", "required_one_of", "required_if", "required_together", "required_by"):
+                relaxed.pop(key, None)
+            AnsibleModule(argument_spec=dict(argument_spec, **{name: relaxed}), **kwargs).fail_json(msg=problem)
     return AnsibleModule(argument_spec=argument_spec, **kwargs)
 
 
 def module_secrets(module):
     """Every secret the module was given, so no output can carry one."""
     secrets = Secrets()
+    for name in KEY_OPTIONS:
+        secrets.add_key(module.params.get(name))
     for name in SECRET_OPTIONS:
         secrets.add(module.params.get(name))
     return secrets

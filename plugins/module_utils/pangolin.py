@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import (
     ApiClient,
     ApiError,
@@ -52,6 +54,7 @@ def selected_resource_id(client, params):
 
 class PangolinClient(ApiClient):
     api_name = "Pangolin API"
+    token_is_key = True
     api_prefix = "/v1"
     url_option = "pangolin_url"
     token_option = "pangolin_api_key"
@@ -282,8 +285,4 @@ def normalize_rule(raw):
 
 def _seg(value):
     """Quote one path segment (org ids are free text)."""
-    try:
-        from urllib.parse import quote
-    except ImportError:  # pragma: no cover
-        from urllib import quote  # type: ignore
     return quote(str(value), safe="")

@@ -63,15 +63,22 @@ class RuleKind(ObjectKind):
         self.resource_id = resource_id
         self.webhook_owned = webhook_owned
         self.take_over_twins = take_over_twins
-        self._rules = rules  # a list read once by the caller, kept up to date here
+        self._rules = rules  # a list read once by the caller (the snapshot's), kept up to date in place
 
     def describe(self, desired):
         return "rule priority %s on resource %s" % (desired.get("priority"), self.resource_id)
 
     def rules(self, refresh=False):
         if self._rules is None or refresh:
-            self._rules = self.client.list_rules(self.resource_id)
+            self._keep(self.client.list_rules(self.resource_id))
         return self._rules
+
+    def _keep(self, rules):
+        """Replace the cached list's content, not the list: whoever shares it (the snapshot) sees the change."""
+        if self._rules is None:
+            self._rules = list(rules)
+        else:
+            self._rules[:] = rules
 
     def at_priority(self, priority, refresh=False):
         return [r for r in self.rules(refresh) if r["priority"] == priority]
@@ -86,8 +93,13 @@ class RuleKind(ObjectKind):
         return found[0] if found else None
 
     def refind(self, desired):
-        self._rules = None
-        return self.find(desired)
+        """After a create whose answer was lost: the rule at the priority, when it is the one sent. Where a twin
+        may be someone else's (``take_over_twins`` false), only a rule of exactly the shape sent counts."""
+        self.rules(refresh=True)
+        if self.take_over_twins:
+            return self.find(desired)
+        found = [r for r in self.at_priority(desired["priority"]) if self._twin(r, desired)]
+        return found[0] if len(found) == 1 else None
 
     def exists(self, current, desired):
         return any(r["rule_id"] == current["rule_id"] for r in self.rules(refresh=True))
@@ -120,7 +132,7 @@ class RuleKind(ObjectKind):
         keep = min(same, key=lambda r: r["rule_id"]) if same else created
         if keep["rule_id"] != created["rule_id"] and any(r["rule_id"] == created["rule_id"] for r in same):
             self.client.delete_rule(self.resource_id, created["rule_id"])
-            self._rules = [r for r in self._rules if r["rule_id"] != created["rule_id"]]
+            self._keep([r for r in self._rules if r["rule_id"] != created["rule_id"]])
             if not self.take_over_twins:
                 raise ApiError("%s: another run created rule %d at priority %d at the same moment; this run's "
                                "rule %d was removed again, rerun to settle which run owns the priority"
@@ -147,7 +159,7 @@ class RuleKind(ObjectKind):
         if not any(r["rule_id"] == current["rule_id"] for r in self.rules(refresh=True)):
             return
         self.client.delete_rule(self.resource_id, current["rule_id"])
-        self._rules = [r for r in self._rules if r["rule_id"] != current["rule_id"]]
+        self._keep([r for r in self._rules if r["rule_id"] != current["rule_id"]])
 
     @staticmethod
     def _twin(rule, desired):
@@ -156,7 +168,7 @@ class RuleKind(ObjectKind):
 
     def _replace(self, rule):
         if self._rules is not None:
-            self._rules = [rule if r["rule_id"] == rule["rule_id"] else r for r in self._rules]
+            self._keep([rule if r["rule_id"] == rule["rule_id"] else r for r in self._rules])
 
     def predict(self, current, desired):
         after = super(RuleKind, self).predict(current, desired)

@@ -33,8 +33,10 @@ class InputError(Exception):
 class ObjectKind(object):
     """How to manage one kind of object. Subclasses override the hooks.
 
-    ``desired`` dicts hold only the fields the caller manages; a field set
-    to None is not managed. ``views`` are plain dicts with an ``id`` key and
+    ``desired`` dicts hold only the fields the caller manages, and a field set
+    to None is managed too: it is compared, and written as none (a recipient
+    group taken away is cleared, not kept). A module leaves out the options it
+    was not given (``given``). ``views`` are plain dicts with an ``id`` key and
     the comparable fields, used for results and diffs.
     """
 
@@ -72,8 +74,8 @@ class ObjectKind(object):
 
     # -- comparison ------------------------------------------------------
     def comparable(self, desired):
-        """The fields of ``desired`` that take part in the comparison."""
-        return dict((k, v) for k, v in desired.items() if v is not None)
+        """The fields of ``desired`` that take part in the comparison: all of them."""
+        return dict(desired)
 
     def same(self, field, current_value, desired_value):
         if field in self.unordered_fields:
@@ -101,6 +103,11 @@ class ObjectKind(object):
         if left:
             raise ApiError("%s: the server accepted the write but did not store %s; is the server version "
                            "supported?" % (self.describe(desired), ", ".join(sorted(left))))
+
+
+def given(**fields):
+    """A desired object from a module's options: the options that were not given are not managed."""
+    return dict((k, v) for k, v in fields.items() if v is not None)
 
 
 class Outcome(object):

@@ -82,11 +82,14 @@ def _literal(value):
     return py_literal(value)
 
 
-def _check_int(value, option, low=None, high=None):
-    if isinstance(value, bool) or not isinstance(value, int) or (low is not None and value < low) or (
-            high is not None and value > high):
-        raise InputError("%s must be an integer%s, got %r" % (
-            option, " from %s to %s" % (low, high) if low is not None and high is not None else "", value))
+def is_int(value):
+    """An int that is not a bool (True is an int to Python, never a priority)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_int(value, option):
+    if not is_int(value):
+        raise InputError("%s must be an integer, got %r" % (option, value))
     return value
 
 
@@ -98,7 +101,8 @@ def rule_body_expression(priority, action="ACCEPT", placeholder="0.0.0.0", enabl
     enclosing prefix as a CIDR rule (privacy addresses rotate within it).
     """
     _check_int(priority, "priority")
-    check_ipv6_prefix(ipv6_prefix)
+    if not is_int(ipv6_prefix) or not 0 <= ipv6_prefix <= 128:
+        raise InputError("ipv6_prefix must be an integer from 0 (off) to 128, got %r" % (ipv6_prefix,))
     lines = [RENDERED_MARK] + settings_block(dict(priority=priority, action=action, placeholder=placeholder,
                                                   enabled=bool(enabled), ipv6_prefix=ipv6_prefix))
     lines += ADDRESS_SOURCE.strip().splitlines()
@@ -112,70 +116,6 @@ def rule_body_expression(priority, action="ACCEPT", placeholder="0.0.0.0", enabl
         "    'value': value,",
         "    'priority': SETTINGS['priority'],",
         "    'enabled': SETTINGS['enabled'],",
-        "}",
-    ]
-    return "\n".join(lines)
-
-
-# How many of a user's newest logins a body mapping looks at for distinct addresses.
-LOGIN_SCAN = 200
-
-
-def whitelist_body_expression(user_pk, slot, slots, priority, action="ACCEPT", placeholder="0.0.0.0",
-                              ipv6_prefix=0, sessions=False, expire_days=0, not_before=None):
-    """The body mapping of rule ``slot`` of a user: a full rule update computed from authentik's state.
-
-    Whichever event made authentik send it (this user's login or logout, another
-    user's login, a late or repeated delivery), it writes what the user's state says
-    now: the newest distinct addresses of the user's real logins within
-    ``expire_days`` (0: no limit), or of the user's live sessions with ``sessions``;
-    nothing for an inactive or deleted user; nothing before ``not_before`` (an ISO
-    time, set by a revocation) until the user logs in again.
-    """
-    settings = dict(user_pk=_check_int(user_pk, "user pk"), slot=_check_int(slot, "slot", 1, 100),
-                    slots=_check_int(slots, "max_addresses", 1, 100), priority=_check_int(priority, "priority"),
-                    action=action, placeholder=placeholder, ipv6_prefix=check_ipv6_prefix(ipv6_prefix),
-                    sessions=bool(sessions), expire_days=_check_int(expire_days, "expire_days", 0, 36500),
-                    not_before=not_before)
-    if slot > slots:
-        raise InputError("slot %d is beyond max_addresses %d" % (slot, slots))
-    if not_before is not None and not isinstance(not_before, str):
-        raise InputError("not_before must be an ISO time, got %r" % (not_before,))
-    lines = [RENDERED_MARK] + settings_block(settings)
-    lines += ADDRESS_SOURCE.strip().splitlines()
-    lines += [
-        "from datetime import datetime, timedelta",
-        "from authentik.core.models import User",
-        "from authentik.events.models import Event",
-        "from django.utils.timezone import now",
-        "since = now() - timedelta(days=SETTINGS['expire_days']) if SETTINGS['expire_days'] else None",
-        "revoked = datetime.fromisoformat(SETTINGS['not_before']) if SETTINGS['not_before'] else None",
-        "if revoked is not None and (since is None or revoked > since):",
-        "    since = revoked",
-        "candidates = []",
-        "if User.objects.filter(pk=SETTINGS['user_pk'], is_active=True).exists():",
-        "    logins = Event.objects.filter(action='login', user__pk=SETTINGS['user_pk'])",
-        "    if SETTINGS['sessions']:",
-        "        from authentik.core.models import AuthenticatedSession",
-        "        since = None",
-        "        if revoked is None or logins.filter(created__gte=revoked).exists():",
-        "            live = AuthenticatedSession.objects.filter(user__pk=SETTINGS['user_pk'], "
-        "session__expires__gt=now())",
-        "            candidates = [(found.session.last_used, found.session.last_ip) for found in live]",
-        "    else:",
-        "        if since is not None:",
-        "            logins = logins.filter(created__gte=since)",
-        "        candidates = [(found.created, found.client_ip) for found in logins.order_by('-created')[:%d]]"
-        % LOGIN_SCAN,
-        "entries = whitelist_entries(candidates, SETTINGS['slots'], SETTINGS['ipv6_prefix'], "
-        "SETTINGS['placeholder'], since)",
-        "match, value = entries[SETTINGS['slot'] - 1]",
-        "return {",
-        "    'action': SETTINGS['action'],",
-        "    'match': match,",
-        "    'value': value,",
-        "    'priority': SETTINGS['priority'],",
-        "    'enabled': True,",
         "}",
     ]
     return "\n".join(lines)
@@ -218,13 +158,6 @@ def login_email_policy_expression(user_pks):
     ])
 
 
-def check_ipv6_prefix(prefix, option="ipv6_prefix"):
-    """0 (off) or a prefix length 1-128."""
-    if isinstance(prefix, bool) or not isinstance(prefix, int) or not 0 <= prefix <= 128:
-        raise InputError("%s must be an integer from 0 (off) to 128, got %r" % (option, prefix))
-    return prefix
-
-
 def login_policy_expression(user_pk):
     """The policy: this event is a ``login`` of the user with this integer pk."""
     _check_int(user_pk, "user pk")
@@ -261,6 +194,24 @@ def rendered_values(expression):
                 except ValueError:
                     pass  # not a literal (the client IP lookup)
     return values
+
+
+def rendered_settings(expression):
+    """The ``SETTINGS = {...}`` block of an expression this collection rendered, as a dict, or {}."""
+    if not isinstance(expression, str) or not expression.startswith(RENDERED_MARK):
+        return {}
+    try:
+        tree = ast.parse("def handler():\n" + "\n".join("    " + line for line in expression.splitlines()))
+    except SyntaxError:
+        return {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["SETTINGS"]:
+            try:
+                found = ast.literal_eval(node.value)
+            except ValueError:
+                return {}
+            return found if isinstance(found, dict) else {}
+    return {}
 
 
 def jmespath_string(value, option):

@@ -17,21 +17,11 @@ a run made but could not record) are deleted; no other key is ever touched.
 
 from __future__ import annotations
 
-import re
-
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.migration import LEGACY_KEY
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import ObjectKind
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.render import rendered_values
 
 WEBHOOK_KEY_ACTIONS = ["updateResourceRule"]
-
-
-def sends_key(text, key):
-    """Whether a text is or sends this Pangolin key: a key given as an option, or a headers mapping, rendered or
-    hand-written. Its secret half gives it away, and so does its key id before the dot."""
-    key_id, _dot, secret = str(key or "").partition(".")
-    text = str(text or "")
-    return bool(secret and secret in text) or bool(
-        key_id and re.search(r"(?<![A-Za-z0-9])%s\." % re.escape(key_id), text))
 
 
 def bearer_in(expression):
@@ -82,7 +72,7 @@ class ApiKeyKind(ObjectKind):
         created = self.client.create_api_key(self.org_id, desired["name"])
         bearer = "%s.%s" % (created["apiKeyId"], created["apiKey"])
         for registry in self.secrets:
-            registry.add(bearer)
+            registry.add_key(bearer)
         self.bearers[created["apiKeyId"]] = bearer
         # A new key has no action: it can do nothing until this succeeds.
         self.client.set_api_key_actions(self.org_id, created["apiKeyId"], desired["actions"])
@@ -107,13 +97,14 @@ class WebhookKey(object):
         self.name = name
         self.rotate = rotate
         self.kind = ApiKeyKind(pangolin, org_id, secrets)
+        self.keys, self.current, self.keep_id = [], None, None
 
     def read(self, mapping_expression):
         """What the mapping sends today, and whether Pangolin still has that key (two reads)."""
         self.keys = self.pangolin.list_api_keys(self.org_id)
         self.bearer = bearer_in(mapping_expression)
         for registry in self.kind.secrets:
-            registry.add(self.bearer)
+            registry.add_key(self.bearer)
         key_id = self.bearer.split(".", 1)[0] if self.bearer else None
         # Only a key of ours is kept (and has its actions corrected): a key the
         # operator made for something else is never changed, just no longer sent.
@@ -137,21 +128,22 @@ class WebhookKey(object):
         """Whether ``retire`` has keys to delete (the mapping no longer sends them)."""
         return any(row.get("name") == self.name and row.get("apiKeyId") != self.keep_id for row in self.keys)
 
-    def retire_legacy(self, reconciler, key_id, name):
+    def retire_legacy(self, reconciler, key_id, name=LEGACY_KEY):
         """The key an older version made under ``name``, once the mapping that sent it is gone."""
         for row in self.keys:
             if row.get("apiKeyId") == key_id and row.get("name") == name:
                 unused = dict(api_key_id=key_id, name=name)
                 reconciler.ensure(self.kind, unused, "absent", current=dict(unused), lookup=False)
 
-    def retire(self, reconciler):
-        """After the mapping switched: delete the keys of ours it no longer uses.
+    def retire(self, reconciler, keep=True):
+        """After the mapping switched: delete the keys of ours it no longer uses; with ``keep`` false (nothing
+        needs a key any more) every key of ours.
 
         Only keys listed before this run's writes: a key another run is making
         right now is not ours to judge, and one whose creation answer was lost
         here is found (and deleted) by the next run.
         """
         for row in self.keys:
-            if row.get("name") == self.name and row.get("apiKeyId") != self.keep_id:
+            if row.get("name") == self.name and not (keep and row.get("apiKeyId") == self.keep_id):
                 unused = dict(api_key_id=row.get("apiKeyId"), name=self.name)
                 reconciler.ensure(self.kind, unused, "absent", current=dict(unused), lookup=False)

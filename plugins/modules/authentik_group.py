@@ -81,17 +81,15 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authent
     AuthentikClient,
     authentik_argument_spec,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import (
-    GroupKind,
-    check_name,
-)
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_directory import GroupKind
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import check_name
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_runner import run, single_result
 
 
 def manage_group(module, reconciler):
     params = module.params
     desired = dict(name=check_name(params["name"]))
-    if params["state"] == "present":
+    if params["state"] == "present" and params["attributes"] is not None:
         desired["attributes"] = params["attributes"]
     kind = GroupKind(AuthentikClient.from_module(module))
     outcome = reconciler.ensure(kind, desired, params["state"])

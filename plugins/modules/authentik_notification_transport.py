@@ -148,6 +148,7 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authent
     resolve_reference,
 )
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_runner import run, single_result
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import given
 
 
 def manage_transport(module, reconciler):
@@ -156,8 +157,9 @@ def manage_transport(module, reconciler):
     client = AuthentikClient.from_module(module)
     kind = TransportKind(client)
     if params["state"] == "present":
-        desired.update(mode=params["mode"], send_once=params["send_once"],
-                       email_subject_prefix=params["email_subject_prefix"], email_template=params["email_template"])
+        desired.update(given(mode=params["mode"], send_once=params["send_once"],
+                             email_subject_prefix=params["email_subject_prefix"],
+                             email_template=params["email_template"]))
         if params["mode"] == "webhook":
             desired["webhook_url"] = check_webhook_url(params["webhook_url"])
         mappings = WebhookMappingKind(client)

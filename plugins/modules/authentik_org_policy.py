@@ -187,7 +187,7 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangoli
     IdpAutoProvisionKind,
     IdpOrgPolicyKind,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError, given
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.render import (
     group_membership_mapping,
     jmespath_string,
@@ -240,7 +240,7 @@ def desired_policy(params):
     if params["org_mapping_group"] is not None:
         org_mapping = group_membership_mapping(non_blank(params["org_mapping_group"], "org_mapping_group"),
                                                "org_mapping_group")
-    return dict(role_mapping=role_mapping, org_mapping=org_mapping)
+    return given(role_mapping=role_mapping, org_mapping=org_mapping)
 
 
 def resolve_idp_id(module, client):

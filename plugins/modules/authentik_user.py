@@ -136,12 +136,10 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authent
     AuthentikClient,
     authentik_argument_spec,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import (
-    UserKind,
-    check_name,
-)
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_directory import UserKind
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import check_name
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_runner import run, single_result
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError, given
 
 
 def manage_user(module, reconciler):
@@ -150,8 +148,8 @@ def manage_user(module, reconciler):
     client = AuthentikClient.from_module(module)
     kind = UserKind(client, groups_mode=params["groups_mode"])
     if params["state"] == "present":
-        desired.update(name=params["name"], email=params["email"], is_active=params["is_active"],
-                       path=params["path"])
+        desired.update(given(name=params["name"], email=params["email"], is_active=params["is_active"],
+                             path=params["path"]))
         if params["groups"] is not None:
             desired["groups"] = [check_name(g, "groups") for g in params["groups"]]
             missing = [g for g in desired["groups"] if client.find_group(g) is None]

@@ -89,10 +89,8 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authent
     AuthentikClient,
     authentik_argument_spec,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import (
-    UserKind,
-    check_name,
-)
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_directory import UserKind
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import check_name
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_runner import run
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
 

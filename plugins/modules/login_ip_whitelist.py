@@ -7,43 +7,55 @@ from __future__ import annotations
 
 DOCUMENTATION = r'''
 module: login_ip_whitelist
-short_description: Whitelist each user's current addresses on a Pangolin resource through authentik notifications
+short_description: Whitelist each user's current addresses on Pangolin resources through authentik notifications
 version_added: 0.1.0
 description:
-  - For every user in O(users), keeps the chain that makes authentik write the user's current address into Pangolin
-    rules reserved for that user, so apps that cannot follow an SSO redirect (Jellyfin's TV and phone apps) get in.
-  - Per user and per address kept (O(max_addresses)) - a Pangolin C(ACCEPT) rule at its own priority, a webhook body
-    mapping and a webhook transport to C(<webhook_url>/v1/resource/<id>/rule/<rule id>) (the rule id re-read every
-    run). Users share notification rules, up to O(users_per_rule) on each, every one with an expression policy that
-    matches the logins (and, with O(follow_sessions), logouts) of its users and their deactivation or deletion, and
-    the binding of that policy.
+  - For every user in O(users) (or in the authentik group O(users_from_group)), keeps the chain that makes authentik
+    write the user's current address into Pangolin rules reserved for that user, so apps that cannot follow an SSO
+    redirect (Jellyfin's TV and phone apps) get in.
+  - Per user and per address kept (O(max_addresses)) - a body mapping, and on every resource (O(resources), or the one
+    of O(resource_id) / O(resource)) a Pangolin C(ACCEPT) rule at the same priority and a webhook transport to
+    C(<webhook_url>/v1/resource/<id>/rule/<rule id>). Users share notification rules, up to O(users_per_rule) on
+    each, every one with an expression policy that matches the logins (and, with O(follow_sessions), logouts) of its
+    users and their deactivation or deletion, and the binding of that policy.
   - Because one event makes authentik post every transport of its notification rule, a body never comes from the
     event. Each body mapping computes its rule from authentik's state when authentik sends it - the newest distinct
     addresses of the user's real C(login) events within O(expire_days), or of the user's live sessions with
     O(follow_sessions); nothing for a deactivated or deleted user - so a delivery that arrives late, twice, or for
     another user's login writes the right addresses. The module computes the same with the same code when it must
     write a rule itself (a new rule, a changed setting, a deactivated user, a session that ended).
-  - Ownership is decided in one place. A rule is this whitelist's when one of its transports posts to it, or when it
-    is the only rule at the priority its body mapping recorded (a run that stopped half way, rules renumbered by
-    Pangolin) with nobody else posting to it. A priority from the inventory never makes a rule the whitelist's. All
-    objects are named C(<name_prefix><instance>/...), so two resources or two inventories keep apart; O(prune)
-    removes the objects of users no longer listed, this instance's only.
+  - Ownership is proven, never presumed. A rule is this whitelist's when a transport of this whitelist that posts to
+    its own O(webhook_url) names it and it has the whitelist's shape (C(ACCEPT), C(IP) or C(CIDR)) at the priority
+    the whitelist's body mapping records; or, for a rule whose transport is gone (a run that stopped half-way), when
+    it is the only rule at that recorded priority, nobody posts to it, and it holds the placeholder or an address
+    authentik's state gives the user. A name or a priority alone never makes a rule the whitelist's. An object that
+    carries the whitelist's name (C(<name_prefix><instance>/...)) but posts elsewhere or names a rule that is not
+    the whitelist's makes the run fail before any write, naming it; it is never rewritten.
+  - A user who is not listed is not let in. A user the whitelist holds objects for but that O(users) no longer lists
+    (or O(users_from_group) no longer holds) loses access in the run - the user's rules go back to the placeholder and
+    the user's logins no longer send anything - and with O(prune) the objects are removed. O(state=absent) removes
+    everything the whitelist owns.
   - Chains of collection versions 0.1 and 0.2 (one notification rule per user, named O(name_prefix) followed by the
-    username) that post to this resource are adopted on the first run - each user keeps the rule and its address,
+    username) that post to a listed resource are adopted on the first run - each user keeps the rule and its address,
     the new chain is made, and only then the old objects are deleted.
-  - Every list is read once, and every input, user and priority is checked before the first write. Writes are ordered
-    for authentik's worker, which pays one task per notification rule for every event, the run's own writes
+  - Every list is read once, and every input, user, priority and name is checked before the first write. Writes are
+    ordered for authentik's worker, which pays one task per notification rule for every event, the run's own writes
     included - notification rules that go are deleted (or shrink) first and new ones are made last. A delete that
-    authentik refuses while its worker is busy (HTTP 405) is tried again with backoff until the object is gone.
-  - Once for all users it also keeps C(applyRules) on the resource (Pangolin ignores every rule without it) and the
+    authentik refuses while its worker is busy (an empty HTTP 405) is tried again with backoff for up to two minutes.
+  - Once for all users it also keeps C(applyRules) on each resource (Pangolin ignores every rule without it) and the
     headers mapping that sends Pangolin's key with each webhook - from O(webhook_api_key), or from a key the module
-    makes with O(manage_webhook_key). The key is never shown, and the playbook's own key is never used for it.
+    makes with O(manage_webhook_key). The key is never shown, and the playbook's own key is never used for it. When
+    no user is listed any more, the headers mapping and the managed key are removed too.
+  - A resource on a shared resource policy (Pangolin 1.19+ Enterprise) keeps the users' rules in its per-resource
+    overrides, which the gatekeeper evaluates before the shared policy's rules; C(applyRules) then comes from the
+    shared policy, which the module reads (C(getResourcePolicy)) but never changes - it refuses to run while rules are
+    off there.
   - With O(manage_webhook_key=true) the module makes an org-scoped Pangolin key named O(webhook_key_name) whose only
     action is C(updateResourceRule). A rerun keeps it when Pangolin still has the key the mapping names with exactly
     that action (its secret is never read back; Pangolin cannot show it). O(rotate_webhook_key=true) makes a new key,
-    switches the mapping, waits until no webhook that rendered the old key is still running (on authentik 2025.8 and
-    later, from its task API; 35 seconds before that), then deletes the old key. The module's own O(pangolin_api_key)
-    must then be a root key with the actions C(listApiKeys), C(createApiKey), C(setApiKeyActions),
+    switches the mapping, waits until no webhook that rendered the old key is still queued or running (on authentik
+    2025.8 and later, from its task API; 35 seconds before that), then deletes the old key. The module's own
+    O(pangolin_api_key) must then be a root key with the actions C(listApiKeys), C(createApiKey), C(setApiKeyActions),
     C(listApiKeyActions) and C(deleteApiKey).
 author:
   - Pangolin Authentik Maintainers (@homelab-pangolin-authentik)
@@ -58,6 +70,14 @@ extends_documentation_fragment:
   - homelab.pangolin_authentik.attributes.BOTH_GROUPS
   - ansible.builtin.action_common_attributes
 options:
+  state:
+    description:
+      - V(absent) removes everything the whitelist owns, whatever O(users) says - rules, transports, body mappings,
+        notification rules with their policies and bindings, the headers mapping, the managed key and the login
+        e-mail. The operator's own objects, and objects of other instances, stay.
+    type: str
+    choices: [present, absent]
+    default: present
   priority_start:
     description:
       - First priority allocated to rules without one.
@@ -68,10 +88,6 @@ options:
       - Last priority allocated to rules without one.
     type: int
     default: 999
-  webhook_url:
-    description:
-      - Base URL of Pangolin's Integration API as authentik's worker reaches it. Defaults to O(pangolin_url).
-    type: str
   webhook_api_key:
     description:
       - The Pangolin API key (C(<id>.<secret>)) authentik sends with each webhook; the module keeps the headers
@@ -80,11 +96,6 @@ options:
         clear text.
       - Without it and without O(manage_webhook_key), the mapping named O(headers_mapping) must exist already.
     type: str
-  manage_webhook_key:
-    description:
-      - Make and keep the key authentik sends (see above) instead of taking O(webhook_api_key).
-    type: bool
-    default: false
   rotate_webhook_key:
     description:
       - With O(manage_webhook_key), replace the key with a new one now (the run reports a change).
@@ -98,13 +109,16 @@ options:
     type: str
   apply_rules:
     description:
-      - Turn C(applyRules) on for the resource, so that Pangolin evaluates the rules.
+      - Turn C(applyRules) on for each resource, so that Pangolin evaluates the rules.
     type: bool
     default: true
   prune:
     description:
-      - Also remove the objects of users no longer listed (this instance's objects only). Without it, such users keep
-        what they have.
+      - What happens to a user the whitelist holds objects for but that is no longer listed. Either way the user loses
+        access in the run.
+      - V(false) - the user's rules go back to the placeholder and come off the notification rules (the user's logins
+        send nothing); the objects stay, so listing the user again keeps the user's priority.
+      - V(true) - the user's objects are removed.
     type: bool
     default: false
   login_email:
@@ -112,9 +126,26 @@ options:
       - Also send an e-mail for every login of a listed user through authentik's e-mail transport, as the manual setup's
         e-mail step does - a notification rule, an expression policy matching those users' logins and an e-mail
         transport, all named C(<name_prefix><instance>/login-email). Unset removes them.
-      - Exactly one recipient - C(group), an authentik group whose members get the e-mail, or C(to_user=true), the user
-        who logged in. Optionally C(subject_prefix) and C(template) (authentik 2025.8 and later).
+      - Exactly one recipient - O(login_email.group) or O(login_email.to_user).
     type: dict
+    suboptions:
+      group:
+        description:
+          - An authentik group whose members get the e-mail.
+        type: str
+      to_user:
+        description:
+          - The user who logged in gets the e-mail.
+        type: bool
+        default: false
+      subject_prefix:
+        description:
+          - Subject prefix of the e-mail (authentik 2025.8 and later).
+        type: str
+      template:
+        description:
+          - authentik's e-mail template (authentik 2025.8 and later).
+        type: str
 '''
 
 EXAMPLES = r'''
@@ -152,7 +183,7 @@ msg:
   type: str
   sample: "3 users: 1 created, 2 unchanged"
 users:
-  description: One entry per user, in the order processed (pruned users last).
+  description: One entry per user, in the order processed (users no longer listed last).
   returned: always
   type: list
   elements: dict
@@ -166,8 +197,27 @@ users:
     status:
       description:
         - C(created) (the user's first rules), C(updated), C(reset) (a deactivated user's rules put back to the
-          placeholder), C(removed), or C(unchanged).
+          placeholder), C(removed), C(absent) (nothing to remove), C(disabled) (no longer listed, access ended, objects
+          kept), C(kept_out) (no longer listed and already without access), or C(unchanged). In check mode the same
+          words say what a run would do.
       type: str
+    summary:
+      description: "The user's line in plain words, in check mode a prediction: C(alice: would create, priority 100.)"
+      type: str
+    rules:
+      description: Each of the user's rules on each resource.
+      type: list
+      elements: dict
+      contains:
+        resource_id:
+          description: The resource.
+          type: int
+        priority:
+          description: The rule's priority (the same on every resource).
+          type: int
+        rule_id:
+          description: The rule's id (null in check mode before creation).
+          type: int
     priority:
       description: Priority of the user's first rule (null when absent).
       type: int
@@ -176,10 +226,11 @@ users:
       type: list
       elements: int
     rule_id:
-      description: Id of the user's first Pangolin rule (null when absent, or in check mode before creation).
+      description: Id of the user's first Pangolin rule on the first resource (null when absent, or in check mode
+        before creation).
       type: int
     rule_ids:
-      description: Id of each of the user's rules.
+      description: Id of each of the user's rules on the first resource.
       type: list
       elements: int
     group:
@@ -202,9 +253,14 @@ shared:
   type: list
   elements: str
 resource_id:
-  description: Id of the Pangolin resource.
+  description: Id of the Pangolin resource (the first one, with several).
   returned: always
   type: int
+resource_ids:
+  description: Ids of every resource of the whitelist.
+  returned: always
+  type: list
+  elements: int
 instance:
   description: The instance the object names carry.
   returned: always
@@ -223,91 +279,31 @@ requests:
       type: int
 '''
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import (
-    EmailTransport,
-    check_name,
-    check_webhook_url,
-)
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_runner import ansible_module, run
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.webhook_key import WebhookKey, sends_key
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.whitelist import (
-    Whitelist,
-    WhitelistPlan,
-    api_base,
-    check_priority_range,
-    open_whitelist,
-    whitelist_argument_spec,
-)
-
-
-def check_webhook_key(params):
-    """The key authentik will send: never the playbook's own key (it would sit in a mapping in clear text)."""
-    key = params["webhook_api_key"]
-    if params["manage_webhook_key"] and key:
-        raise InputError("webhook_api_key and manage_webhook_key exclude each other: with manage_webhook_key the "
-                         "collection makes the key authentik sends")
-    if params["rotate_webhook_key"] and not params["manage_webhook_key"]:
-        raise InputError("rotate_webhook_key needs manage_webhook_key: only a key the collection made can be rotated")
-    if key is None:
-        return None
-    if "." not in key or any(c.isspace() for c in key):
-        raise InputError("webhook_api_key must be a Pangolin API key of the form <key id>.<secret>")
-    if sends_key(key, params["pangolin_api_key"]):
-        raise InputError("webhook_api_key is this playbook's own Pangolin key (pangolin_api_key): authentik would "
-                         "keep it in a mapping in clear text and could do anything the playbook can; give authentik "
-                         "a key with only the updateResourceRule action, or set manage_webhook_key")
-    return key
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.planner import plan_whitelist
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.runner import Runner
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.settings import whitelist_argument_spec
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.summary import run_message, user_results
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.whitelist import open_whitelist
 
 
 def manage_whitelist(module, reconciler):
-    params = module.params
-    # Inputs first: nothing is read or written before they all pass.
-    priority_range = check_priority_range(params["priority_start"], params["priority_end"])
-    webhook_url = check_webhook_url(params["webhook_url"] or params["pangolin_url"], "webhook_url")
-    webhook_api_key = check_webhook_key(params)
-    key_name = None
-    if params["manage_webhook_key"] and params["webhook_key_name"] is not None:
-        key_name = check_name(params["webhook_key_name"], "webhook_key_name")
-    login_email = EmailTransport.check(params["login_email"])
     w = open_whitelist(module)
-    w.settings.__dict__.update(priority_range=priority_range, webhook_url=api_base(webhook_url),
-                               webhook_api_key=webhook_api_key, prune=params["prune"],
-                               apply_rules=params["apply_rules"], login_email=login_email)
-    if params["manage_webhook_key"]:
-        key_name = key_name or w.deployment.key_name
-
-    def managed_key(org_id):
-        # The new key's secret must be scrubbed from everything either client or the reconciler prints.
-        return WebhookKey(w.pangolin, org_id, key_name, rotate=params["rotate_webhook_key"],
-                          secrets=[w.pangolin.secrets, w.authentik.secrets, reconciler.secrets])
-
-    whitelist = Whitelist(w.pangolin, w.authentik, w.deployment, params["users"], w.settings).read()
-    plan = WhitelistPlan(whitelist, reconciler, key_factory=managed_key if key_name else None).plan()
-    users = plan.apply()
-    counts = {}
-    for user in users:
-        counts[user["status"]] = counts.get(user["status"], 0) + 1
-    msg = "%d users: %s" % (len(users), ", ".join("%d %s" % (n, s) for s, n in sorted(counts.items())) or "none")
-    return dict(changed=reconciler.changed, msg=msg, users=users, shared=plan.shared, resource_id=w.resource_id,
+    # A new key's secret must be scrubbed from everything either client or the reconciler prints.
+    w.read(secrets=reconciler.secrets, key_secrets=[w.pangolin.secrets, w.authentik.secrets, reconciler.secrets])
+    whitelisted = w.whitelisted()
+    plan = plan_whitelist(whitelisted)
+    w.check_headers(plan)
+    outcomes, shared, learned = Runner(whitelisted, plan, reconciler, w.authentik, key=w.key).run()
+    users = user_results(plan, outcomes, learned, reconciler.check_mode)
+    return dict(changed=reconciler.changed, msg=run_message(users, reconciler.check_mode), users=users,
+                shared=shared, resource_id=w.deployment.primary, resource_ids=list(w.deployment.resource_ids),
                 instance=w.deployment.instance, diff=reconciler.diffs(),
                 requests=dict(pangolin=w.pangolin.request_count, authentik=w.authentik.request_count))
 
 
 def main():
-    argument_spec, rules = whitelist_argument_spec(chain=True)
-    argument_spec.update(
-        priority_start=dict(type="int", default=100),
-        priority_end=dict(type="int", default=999),
-        webhook_url=dict(type="str"),
-        webhook_api_key=dict(type="str", no_log=True),
-        manage_webhook_key=dict(type="bool", default=False),
-        rotate_webhook_key=dict(type="bool", default=False),
-        webhook_key_name=dict(type="str", no_log=False),
-        apply_rules=dict(type="bool", default=True),
-        prune=dict(type="bool", default=False),
-        login_email=dict(type="dict"),
-    )
+    argument_spec, rules = whitelist_argument_spec("site")
     module = ansible_module(argument_spec, supports_check_mode=True, **rules)
     run(module, manage_whitelist)
 

@@ -18,7 +18,10 @@ description:
     outlived its login, its session or its user back to O(placeholder). Schedule it (cron, AWX).
   - With O(expire_users) only those users are considered, and they are revoked now, whatever their last login - their
     body mappings learn the time, so nothing from before it counts (not even when another user's login makes authentik
-    recompute them) until they log in again, and their rules go back to the placeholder.
+    recompute them) until they log in again, their rules go back to the placeholder, and every authentik session of
+    theirs is ended (each device must log in again; the token must be allowed to delete sessions).
+  - A user the whitelist owns rules for but that is not a present user of O(users) gets the placeholder, whatever the
+    user's logins say.
   - Only rules the whitelist owns are touched, as M(homelab.pangolin_authentik.login_ip_whitelist) decides it. Failed
     logins never count as logins. A user whose rules already hold what the state says costs no write.
   - Each user's logins are read right before their rules are written, so a login earlier in the run keeps the user
@@ -93,44 +96,42 @@ users:
     reason:
       description: Why the user was or was not reset.
       type: str
+    sessions_ended:
+      description: With O(expire_users), how many of the user's authentik sessions were (or in check mode would be)
+        ended.
+      type: int
 resource_id:
-  description: Id of the Pangolin resource.
+  description: Id of the Pangolin resource (the first one, with several).
   returned: always
   type: int
+resource_ids:
+  description: Ids of every resource of the whitelist.
+  returned: always
+  type: list
+  elements: int
 msg:
   description: Who was expired, in one line.
   returned: always
   type: str
 '''
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import check_name
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.expire import WhitelistExpiry
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_runner import ansible_module, run
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.whitelist import (
-    Whitelist,
-    open_whitelist,
-    whitelist_argument_spec,
-)
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.settings import whitelist_argument_spec
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.whitelist import open_whitelist
 
 
 def expire(module, reconciler):
-    params = module.params
-    expire_users = params["expire_users"]
-    if expire_users is not None:
-        expire_users = [check_name(u, "expire_users") for u in expire_users]
     w = open_whitelist(module)
-    whitelist = Whitelist(w.pangolin, w.authentik, w.deployment, params["users"], w.settings)
-    users = WhitelistExpiry(whitelist, expire_users).apply(reconciler)
+    users = WhitelistExpiry(w).apply(reconciler)
     expired = [u["username"] for u in users if u["expired"]]
-    return dict(changed=reconciler.changed, users=users, resource_id=w.resource_id, diff=reconciler.diffs(),
+    return dict(changed=reconciler.changed, users=users, resource_id=w.deployment.primary,
+                resource_ids=list(w.deployment.resource_ids), diff=reconciler.diffs(),
                 msg="expired %s" % ", ".join(expired) if expired else "nobody to expire")
 
 
 def main():
-    argument_spec, rules = whitelist_argument_spec()
-    argument_spec.update(
-        expire_users=dict(type="list", elements="str"),
-    )
+    argument_spec, rules = whitelist_argument_spec("expire")
     module = ansible_module(argument_spec, supports_check_mode=True, **rules)
     run(module, expire)
 

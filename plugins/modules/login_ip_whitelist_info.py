@@ -44,19 +44,6 @@ extends_documentation_fragment:
   - homelab.pangolin_authentik.attributes.BOTH_GROUPS
   - ansible.builtin.action_common_attributes
 options:
-  webhook_url:
-    description:
-      - Base URL of Pangolin's Integration API as authentik's worker reaches it; when given, each transport must post
-        below it.
-    type: str
-  manage_webhook_key:
-    description:
-      - Whether the whitelist makes its own webhook key (as with O(homelab.pangolin_authentik.login_ip_whitelist#module:manage_webhook_key));
-        then a key the headers mapping sends but Pangolin no longer has is a problem, not a note.
-      - Checking the key needs a root O(pangolin_api_key) with C(listApiKeys) and C(listApiKeyActions); without it
-        the check is skipped with a note.
-    type: bool
-    default: false
   recent_logins:
     description:
       - How many of authentik's newest login events to examine for the untrusted-proxy pattern.
@@ -128,10 +115,13 @@ users:
       description: The address (or prefix) the first rule lets through now; the placeholder before the first login.
       type: str
     addresses:
-      description: Every rule of the user, first to last, with what it lets in and why.
+      description: Every rule of the user, first to last and resource by resource, with what it lets in and why.
       type: list
       elements: dict
       contains:
+        resource_id:
+          description: The resource of the rule.
+          type: int
         rule_id:
           description: Id of the rule.
           type: int
@@ -177,9 +167,14 @@ backlog:
       description: Number of notification rules; each costs one worker task per authentik event.
       type: int
 resource_id:
-  description: Id of the Pangolin resource.
+  description: Id of the Pangolin resource (the first one, with several).
   returned: always
   type: int
+resource_ids:
+  description: Ids of every resource of the whitelist.
+  returned: always
+  type: list
+  elements: int
 instance:
   description: The instance the object names carry.
   returned: always
@@ -190,29 +185,15 @@ msg:
   type: str
 '''
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import check_webhook_url
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.doctor import WhitelistDoctor
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_runner import ansible_module, run
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.whitelist import (
-    Whitelist,
-    api_base,
-    open_whitelist,
-    whitelist_argument_spec,
-)
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.settings import whitelist_argument_spec
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.whitelist import open_whitelist
 
 
 def examine(module, reconciler):
-    params = module.params
-    webhook_url = check_webhook_url(params["webhook_url"], "webhook_url") if params["webhook_url"] else None
-    if not 1 <= params["recent_logins"] <= 100:
-        raise InputError("recent_logins must be from 1 to 100 (one page of events), got %d" % params["recent_logins"])
     w = open_whitelist(module)
-    whitelist = Whitelist(w.pangolin, w.authentik, w.deployment, params["users"], w.settings)
-    doctor = WhitelistDoctor(whitelist, webhook_url=api_base(webhook_url) if webhook_url else None,
-                             recent_logins=params["recent_logins"], manage_webhook_key=params["manage_webhook_key"],
-                             secrets=reconciler.secrets)
-    result = doctor.examine()
+    result = WhitelistDoctor(w, recent_logins=w.inputs.recent_logins, secrets=reconciler.secrets).examine()
     problems = len(result["problems"]) + sum(len(u["problems"]) for u in result["users"])
     result.update(changed=False, msg="healthy" if result["healthy"] else "%d problem%s found" % (
         problems, "" if problems == 1 else "s"))
@@ -220,12 +201,7 @@ def examine(module, reconciler):
 
 
 def main():
-    argument_spec, rules = whitelist_argument_spec(chain=True)
-    argument_spec.update(
-        webhook_url=dict(type="str"),
-        manage_webhook_key=dict(type="bool", default=False),
-        recent_logins=dict(type="int", default=100),
-    )
+    argument_spec, rules = whitelist_argument_spec("doctor")
     module = ansible_module(argument_spec, supports_check_mode=True, **rules)
     run(module, examine)
 

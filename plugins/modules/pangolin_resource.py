@@ -150,7 +150,7 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangoli
     RESOURCE_SETTINGS,
     ResourceSettingsKind,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError, given
 
 # Settings Pangolin accepts only in the update body of http resources.
 HTTP_ONLY = ("apply_rules", "sso", "block_access", "email_whitelist_enabled")
@@ -160,7 +160,7 @@ def manage_resource(module, reconciler):
     params = module.params
     if params["org_id"] is not None and not params["org_id"].strip():
         raise InputError("org_id must be a non-empty string")
-    desired = dict((opt, params[opt]) for opt in RESOURCE_SETTINGS)
+    desired = given(**dict((opt, params[opt]) for opt in RESOURCE_SETTINGS))
     client = PangolinClient.from_module(module)
     resource_id = selected_resource_id(client, module.params)
     kind = ResourceSettingsKind(client, resource_id)
@@ -169,7 +169,7 @@ def manage_resource(module, reconciler):
         raise InputError("resource_id %s belongs to org %r, not to org_id %r"
                          % (resource_id, current["org_id"], params["org_id"]))
     mode = current["mode"]
-    http_only = [opt for opt in HTTP_ONLY if desired[opt] is not None]
+    http_only = [opt for opt in HTTP_ONLY if desired.get(opt) is not None]
     if mode and mode != "http" and http_only:
         raise InputError("resource %s (%s) is a %s resource: Pangolin accepts %s only on http resources"
                          % (resource_id, current["name"], mode, ", ".join(http_only)))

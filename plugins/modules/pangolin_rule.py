@@ -162,7 +162,7 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangoli
     RuleKind,
     validate_rule,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError, given
 
 WEBHOOK_PLACEHOLDER = "0.0.0.0"
 
@@ -174,8 +174,8 @@ def manage_rule(module, reconciler):
         value = WEBHOOK_PLACEHOLDER
     if params["state"] == "present" and value is None:
         raise InputError("value is required when state is present (unless webhook_owned is true)")
-    desired = validate_rule(dict(priority=params["priority"], action=params["action"], match=params["match"],
-                                 value=value, enabled=params["enabled"]), params["state"])
+    desired = validate_rule(given(priority=params["priority"], action=params["action"], match=params["match"],
+                                  value=value, enabled=params["enabled"]), params["state"])
     client = PangolinClient.from_module(module)
     resource_id = selected_resource_id(client, module.params)
     kind = RuleKind(client, resource_id, webhook_owned=params["webhook_owned"])

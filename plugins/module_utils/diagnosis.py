@@ -1,0 +1,114 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to homelab.pangolin_authentik
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The doctor's vocabulary: findings, and what an address, a rule and a failed task mean.
+
+Pure functions of what was read: whether an address is one a proxy talks from,
+whether a rule matches an address, and what a failed webhook task's log says.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+
+RERUN = "rerun playbooks/site.yml, which rebuilds the user's chain"
+PROXY_SETTING = "AUTHENTIK_LISTEN__TRUSTED_PROXY_CIDRS"
+
+# Where a reverse proxy talks to authentik from: private networks (RFC 1918,
+# carrier-grade NAT, IPv6 unique local), loopback and link-local. Python's
+# is_private also counts the documentation ranges, which are public here.
+INTERNAL_NETWORKS = [ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+    "0.0.0.0/8", "255.255.255.255/32", "fc00::/7", "fe80::/10", "::1/128", "::/128")]
+
+
+def is_internal(client_ip):
+    """Private, loopback, link-local or unparseable: what authentik sees behind an untrusted proxy."""
+    try:
+        address = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return True
+    if address.version == 6 and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return any(address in network for network in INTERNAL_NETWORKS if network.version == address.version)
+
+
+def covers(rule, client_ip):
+    """Whether ``rule`` matches a request from ``client_ip``: True, False or None (cannot tell)."""
+    match, value = rule.get("match"), str(rule.get("value") or "")
+    if match == "PATH":
+        return True if value in ("*", "/*") else None
+    if match in ("COUNTRY", "ASN") and value.upper() in ("ALL", "AS0"):
+        return True if client_ip is None or not is_internal(client_ip) else False
+    if match in ("IP", "CIDR"):
+        try:
+            network = ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            return None
+        if network.prefixlen == 0:
+            return True
+        if client_ip is None:
+            return False
+        try:
+            return ipaddress.ip_address(client_ip) in network
+        except (ValueError, TypeError):
+            return None
+    return None  # COUNTRY, REGION, ASN of one place: depends on where the user is
+
+
+class Finding(object):
+    def __init__(self):
+        self.problems = []
+        self.notes = []
+
+    def problem(self, check, message, fix):
+        self.problems.append(dict(check=check, message=message, fix=fix))
+
+    def note(self, check, message, fix=None):
+        self.notes.append(dict(check=check, message=message, fix=fix))
+
+
+def http_status(log):
+    """The HTTP status of a failed webhook, from Pangolin's answer or the requests exception, or None."""
+    try:
+        answer = json.loads(str(log.get("event") or ""))
+    except ValueError:
+        answer = None
+    if isinstance(answer, dict) and isinstance(answer.get("status"), int):
+        return answer["status"]
+    exception = json.dumps((log.get("attributes") or {}).get("exception") or "")
+    found = re.search(r"\b([45]\d\d) (?:Client|Server) Error", exception)
+    return int(found.group(1)) if found else None
+
+
+def log_text(log):
+    """A task log entry in one line: the receiver's answer (Pangolin's message), or the exception."""
+    text = str(log.get("event") or "").strip()
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        answer = None
+    if isinstance(answer, dict) and answer.get("message"):
+        text = "Pangolin answered %s %s" % (answer.get("status", ""), answer["message"])
+    exception = (log.get("attributes") or {}).get("exception")
+    if isinstance(exception, list) and exception and isinstance(exception[-1], dict):
+        # structlog's structured traceback: the innermost exception says what happened (HTTP status, DNS, ...)
+        exception = "%s: %s" % (exception[-1].get("exc_type"), exception[-1].get("exc_value"))
+    elif exception:
+        exception = str(exception).strip().splitlines()[-1]
+    if exception and str(exception) not in text:
+        text = "%s (%s)" % (text, exception) if text else str(exception)
+    return text[:300]
+
+
+def as_cidr(client_ip):
+    try:
+        address = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return "<proxy address>/32"
+    return "%s/%d" % (address, 32 if address.version == 4 else 128)
+
+
+__all__ = ["Finding", "covers", "is_internal", "http_status", "log_text", "as_cidr", "RERUN", "PROXY_SETTING"]

@@ -1,0 +1,332 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to homelab.pangolin_authentik
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The whitelist modules' options: the argument spec, and every check it cannot make, in one place.
+
+Ansible's argument spec checks types, choices, suboptions, required and
+mutually exclusive options. What it cannot check (names, the placeholder, the
+ranges, the webhook key, duplicate users) is checked here, once, at the
+module's entry, before anything is read or written; the result is one
+immutable ``Inputs`` that everything after it reads.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from urllib.parse import urlsplit
+
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import authentik_argument_spec
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import (
+    check_name,
+    check_webhook_url,
+)
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin import pangolin_argument_spec
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin_objects import (
+    PRIORITY_MAX,
+    PRIORITY_MIN,
+)
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin_values import rule_value_error
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
+
+INSTANCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_ADDRESSES = 20
+MAX_USERS_PER_RULE = 100
+
+
+# -- checks the argument spec cannot make ------------------------------------------------
+def check_instance(instance, option="instance"):
+    if not isinstance(instance, str) or not INSTANCE.match(instance):
+        raise InputError("%s %r must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit "
+                         "(it becomes part of every object name)" % (option, instance))
+    return instance
+
+
+def check_range(value, option, low, high, what="an integer"):
+    # Ansible's int type lets True and False through as 1 and 0
+    if isinstance(value, bool) or not low <= value <= high:
+        raise InputError("%s must be %s from %d to %d, got %r" % (option, what, low, high, value))
+    return value
+
+
+def api_base(url):
+    """Pangolin's base URL without the API's ``/v1``, to which rule paths are appended."""
+    url = url.rstrip("/")
+    return url[:-3] if url.endswith("/v1") else url
+
+
+def same_base(url, base):
+    """Whether ``url`` lies under ``base``: same scheme, host and port, and ``base``'s path as its prefix."""
+    def parts(text):
+        split = urlsplit(text or "")
+        port = split.port or {"http": 80, "https": 443}.get(split.scheme)
+        return split.scheme.lower(), (split.hostname or "").lower(), port, split.path.rstrip("/")
+    try:
+        scheme, host, port, path = parts(url)
+        want = parts(base)
+    except ValueError:
+        return False
+    return (scheme, host, port) == want[:3] and (path == want[3] or path.startswith(want[3] + "/"))
+
+
+def is_pangolin_key(value):
+    return isinstance(value, str) and "." in value and not any(c.isspace() for c in value)
+
+
+def sends_key(text, key):
+    """Whether a text is or sends this Pangolin key: its secret half gives it away, and so does its key id
+    before the dot."""
+    key_id, _dot, secret = str(key or "").partition(".")
+    text = str(text or "")
+    return bool(secret and secret in text) or bool(
+        key_id and re.search(r"(?<![A-Za-z0-9])%s\." % re.escape(key_id), text))
+
+
+# -- what the checks build ------------------------------------------------------------------
+@dataclass(frozen=True)
+class UserEntry(object):
+    username: str
+    priority: int = None
+    state: str = "present"
+    where: str = ""
+
+
+@dataclass(frozen=True)
+class ResourceRef(object):
+    """A resource as the inventory names it: by id, or by name / nice id / full domain within ``org_id``."""
+
+    id: int = None
+    name: str = None
+    where: str = ""
+
+
+@dataclass(frozen=True)
+class LoginEmail(object):
+    group: str = None
+    to_user: bool = False
+    subject_prefix: str = None
+    template: str = None
+
+
+@dataclass(frozen=True)
+class Settings(object):
+    """Every setting of one whitelist, checked."""
+
+    name_prefix: str = "jellyfin-whitelist-"
+    instance: str = None  # None: resource-<id> of the one resource
+    placeholder: str = "0.0.0.0"
+    action: str = "ACCEPT"
+    ipv6_prefix: int = 0
+    max_addresses: int = 1
+    follow_sessions: bool = False
+    expire_days: int = 30
+    webhook_url: str = None  # Pangolin's API as authentik's worker reaches it, without /v1
+    headers_mapping: str = None
+    destination_group: str = None
+    users_per_rule: int = 10
+    users_from_group: str = None
+    priority_range: tuple = (100, 999)
+    webhook_api_key: str = None
+    manage_webhook_key: bool = False
+    rotate_webhook_key: bool = False
+    webhook_key_name: str = None
+    apply_rules: bool = True
+    prune: bool = False
+    login_email: LoginEmail = None
+    state: str = "present"
+
+
+@dataclass(frozen=True)
+class Inputs(object):
+    settings: Settings
+    users: tuple  # UserEntry, in inventory order
+    resources: tuple  # ResourceRef, the first is the primary one
+    org_id: str = None
+    expire_users: tuple = None
+    recent_logins: int = 100
+
+    @property
+    def present(self):
+        return tuple(u for u in self.users if u.state == "present")
+
+
+def check_users(users):
+    checked, seen = [], {}
+    for index, entry in enumerate(users or []):
+        username = check_name(entry.get("username"), "users[%d].username" % index)
+        where = "users[%d] (%s)" % (index, username)
+        if username in seen:
+            raise InputError("%s: username %r is listed twice (also users[%d])" % (where, username, seen[username]))
+        seen[username] = index
+        priority = entry.get("priority")
+        if isinstance(priority, bool):
+            raise InputError("%s.priority must be an integer, got %r" % (where, priority))
+        if priority is not None and not PRIORITY_MIN <= priority <= PRIORITY_MAX:
+            raise InputError("%s.priority %d is out of range" % (where, priority))
+        checked.append(UserEntry(username, priority, entry.get("state") or "present", where))
+    return tuple(checked)
+
+
+def check_resources(params):
+    if params.get("resources"):
+        entries = params["resources"]
+    elif params.get("resource_id") is not None:
+        entries = [dict(id=params["resource_id"])]
+    else:
+        entries = [dict(name=params["resource"])]
+    refs, seen = [], set()
+    for index, entry in enumerate(entries):
+        where = "resources[%d]" % index if params.get("resources") else (
+            "resource_id" if entry.get("id") is not None else "resource")
+        if entry.get("id") is not None:
+            if entry["id"] <= 0:
+                raise InputError("%s must be a positive integer, got %d" % (where, entry["id"]))
+            key = entry["id"]
+        else:
+            if not (entry.get("name") or "").strip():
+                raise InputError("%s must be a non-empty name, nice id or full domain" % where)
+            if not params.get("org_id"):
+                raise InputError("%s names a resource by name: org_id is required with it" % where)
+            key = entry["name"].strip()
+        if key in seen:
+            raise InputError("%s: resource %r is listed twice" % (where, key))
+        seen.add(key)
+        refs.append(ResourceRef(entry.get("id"), (entry.get("name") or "").strip() or None, where))
+    return tuple(refs)
+
+
+def check_login_email(setting):
+    if not setting or not any(v is not None and v is not False for v in setting.values()):
+        return None
+    if bool(setting.get("group")) == bool(setting.get("to_user")):
+        raise InputError("login_email needs exactly one recipient: group (an authentik group whose members get the "
+                         "e-mail) or to_user: true (the user who logged in)")
+    if setting.get("group") is not None:
+        check_name(setting["group"], "login_email.group")
+    return LoginEmail(setting.get("group"), bool(setting.get("to_user")), setting.get("subject_prefix"),
+                      setting.get("template"))
+
+
+def check_webhook_key(params):
+    """The key authentik will send: never the playbook's own key (it would sit in a mapping in clear text)."""
+    key = params.get("webhook_api_key")
+    if params.get("manage_webhook_key") and key:
+        raise InputError("webhook_api_key and manage_webhook_key exclude each other: with manage_webhook_key the "
+                         "collection makes the key authentik sends")
+    if params.get("rotate_webhook_key") and not params.get("manage_webhook_key"):
+        raise InputError("rotate_webhook_key needs manage_webhook_key: only a key the collection made can be rotated")
+    if key is None:
+        return None
+    if not is_pangolin_key(key):
+        raise InputError("webhook_api_key must be a Pangolin API key of the form <key id>.<secret>")
+    if sends_key(key, params["pangolin_api_key"]):
+        raise InputError("webhook_api_key is this playbook's own Pangolin key (pangolin_api_key): authentik would "
+                         "keep it in a mapping in clear text and could do anything the playbook can; give authentik "
+                         "a key with only the updateResourceRule action, or set manage_webhook_key")
+    return key
+
+
+def whitelist_inputs(params):
+    """Every option a whitelist module was given, checked; nothing is sent before this returns."""
+    get = params.get
+    name_prefix = check_name(params["name_prefix"], "name_prefix")
+    if get("instance") is not None:
+        check_instance(get("instance"))
+    error = rule_value_error("IP", params["placeholder"])
+    if error:
+        raise InputError("placeholder %r %s" % (params["placeholder"], error))
+    start, end = get("priority_start", 100), get("priority_end", 999)
+    for option, value in (("priority_start", start), ("priority_end", end)):
+        check_range(value, option, PRIORITY_MIN, PRIORITY_MAX)
+    if start > end:
+        raise InputError("priority_start %d is greater than priority_end %d" % (start, end))
+    webhook_url = check_webhook_url(get("webhook_url") or params["pangolin_url"], "webhook_url")
+    expire_users = get("expire_users")
+    if expire_users is not None:
+        expire_users = tuple(check_name(u, "expire_users") for u in expire_users)
+    settings = Settings(
+        name_prefix=name_prefix, instance=get("instance"), placeholder=params["placeholder"], action=params["action"],
+        ipv6_prefix=check_range(params["ipv6_prefix"], "ipv6_prefix", 0, 128, "an integer (0: off)"),
+        max_addresses=check_range(params["max_addresses"], "max_addresses", 1, MAX_ADDRESSES),
+        follow_sessions=params["follow_sessions"],
+        expire_days=check_range(params["expire_days"], "expire_days", 0, 36500,
+                                "a whole number of days (0: no limit)"),
+        webhook_url=api_base(webhook_url),
+        headers_mapping=check_name(get("headers_mapping"), "headers_mapping") if get("headers_mapping") else None,
+        destination_group=get("destination_group"),
+        users_per_rule=check_range(get("users_per_rule", 10), "users_per_rule", 1, MAX_USERS_PER_RULE),
+        users_from_group=(check_name(get("users_from_group"), "users_from_group")
+                          if get("users_from_group") is not None else None),
+        priority_range=(start, end), webhook_api_key=check_webhook_key(params),
+        manage_webhook_key=bool(get("manage_webhook_key")), rotate_webhook_key=bool(get("rotate_webhook_key")),
+        webhook_key_name=(check_name(get("webhook_key_name"), "webhook_key_name")
+                          if get("manage_webhook_key") and get("webhook_key_name") is not None else None),
+        apply_rules=get("apply_rules", True), prune=bool(get("prune")),
+        login_email=check_login_email(get("login_email")), state=get("state") or "present")
+    return Inputs(settings=settings, users=check_users(params["users"]), resources=check_resources(params),
+                  org_id=get("org_id"), expire_users=expire_users,
+                  recent_logins=check_range(get("recent_logins", 100), "recent_logins", 1, 100,
+                                            "a number of events (one page)"))
+
+
+# -- the argument spec --------------------------------------------------------------------
+def whitelist_argument_spec(module):
+    """The options of ``login_ip_whitelist`` (``site``), ``..._info`` (``doctor``) or ``..._expire`` (``expire``),
+    with the rules Ansible checks for them."""
+    spec = pangolin_argument_spec()
+    spec.update(authentik_argument_spec())
+    spec.update(
+        resource_id=dict(type="int"), resource=dict(type="str"), org_id=dict(type="str"),
+        resources=dict(type="list", elements="dict", options=dict(id=dict(type="int"), name=dict(type="str")),
+                       mutually_exclusive=[("id", "name")], required_one_of=[("id", "name")]),
+        users=dict(type="list", elements="dict", options=dict(
+            username=dict(type="str", required=True),
+            priority=dict(type="int"),
+            state=dict(type="str", default="present", choices=["present", "absent"]),
+        )),
+        users_from_group=dict(type="str"),
+        name_prefix=dict(type="str", default="jellyfin-whitelist-"),
+        instance=dict(type="str"),
+        placeholder=dict(type="str", default="0.0.0.0"),
+        action=dict(type="str", default="ACCEPT", choices=["ACCEPT", "PASS"]),
+        ipv6_prefix=dict(type="int", default=0),
+        max_addresses=dict(type="int", default=1),
+        follow_sessions=dict(type="bool", default=False),
+        expire_days=dict(type="int", default=30),
+        webhook_url=dict(type="str"),
+    )
+    if module in ("site", "doctor"):
+        spec.update(
+            headers_mapping=dict(type="str"),
+            destination_group=dict(type="str"),
+            users_per_rule=dict(type="int", default=10),
+            manage_webhook_key=dict(type="bool", default=False),
+        )
+    if module == "site":
+        spec.update(
+            state=dict(type="str", default="present", choices=["present", "absent"]),
+            priority_start=dict(type="int", default=100),
+            priority_end=dict(type="int", default=999),
+            webhook_api_key=dict(type="str", no_log=True),
+            rotate_webhook_key=dict(type="bool", default=False),
+            webhook_key_name=dict(type="str", no_log=False),
+            apply_rules=dict(type="bool", default=True),
+            prune=dict(type="bool", default=False),
+            login_email=dict(type="dict", options=dict(
+                group=dict(type="str"), to_user=dict(type="bool", default=False),
+                subject_prefix=dict(type="str"), template=dict(type="str"))),
+        )
+    if module == "doctor":
+        spec.update(recent_logins=dict(type="int", default=100))
+    if module == "expire":
+        spec.update(expire_users=dict(type="list", elements="str"))
+    rules = dict(mutually_exclusive=[("resource_id", "resource", "resources")],
+                 required_one_of=[("resource_id", "resource", "resources"), ("users", "users_from_group")],
+                 required_by={"resource": "org_id"})
+    return spec, rules
+
+
+__all__ = ["Settings", "Inputs", "UserEntry", "ResourceRef", "LoginEmail", "whitelist_inputs",
+           "whitelist_argument_spec", "check_name", "check_instance", "check_webhook_url", "api_base", "same_base",
+           "sends_key", "is_pangolin_key"]
