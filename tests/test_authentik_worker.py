@@ -235,3 +235,126 @@ def test_expressions_read_sessions_like_authentik_2025_4_and_later():
         old.login("alice", "203.0.113.1")
         with pytest.raises(FieldError, match="Cannot resolve keyword 'session' into field"):
             run_expression(expression % pk, {}, "test", old)  # before 2025.4 the session's fields were its own
+
+
+# -- options that model the real servers (tests/bench/calibration.py) ---------------------------
+def _timed(call):
+    start = time.monotonic()
+    result = call()
+    return result, time.monotonic() - start
+
+
+def test_request_latency_is_per_kind_and_slept_outside_the_lock():
+    import threading
+
+    with AuthentikSimulator(read_latency=0.5, write_latency=0.0) as sim:
+        sim.add_token(TOKEN)
+        api = Api(sim)
+        resp, read = _timed(lambda: api("GET", "/events/rules/"))
+        assert resp.status_code == 200 and read >= 0.45, read
+        resp, write = _timed(lambda: api("POST", "/policies/expression/", {"name": "p", "expression": POLICY}))
+        assert resp.status_code == 201 and write < 0.3, write  # writes have their own latency (0 here)
+        # two reads at the same time take about one latency, not two: the sleep does not hold the lock
+        took = []
+        threads = [threading.Thread(target=lambda: took.append(_timed(lambda: Api(sim)("GET", "/events/rules/"))))
+                   for _ in range(2)]
+        start = time.monotonic()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        both = time.monotonic() - start
+        assert [r.status_code for r, _ in took] == [200, 200]
+        assert min(t for _, t in took) >= 0.45 and both < 0.9, (took, both)
+
+
+def test_a_write_commits_at_the_end_of_its_latency_and_leaves_the_lock_free_meanwhile():
+    import threading
+
+    with AuthentikSimulator(worker="background", write_latency=1.0) as sim:
+        sim.add_token(TOKEN)
+        sim.add_user("alice")
+        answer = {}
+        writer = threading.Thread(target=lambda: answer.update(resp=Api(sim)(
+            "POST", "/policies/expression/", {"name": "slow", "expression": POLICY})))
+        writer.start()
+        wait_for(lambda: len(sim.log) == 1, what="the write to arrive")  # logged, now in its latency
+        assert sim.lock.acquire(timeout=0.5)  # the lock is free while the request waits ...
+        try:
+            assert writer.is_alive() and not sim.policies  # ... and nothing is written yet
+        finally:
+            sim.lock.release()
+        sim.login("alice", "203.0.113.9")  # the API and the worker go on meanwhile
+        assert sim.wait_idle(5) and writer.is_alive()
+        writer.join(10)
+        assert answer["resp"].status_code == 201 and [p["name"] for p in sim.policies.values()] == ["slow"]
+        resp, took = _timed(lambda: requests.post(sim.base_url + "/_sim/login/", json={
+            "username": "alice", "client_ip": "203.0.113.10"}, timeout=10))
+        assert resp.status_code == 200 and took < 0.5  # the simulator's control routes answer at once
+
+
+def wait_for(condition, timeout=10.0, what="the condition"):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for %s" % what
+        time.sleep(0.005)
+
+
+DEFAULT_RULES = {"default-notify-configuration-error": ["configuration_error"],
+                 "default-notify-update": ["update_available"],
+                 "default-notify-exception": ["policy_exception", "property_mapping_exception"]}
+
+
+def test_default_rules_are_seeded_like_a_fresh_install():
+    with AuthentikSimulator(default_rules=True) as sim:
+        sim.add_token(TOKEN)
+        api = Api(sim)
+        rules = api.ok("GET", "/events/rules/")["results"]
+        transports = {t["pk"]: t for t in api.ok("GET", "/events/transports/")["results"]}
+        admins = next(g["pk"] for g in api.ok("GET", "/core/groups/", name="authentik Admins")["results"])
+        assert sorted(r["name"] for r in rules) == sorted(DEFAULT_RULES)
+        for rule in rules:
+            assert rule["severity"] == "alert" and rule["destination_group"] == admins
+            assert sorted((transports[t]["name"], transports[t]["mode"]) for t in rule["transports"]) == [
+                ("default-email-transport", "email"), ("default-local-transport", "local")]
+            bindings = api.ok("GET", "/policies/bindings/", target=rule["pk"])["results"]
+            matchers = {p["pk"]: p for p in api.ok("GET", "/policies/event_matcher/")["results"]}
+            assert [matchers[b["policy"]]["action"] for b in sorted(bindings, key=lambda b: b["order"])] == \
+                DEFAULT_RULES[rule["name"]]
+        assert not sim.events  # seeding writes no event
+    with AuthentikSimulator() as plain:  # off by default: tests see only their own objects
+        assert not plain.rules and not plain.transports and not plain.policies and not plain.bindings
+
+
+def test_default_rules_cost_one_handler_each_per_event_and_fire_for_their_own_actions():
+    with AuthentikSimulator(worker="manual", default_rules=True) as sim:
+        sim.add_token(TOKEN)
+        sim.reset_counts()
+        sim.create_event("model_created", user="akadmin")
+        assert sim.run_until_idle(10)
+        assert sim.enqueued == {"event_trigger_dispatch": 1, "event_trigger_handler": 3,
+                                "notification_transport": 0}
+        for rule, actions in DEFAULT_RULES.items():
+            for action in actions:
+                sim.reset_counts()
+                mails, notes = len(sim.outbox), len(sim.notifications)
+                sim.create_event(action, user="akadmin", context={"message": "boom"})
+                assert sim.run_until_idle(10)
+                # one handler per rule; the matching rule: email + local transport to akadmin (its group)
+                assert sim.enqueued == {"event_trigger_dispatch": 1, "event_trigger_handler": 3,
+                                        "notification_transport": 2}, (action, sim.enqueued)
+                assert [(m["rule"], m["to"], m["event"]) for m in sim.outbox[mails:]] == [
+                    (rule, "root@example.com", action)]
+                assert [(n["rule"], n["severity"], n["body"]) for n in sim.notifications[notes:]] == [
+                    (rule, "alert", "boom")]
+        # a rule of the client's own adds its handler on top of the three
+        api = Api(sim)
+        api.ok("POST", "/events/rules/", {"name": "own", "destination_event_user": True})
+        assert sim.run_until_idle(10)
+        sim.reset_counts()
+        sim.create_event("model_updated", user="akadmin")
+        assert sim.run_until_idle(10) and sim.enqueued["event_trigger_handler"] == 4
+    with AuthentikSimulator(worker="manual") as plain:
+        plain.create_event("configuration_error", user="akadmin")
+        assert plain.run_until_idle(10)
+        assert plain.enqueued["event_trigger_handler"] == 0 and not plain.outbox

@@ -92,8 +92,8 @@ def test_every_returned_key_is_documented(results, name):
 @pytest.mark.parametrize("name", MODULES)
 def test_every_module_names_its_action_group(name):
     _returns, doc = documented(name)
-    runtime = yaml.safe_load(open(importlib.import_module(PACKAGE + name).__file__.rsplit("/plugins/", 1)[0]
-                                  + "/meta/runtime.yml"))
+    runtime = yaml.safe_load(open(importlib.import_module(PACKAGE + name).__file__.rsplit("/plugins/", 1)[0] +
+                                  "/meta/runtime.yml"))
     groups = sorted("homelab.pangolin_authentik." + g for g, members in runtime["action_groups"].items()
                     if name in members)
     fragments = doc.get("extends_documentation_fragment") or []

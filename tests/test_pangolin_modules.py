@@ -469,7 +469,8 @@ def test_resource_update_sends_only_changed_setting(env):
     assert writes(env) == [("POST", "/v1/resource/%d" % env.res, {"applyRules": True})]
     assert result["resource"] == {"resource_id": env.res, "name": "Jellyfin", "full_domain": "jellyfin.example.com",
                                   "org_id": "homelab", "apply_rules": True, "sso": True, "block_access": False,
-                                  "email_whitelist_enabled": False, "enabled": True, "mode": "http"}
+                                  "email_whitelist_enabled": False, "enabled": True, "mode": "http",
+                                  "resource_policy_id": None}
     assert result["diff"]["before"]["apply_rules"] is False
     assert result["diff"]["after"]["apply_rules"] is True
     assert result["diff"]["before_header"] == "resource %d" % env.res
@@ -604,7 +605,7 @@ def test_info_lists_org_resources_with_rules(env):
     assert grafana == {
         "resource_id": env.res2, "name": "Grafana", "nice_id": "grafana", "full_domain": "grafana.example.com",
         "org_id": "homelab", "mode": "http", "enabled": True, "apply_rules": True, "sso": True,
-        "block_access": False, "email_whitelist_enabled": False,
+        "block_access": False, "email_whitelist_enabled": False, "resource_policy_id": None,
         "rules": [
             {"rule_id": r1, "action": "ACCEPT", "match": "CIDR", "value": "10.0.0.0/8", "priority": 5,
              "enabled": True},

@@ -330,6 +330,286 @@ def test_bulk_replace_on_default_policy(env):
     assert env.sim.resource(env.res)["applyRules"] is True
 
 
+# -- shared resource policies (EE, 1.19+) -------------------------------------------
+
+POLICY_KEYS = sorted(["resourcePolicyId", "sso", "applyRules", "emailWhitelistEnabled", "idpId", "niceId", "name",
+                      "passwordId", "pincodeId", "headerAuth", "roles", "users", "emailWhiteList", "rules"])
+
+
+def office_policy(env, **kw):
+    """A shared policy of homelab with one rule, attached to env.res."""
+    kw.setdefault("rules", [("ACCEPT", "CIDR", "10.0.0.0/8", 1)])
+    pol = env.sim.add_shared_policy("homelab", "Office", **kw)
+    env.sim.attach_shared_policy(env.res, pol)
+    return pol
+
+
+def test_rule_ids_have_one_sequence_per_table(env):
+    legacy = env.sim.add_resource("homelab", "Old", legacy=True)
+    inline_rule = env.sim.add_rule(env.res, "ACCEPT", "IP", "192.0.2.1", 1)
+    legacy_rule = env.sim.add_rule(legacy, "DROP", "IP", "192.0.2.2", 1)
+    # SQLite AUTOINCREMENT per table: both tables hand out id 1
+    assert inline_rule == legacy_rule == 1
+    assert env.sim.policy_rules[1]["value"] == "192.0.2.1" and env.sim.legacy_rules[1]["value"] == "192.0.2.2"
+    data = env.call("PUT", "/resource/%d/rule" % legacy, json=rule_body(value="192.0.2.3")).json()["data"]
+    assert data["ruleId"] == 2 and data["resourceId"] == legacy
+    data = env.call("PUT", "/resource/%d/rule" % env.res, json=rule_body(value="192.0.2.4")).json()["data"]
+    assert data["ruleId"] == 2 and data["resourcePolicyId"] == env.sim.resource(env.res)["defaultResourcePolicyId"]
+
+
+def test_shared_policy_rules_api_works_on_overrides_only(env):
+    inline_rule = env.sim.add_rule(env.res, "DROP", "IP", "192.0.2.9", 1)
+    pol = office_policy(env)
+    resp = env.call("PUT", "/resource/%d/rule" % env.res, json=rule_body(value="192.0.2.5", priority=4))
+    assert resp.status_code == 201
+    created = resp.json()["data"]
+    # the raw resourceRules row: resourceId, no resourcePolicyId
+    assert sorted(created) == ["action", "enabled", "match", "priority", "resourceId", "ruleId", "value"]
+    assert created["resourceId"] == env.res and created["ruleId"] in env.sim.legacy_rules
+    assert [r["value"] for r in env.sim.policy(pol)["rules"]] == ["10.0.0.0/8"]  # shared policy untouched
+    data = env.call("GET", "/resource/%d/rules" % env.res).json()["data"]
+    # only the override: neither the shared policy's rule nor the (ignored) inline rule
+    assert data["rules"] == [{"ruleId": created["ruleId"], "resourceId": env.res, "action": "ACCEPT",
+                              "match": "IP", "value": "192.0.2.5", "priority": 4, "enabled": True}]
+    assert data["pagination"]["total"] == 1
+    assert env.sim.rules(env.res) == data["rules"]
+    assert inline_rule in env.sim.policy_rules  # kept, just not used
+
+
+def test_shared_policy_override_update_and_delete(env):
+    pol = office_policy(env)
+    env.sim.attach_shared_policy(env.res2, pol)
+    shared_rule = env.sim.policy(pol)["rules"][0]["ruleId"]
+    mine = env.sim.add_rule(env.res, "ACCEPT", "IP", "192.0.2.5", 4)
+    theirs = env.sim.add_rule(env.res2, "DROP", "IP", "192.0.2.6", 4)
+    assert mine == shared_rule == 1  # the same id in both tables
+    resp = env.call("POST", "/resource/%d/rule/%d" % (env.res, mine), json={"priority": 3, "enabled": False})
+    assert resp.status_code == 200
+    assert resp.json()["data"] == {"ruleId": mine, "resourceId": env.res, "enabled": False, "priority": 3,
+                                   "action": "ACCEPT", "match": "IP", "value": "192.0.2.5"}
+    # ruleId 1 named the override: the shared policy's rule 1 is unchanged
+    assert env.sim.policy(pol)["rules"][0] == {"ruleId": 1, "enabled": True, "priority": 1, "action": "ACCEPT",
+                                               "match": "CIDR", "value": "10.0.0.0/8"}
+    resp = env.call("POST", "/resource/%d/rule/%d" % (env.res, theirs), json={"priority": 1})
+    assert (resp.status_code, msg(resp)) == (403, "Resource rule %d does not belong to resource %d"
+                                             % (theirs, env.res))
+    default = env.sim.resource(env.res)["defaultResourcePolicyId"]
+    env.sim.add_policy_rule(default, "DROP", "IP", "192.0.2.7", 1)
+    inline_only = env.sim.add_policy_rule(default, "DROP", "IP", "192.0.2.8", 1)
+    assert inline_only not in env.sim.legacy_rules
+    for method in ("POST", "DELETE"):  # an id of resourcePolicyRules only is unknown to the override table
+        resp = env.call(method, "/resource/%d/rule/%d" % (env.res, inline_only), json={"priority": 1})
+        assert (resp.status_code, msg(resp)) == (404, "Resource rule with ID %d not found" % inline_only)
+    assert inline_only in env.sim.policy_rules
+    # delete ignores the owner (upstream bug, §3.3): res2's override goes
+    resp = env.call("DELETE", "/resource/%d/rule/%d" % (env.res, theirs))
+    assert (resp.status_code, resp.json()["data"]) == (200, None)
+    assert env.sim.rules(env.res2) == [] and [r["ruleId"] for r in env.sim.rules(env.res)] == [mine]
+    assert env.call("DELETE", "/resource/%d/rule/%d" % (env.res, mine)).status_code == 200
+    assert env.sim.policy(pol)["rules"][0]["ruleId"] == 1  # the shared rule with the same id survives
+
+
+def test_gatekeeper_takes_apply_rules_from_the_shared_policy(env):
+    sim = env.sim
+    sim.add_rule(env.res, "DROP", "CIDR", "10.0.0.0/8", 0)  # inline rule, ignored once shared
+    default = sim.resource(env.res)["defaultResourcePolicyId"]
+    pol = office_policy(env, apply_rules=True)
+    assert sim.policies[default]["applyRules"] is False and sim.resources[env.res]["applyRules"] is False
+    assert sim.apply_rules_for(env.res, "10.1.1.1") == "ACCEPT"  # shared rule, not the inline DROP
+    sim.policies[pol]["applyRules"] = False
+    sim.policies[default]["applyRules"] = True
+    sim.resources[env.res]["applyRules"] = True
+    assert sim.apply_rules_for(env.res, "10.1.1.1") is None  # neither inline nor column counts
+    # detached: the inline policy is back in charge
+    sim.attach_shared_policy(env.res, None)
+    assert sim.apply_rules_for(env.res, "10.1.1.1") == "DROP"
+
+
+def test_gatekeeper_puts_overrides_before_offset_shared_rules(env):
+    sim = env.sim
+    pol = office_policy(env, rules=[("ACCEPT", "CIDR", "10.0.0.0/8", -5), ("DROP", "IP", "10.9.9.9", 1)])
+    sim.add_rule(env.res, "DROP", "CIDR", "10.6.0.0/16", 3)
+    sim.add_rule(env.res, "PASS", "IP", "10.7.7.7", 10, enabled=False)  # disabled, still sets the offset
+    sim.add_rule(env.res, "PASS", "CIDR", "10.9.0.0/16", 6)
+    # offset 10: the shared rules sit at 5 and 11, after the override at 3, before the one at 6
+    assert sim.apply_rules_for(env.res, "10.6.1.1") == "DROP"
+    assert sim.apply_rules_for(env.res, "10.9.9.9") == "ACCEPT"  # shared CIDR (5) beats override PASS (6)
+    assert sim.apply_rules_for(env.res, "10.7.7.7") == "ACCEPT"
+    assert sim.apply_rules_for(env.res, "192.0.2.1") is None
+    # the offset starts at 0: negative overrides leave the shared priorities as they are
+    sim.attach_shared_policy(env.res2, pol)
+    sim.add_rule(env.res2, "DROP", "CIDR", "10.9.0.0/16", -10)
+    assert sim.apply_rules_for(env.res2, "10.9.9.9") == "DROP"  # override -10 before shared -5 (not -15)
+    assert sim.apply_rules_for(env.res2, "10.6.1.1") == "ACCEPT"
+    # equal priorities: the overrides come first (stable sort over [...overrides, ...shared])
+    sim.add_rule(env.res2, "PASS", "CIDR", "10.6.0.0/16", -5)
+    assert sim.apply_rules_for(env.res2, "10.6.1.1") == "PASS"
+
+
+def test_bulk_replace_on_a_shared_policy(env):
+    pol = office_policy(env, apply_rules=False)
+    resp = env.call("POST", "/resource-policy/%d/rules" % pol, json={
+        "applyRules": True, "rules": [rule_body(action="DROP", match="CIDR", value="10.0.0.0/8", priority=1)]})
+    assert (resp.status_code, resp.json()["data"]) == (200, {})
+    assert msg(resp) == "Resource policy rules set successfully"
+    assert [(r["action"], r["value"]) for r in env.sim.policy(pol)["rules"]] == [("DROP", "10.0.0.0/8")]
+    assert env.sim.rules(env.res) == []  # nothing landed among the overrides
+    assert env.sim.apply_rules_for(env.res, "10.1.1.1") == "DROP"
+
+
+def test_get_resource_with_shared_policy_shows_stale_columns(env):
+    path = "/resource/%d" % env.res
+    env.call("POST", path, json={"sso": False})  # inline: lands on the default policy
+    default = env.sim.resource(env.res)["defaultResourcePolicyId"]
+    assert env.sim.policies[default]["sso"] is False and env.call("GET", path).json()["data"]["sso"] is False
+    pol = office_policy(env, apply_rules=True)
+    data = env.call("GET", path).json()["data"]
+    # the raw resources row: neither the shared policy's applyRules nor the inline policy's sso
+    assert (data["applyRules"], data["sso"], data["emailWhitelistEnabled"], data["skipToIdpId"]) == \
+        (False, True, False, None)
+    assert (data["resourcePolicyId"], data["defaultResourcePolicyId"]) == (pol, default)
+    assert env.sim.apply_rules_for(env.res, "10.1.1.1") == "ACCEPT"
+    # an update writes that column: the answer says true, the gatekeeper does not care
+    env.sim.policies[pol]["applyRules"] = False
+    resp = env.call("POST", path, json={"applyRules": True, "resourcePolicyId": pol})
+    assert resp.status_code == 200 and resp.json()["data"]["applyRules"] is True
+    assert env.call("GET", path).json()["data"]["applyRules"] is True
+    assert env.sim.resources[env.res]["applyRules"] is True
+    assert env.sim.policies[pol]["applyRules"] is False and env.sim.policies[default]["applyRules"] is False
+    assert env.sim.apply_rules_for(env.res, "10.1.1.1") is None
+
+
+def test_update_without_resource_policy_id_clears_the_overrides(env):
+    pol = office_policy(env)
+    path = "/resource/%d" % env.res
+    env.sim.add_rule(env.res, "ACCEPT", "IP", "192.0.2.5", 4)
+    # the current id sent: `7 != 7` is false, nothing cleared
+    resp = env.call("POST", path, json={"name": "Jellyfin TV", "resourcePolicyId": pol})
+    assert resp.status_code == 200 and resp.json()["data"]["resourcePolicyId"] == pol
+    assert [r["value"] for r in env.sim.rules(env.res)] == ["192.0.2.5"]
+    # omitted: `7 != undefined` is true, the overrides go; the policy stays attached
+    resp = env.call("POST", path, json={"name": "Jellyfin"})
+    assert resp.status_code == 200 and resp.json()["data"]["resourcePolicyId"] == pol
+    assert env.sim.rules(env.res) == [] and env.sim.legacy_rules == {}
+    assert len(env.sim.policy(pol)["rules"]) == 1  # the shared policy's rules are not per-resource
+    # inline and legacy resources: `null != undefined` is false, nothing cleared
+    env.sim.add_rule(env.res2, "ACCEPT", "IP", "192.0.2.6", 1)
+    legacy = env.sim.add_resource("homelab", "Old", legacy=True)
+    env.sim.add_rule(legacy, "ACCEPT", "IP", "192.0.2.7", 1)
+    for rid in (env.res2, legacy):
+        assert env.call("POST", "/resource/%d" % rid, json={"enabled": True}).status_code == 200
+        assert len(env.sim.rules(rid)) == 1, rid
+
+
+def test_update_attaches_and_detaches_shared_policies(env):
+    pol = env.sim.add_shared_policy("homelab", "Office")
+    foreign = env.sim.add_shared_policy("other", "Office")
+    inline_pol = env.sim.resource(env.res2)["defaultResourcePolicyId"]
+    env.sim.add_rule(env.res, "ACCEPT", "IP", "192.0.2.1", 1)
+    path = "/resource/%d" % env.res
+    for bad in (999, foreign, inline_pol, 1.5):
+        resp = env.call("POST", path, json={"resourcePolicyId": bad})
+        assert (resp.status_code, msg(resp)) == (404, "Resource policy with ID %s not found" % bad), bad
+    assert env.sim.resource(env.res)["resourcePolicyId"] is None
+    resp = env.call("POST", path, json={"resourcePolicyId": pol})
+    assert resp.status_code == 200 and resp.json()["data"]["resourcePolicyId"] == pol
+    assert env.call("GET", "/resource/%d/rules" % env.res).json()["data"]["rules"] == []  # overrides now
+    env.call("PUT", "/resource/%d/rule" % env.res, json=rule_body(value="192.0.2.8"))
+    assert len(env.sim.legacy_rules) == 1
+    resp = env.call("POST", path, json={"resourcePolicyId": None})  # detach: a change, overrides cleared
+    assert resp.status_code == 200 and resp.json()["data"]["resourcePolicyId"] is None
+    assert env.sim.legacy_rules == {}
+    assert [r["value"] for r in env.sim.rules(env.res)] == ["192.0.2.1"]  # the inline rule again
+
+
+def test_seeding_helpers_for_shared_policies(env):
+    pol = env.sim.add_shared_policy("homelab", "Office", apply_rules=False, rules=[
+        {"action": "ACCEPT", "match": "IP", "value": "192.0.2.1", "priority": 2},
+        ("DROP", "IP", "192.0.2.2", 1, False)])
+    extra = env.sim.add_policy_rule(pol, "PASS", "IP", "192.0.2.3", 3)
+    view = env.sim.policy(pol)
+    assert (view["applyRules"], view["name"], view["niceId"]) == (False, "Office", "office")
+    assert [(r["ruleId"], r["enabled"]) for r in view["rules"]] == [(1, True), (2, False), (extra, True)]
+    assert env.sim.policies[env.sim.add_shared_policy("homelab", "Office")]["niceId"] == "office-2"
+    with pytest.raises(ValueError):
+        env.sim.attach_shared_policy(env.res, env.sim.resource(env.res2)["defaultResourcePolicyId"])
+    with pytest.raises(ValueError):
+        env.sim.attach_shared_policy(env.foreign, pol)
+    env.sim.attach_shared_policy(env.res, pol)
+    env.sim.add_rule(env.res, "ACCEPT", "IP", "192.0.2.9", 1)
+    env.sim.attach_shared_policy(env.res, pol)  # no change: overrides kept
+    assert len(env.sim.rules(env.res)) == 1
+    other = env.sim.add_shared_policy("homelab", "Lab")
+    env.sim.attach_shared_policy(env.res, other)  # a change clears them, as the server does
+    assert env.sim.rules(env.res) == [] and env.sim.resource(env.res)["resourcePolicyId"] == other
+
+
+def test_get_resource_policies(env):
+    env.sim.add_rule(env.res, "ACCEPT", "IP", "192.0.2.1", 10)
+    default = env.sim.resource(env.res)["defaultResourcePolicyId"]
+    resp = env.call("GET", "/resource/%d/policies" % env.res)
+    assert (resp.status_code, msg(resp)) == (200, "Resource policies retrieved successfully")
+    data = resp.json()["data"]
+    assert data["sharedPolicy"] is None and sorted(data["defaultPolicy"]) == POLICY_KEYS
+    assert data["defaultPolicy"]["resourcePolicyId"] == default and data["defaultPolicy"]["applyRules"] is False
+    assert data["defaultPolicy"]["rules"] == [{"ruleId": 1, "enabled": True, "priority": 10, "action": "ACCEPT",
+                                               "match": "IP", "value": "192.0.2.1"}]
+    assert (data["defaultPolicy"]["roles"], data["defaultPolicy"]["headerAuth"]) == ([], None)
+    pol = office_policy(env)
+    data = env.call("GET", "/public-resource/%d/policies" % env.res).json()["data"]
+    assert data["defaultPolicy"]["resourcePolicyId"] == default
+    assert data["sharedPolicy"] == env.sim.policy(pol)
+    assert data["sharedPolicy"]["name"] == "Office" and data["sharedPolicy"]["applyRules"] is True
+    assert [r["value"] for r in data["sharedPolicy"]["rules"]] == ["10.0.0.0/8"]
+    legacy = env.sim.add_resource("homelab", "Old", legacy=True)
+    resp = env.call("GET", "/resource/%d/policies" % legacy)
+    assert (resp.status_code, msg(resp)) == (404, "Resource has no default policy")
+    resp = env.call("GET", "/resource/1abc/policies")  # parseInt lets it past the guard, Number() does not
+    assert (resp.status_code, msg(resp)) == (400, 'Validation error: Invalid input: expected number, received NaN'
+                                                  ' at "resourceId"')
+
+
+def test_get_resource_policies_guards(env):
+    no_action = env.sim.add_api_key(org_id="homelab", actions=["getResource", "listResourceRules"])
+    allowed = env.sim.add_api_key(org_id="homelab", actions=["getResourcePolicy"])
+    path = "/resource/%d/policies" % env.res
+    resp = env.call("GET", path, key=no_action)
+    assert (resp.status_code, msg(resp)) == (403, "Key does not have permission perform this action")
+    assert env.call("GET", path, key=allowed).status_code == 200
+    resp = env.call("GET", "/resource/%d/policies" % env.foreign, key=allowed)
+    assert (resp.status_code, msg(resp)) == (403, "Key does not have access to this organization")
+    resp = env.call("GET", "/resource/999/policies", key=no_action)  # resource check before the action
+    assert (resp.status_code, msg(resp)) == (404, "Resource with ID 999 not found")
+    root = env.sim.add_api_key(root=True, actions=["getResource"])
+    resp = env.call("GET", path, key=root)
+    assert (resp.status_code, msg(resp)) == (403, "Key does not have permission perform this action")
+
+
+def test_get_resource_policy_by_id(env):
+    pol = office_policy(env)
+    for path in ("/resource-policy/%d" % pol, "/public-resource-policy/%d" % pol):
+        resp = env.call("GET", path)
+        assert (resp.status_code, msg(resp)) == (200, "Resource Policy retrieved successfully")
+        assert resp.json()["data"] == env.sim.policy(pol) and sorted(resp.json()["data"]) == POLICY_KEYS
+    default = env.sim.resource(env.res)["defaultResourcePolicyId"]
+    assert env.call("GET", "/resource-policy/%d" % default).json()["data"]["name"] == "default policy for jellyfin"
+    for raw in ("999", "abc"):
+        resp = env.call("GET", "/resource-policy/%s" % raw)
+        assert (resp.status_code, msg(resp)) == (404, "Resource policy with ID %s not found" % raw)
+    foreign = env.sim.add_shared_policy("other", "Theirs")
+    org_key = env.sim.add_api_key(org_id="homelab", actions=["getResourcePolicy"])
+    no_action = env.sim.add_api_key(org_id="homelab", actions=["getResource"])
+    assert env.call("GET", "/resource-policy/%d" % pol, key=org_key).status_code == 200
+    resp = env.call("GET", "/resource-policy/%d" % foreign, key=org_key)
+    assert (resp.status_code, msg(resp)) == (403, "Key does not have access to this organization")
+    resp = env.call("GET", "/resource-policy/%d" % foreign, key=no_action)  # org check before the action
+    assert (resp.status_code, msg(resp)) == (403, "Key does not have access to this organization")
+    resp = env.call("GET", "/resource-policy/%d" % pol, key=no_action)
+    assert (resp.status_code, msg(resp)) == (403, "Key does not have permission perform this action")
+    assert env.call("GET", "/resource-policy/%d" % foreign).status_code == 200  # root: any org
+
+
+
 # -- resources, orgs, roles --------------------------------------------------------
 
 def test_resource_list_is_page_based(env):

@@ -137,3 +137,17 @@ def test_rendered_python_is_literal_only():
     assert names == set()
     calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
     assert calls == []
+
+
+@pytest.mark.parametrize("value", [1.5, float("nan"), [1], (1,), {"a": 1}, b"bytes", object(), {1}, 2j])
+def test_py_literal_renders_nothing_but_str_int_bool_and_none(value):
+    """Only these four types round-trip through repr as a harmless literal; anything else is a bug upstream."""
+    with pytest.raises(TypeError, match="cannot render"):
+        render.py_literal(value)
+
+
+@pytest.mark.parametrize("value", ["x'); import os #", "", "\n", 0, -5, 2 ** 40, True, False, None])
+def test_py_literal_round_trips_what_it_renders(value):
+    import ast
+    text = render.py_literal(value)
+    assert ast.literal_eval(text) == value and type(ast.literal_eval(text)) is type(value)

@@ -324,3 +324,40 @@ def test_doctor_and_expire_playbooks_at_vvv_keep_secrets():
         rc, text = playbook_text(env, playbook="expire.yml", inventory=inventory)
         assert rc == 0, text[-3000:]
         assert env.rule_of("user000")["value"] == "0.0.0.0"
+
+
+# -- what is hidden: whole secrets, never words -----------------------------------------------------------------
+def test_a_password_is_hidden_whole_and_never_by_a_part_after_a_dot():
+    """A Pangolin key hides its secret half too; a password with a dot is one secret, not two."""
+    from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import Secrets
+
+    secrets = Secrets()
+    secrets.add("hunter.pass")  # a password
+    secrets.add_key(PANGOLIN_KEY)
+    assert secrets.scrub("password_set for hunter.pass") == "password_set for " + REDACTED
+    assert secrets.scrub("the half: " + PANGOLIN_KEY.split(".", 1)[1]) == "the half: " + REDACTED
+    assert "pass" not in secrets.values() and secrets.scrub("password_set") == "password_set"
+
+
+def test_a_users_password_with_a_dot_leaves_the_result_readable(env):
+    result = run_module("authentik_user", dict(authentik_conn(env), username="dora", password="hunter.pass"),
+                        diff=True)
+    assert not result.get("failed"), result.get("msg")
+    assert result["password_set"] is True and "hunter.pass" not in json.dumps(result)
+    assert REDACTED not in json.dumps(dict((k, v) for k, v in result.items() if k != "invocation"))
+
+
+def test_a_hand_written_headers_mapping_hides_its_key_and_not_its_words_or_urls():
+    from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import Secrets
+
+    key = "handkey00000009.k3ysecretk3ysecretk3ysecretk3ysecret1234"
+    expression = ('token = "%s"\nreturn {"Authorization": "Bearer " + token, "X-Forwarded-Host": '
+                  '"https://jellyfin.example.com/web/index.html", "Content-Type": "application/json"}' % key)
+    secrets = Secrets()
+    secrets.add_credentials(expression)
+    assert key in secrets.values() and key.split(".", 1)[1] in secrets.values()
+    text = secrets.scrub(expression)
+    for word in ("Authorization", "X-Forwarded-Host", "https://jellyfin.example.com/web/index.html",
+                 "application/json", "Content-Type"):
+        assert word in text, word
+    assert key not in text and key.split(".", 1)[1] not in text

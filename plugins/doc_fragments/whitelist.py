@@ -34,7 +34,8 @@ options:
     description:
       - The users of the whitelist. With O(users_from_group), entries add settings (priority, state) to the
         group's members of the same username.
-      - A user the whitelist holds objects for but that is no longer listed loses access in the run (see O(prune)).
+      - A user the whitelist holds objects for but that is no longer listed loses access in the run
+        (see O(homelab.pangolin_authentik.login_ip_whitelist#module:prune)).
       - One of O(users) and O(users_from_group) is required.
     type: list
     elements: dict
@@ -67,7 +68,8 @@ options:
       - Base URL of Pangolin's Integration API as authentik's worker reaches it (C(https://api.example.com), with or
         without C(/v1)). Defaults to O(pangolin_url).
       - It also proves which objects are this whitelist's - a transport carrying its name but posting elsewhere is
-        refused, never rewritten. To change it, remove the whitelist with the old URL first (O(state=absent)).
+        refused, never rewritten. To change it, remove the whitelist with the old URL first
+        (O(homelab.pangolin_authentik.login_ip_whitelist#module:state=absent)).
     type: str
   name_prefix:
     description:

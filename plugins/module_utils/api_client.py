@@ -77,8 +77,9 @@ def mentions_credentials(text):
 def looks_secret(literal):
     """Whether a string literal of a text that sends credentials could be a key: long, no spaces, and not a word,
     a header name, a media type or a URL."""
-    return (len(literal) >= 12 and not any(c.isspace() for c in literal) and "://" not in literal
-            and not MEDIA_TYPE.match(literal) and not re.match(r"^[A-Za-z]+(?:[-_][A-Za-z]+)*$", literal))
+    looks_like_text = (any(c.isspace() for c in literal), "://" in literal, MEDIA_TYPE.match(literal),
+                       re.match(r"^[A-Za-z]+(?:[-_][A-Za-z]+)*$", literal))
+    return len(literal) >= 12 and not any(looks_like_text)
 
 
 class Secrets(object):

@@ -20,6 +20,7 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authent
     DESTINATION_RENAME_SINCE,
     HEADERS_MAPPING_SINCE,
 )
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.render import compact_diff_views
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import (
     InputError,
     ObjectKind,
@@ -121,7 +122,16 @@ class NamedKind(ObjectKind):
         self.client.delete("%s%s/" % (self.path, current["pk"]), self.describe(current))
 
 
-class WebhookMappingKind(NamedKind):
+class ExpressionKind(NamedKind):
+    """A named object with an ``expression``; a rendered one diffs by its settings."""
+
+    fields = {"expression": "expression"}
+
+    def diff_views(self, before, after, verbose=False):
+        return compact_diff_views(before, after, verbose=verbose)
+
+
+class WebhookMappingKind(ExpressionKind):
     label = "authentik webhook mapping"
     result_key = "mapping"
     path = "/propertymappings/notification/"
@@ -139,7 +149,7 @@ class WebhookMappingKind(NamedKind):
         return field == "expression" and (self.secret or mentions_credentials((view or {}).get("expression")))
 
 
-class ExpressionPolicyKind(NamedKind):
+class ExpressionPolicyKind(ExpressionKind):
     label = "authentik expression policy"
     result_key = "policy"
     path = "/policies/expression/"

@@ -162,14 +162,4 @@ BODY_CODE = "\n".join([
 ])
 
 
-def code_of(expression):
-    """An expression without its settings block: what changes only when this collection's code does."""
-    lines = str(expression or "").splitlines()
-    if "SETTINGS = {" not in lines:
-        return "\n".join(lines)
-    start = lines.index("SETTINGS = {")
-    end = lines.index("}", start)
-    return "\n".join(lines[:start] + lines[end + 1:])
-
-
-__all__ = ["BodySettings", "LOGIN_SCAN", "code_of"]
+__all__ = ["BodySettings", "LOGIN_SCAN"]

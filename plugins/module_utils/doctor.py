@@ -86,16 +86,24 @@ class WhitelistDoctor(object):
         self._check_leftovers(report)
         users = [ChainExam(self, user.username).examine() for user in self.w.present]
         healthy = not report.problems and not any(u["problems"] for u in users)
-        primary = self.snap.resource(self.dep.primary).view
         return dict(healthy=healthy, problems=report.problems, notes=report.notes, users=users,
                     resource_id=self.dep.primary, resource_ids=list(self.dep.resource_ids),
-                    instance=self.dep.instance, apply_rules=primary.get("apply_rules"),
+                    instance=self.dep.instance, apply_rules=self.snap.resource(self.dep.primary).applies_rules,
                     backlog=dict(available=self.task_api, queued=self.queued,
                                  notification_rules=len(self.snap.notification_rules)))
 
     def _check_resources(self, report):
         for resource_id in self.dep.resource_ids:
-            if not self.snap.resource(resource_id).view.get("apply_rules"):
+            state = self.snap.resource(resource_id)
+            if state.shared and state.shared.get("unreadable"):
+                report.note("apply_rules", "resource %d is on a shared resource policy, which the doctor cannot read "
+                            "to see whether its rules apply" % resource_id,
+                            "give the playbook's key the getResourcePolicy action")
+            elif state.shared and not state.applies_rules:
+                report.problem("apply_rules", "resource %d is on shared resource policy %r, whose rules are off, so "
+                               "Pangolin ignores every user's rule" % (resource_id, state.shared["name"]),
+                               "turn rules on in that shared policy in Pangolin")
+            elif not state.applies_rules:
                 report.problem("apply_rules", "resource %d has rules switched off (applyRules is false), so Pangolin "
                                "ignores every user's rule" % resource_id,
                                "rerun playbooks/site.yml (it turns applyRules on), or enable rules in the resource's "

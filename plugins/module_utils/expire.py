@@ -77,6 +77,8 @@ class WhitelistExpiry(object):
                 entry["reason"] = self._expire(reconciler, username, rules, entry)
             entry["expired"] = any(o.changed for o in reconciler.outcomes[before:]
                                    if o.kind in [state.rule_kind for state in snap.resources.values()])
+        for entry in summaries:
+            entry["summary"] = summary_line(entry, reconciler.check_mode)
         return summaries
 
     def _owned_rules(self, username):
@@ -153,6 +155,19 @@ class WhitelistExpiry(object):
             return "no login recorded"
         return ("last login older than %d days" % self.settings.expire_days if self.settings.expire_days
                 else "no longer among the user's newest logins")
+
+
+def summary_line(entry, check_mode):
+    """One line per user, in check mode a prediction."""
+    if entry["reason"] == "revoked":
+        verb = "would be revoked" if check_mode else "revoked"
+        return "%s: %s: the rules let nobody in, %d authentik session(s) %s" % (
+            entry["username"], verb, entry.get("sessions_ended") or 0, "would end" if check_mode else "ended")
+    if entry["expired"]:
+        verb = "would expire" if check_mode else "expired"
+    else:
+        verb = "would keep as it is" if check_mode else "kept"
+    return "%s: %s - %s" % (entry["username"], verb, entry["reason"])
 
 
 __all__ = ["WhitelistExpiry"]

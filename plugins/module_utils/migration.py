@@ -58,8 +58,9 @@ def find_chains(snapshot, deployment, settings, ownership):
     for name, transport in sorted(snapshot.transports.items()):
         username = legacy_username(deployment.prefix, name)
         target = snapshot.targets.get(name)
-        if (username is None or target is None or not same_base(target.base, settings.webhook_url)
-                or target.resource_id not in deployment.resource_ids):
+        if username is None or target is None:
+            continue
+        if not same_base(target.base, settings.webhook_url) or target.resource_id not in deployment.resource_ids:
             continue
         chain = chains[username] = LegacyChain(username, target.resource_id)
         chain.transport = transport
@@ -68,9 +69,9 @@ def find_chains(snapshot, deployment, settings, ownership):
         chain.notification_rule = snapshot.notification_rules.get(name)
         recorded = (snapshot.mapping_values.get(name) or {}).get("priority")
         rule = snapshot.resource(target.resource_id).rule(target.rule_id)
-        if (rule is not None and ownership.owner_of_rule(target.resource_id, rule["rule_id"]) is None
-                and rule["action"] == settings.action and rule["match"] in RULE_MATCHES
-                and rule["priority"] == recorded):
+        if rule is None or ownership.owner_of_rule(target.resource_id, rule["rule_id"]) is not None:
+            continue
+        if all((rule["action"] == settings.action, rule["match"] in RULE_MATCHES, rule["priority"] == recorded)):
             chain.rule = rule
     return chains
 

@@ -77,7 +77,8 @@ def run(module, body):
 
         module.fail_json(msg=missing_required_lib("requests"), exception=str(REQUESTS_IMPORT_ERROR))
     secrets = module_secrets(module)
-    reconciler = Reconciler(check_mode=module.check_mode, secrets=secrets, warn=module.warn)
+    reconciler = Reconciler(check_mode=module.check_mode, secrets=secrets, warn=module.warn,
+                            verbose=module._verbosity >= 1)
     try:
         result = body(module, reconciler)
     except (InputError, ApiError) as exc:
@@ -108,6 +109,6 @@ def single_result(reconciler, outcome, kind, **extra):
                   msg="%s %s" % (outcome.operation or "unchanged:", kind.describe(outcome.desired)))
     result[kind.result_key] = reconciler.redact(kind, outcome.after)
     if outcome.changed:
-        result["diff"] = outcome.diff(reconciler.redact)
+        result["diff"] = outcome.diff(reconciler.redact, reconciler.verbose)
     result.update(extra)
     return result

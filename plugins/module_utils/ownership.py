@@ -56,8 +56,10 @@ class Slot(object):
 
     def proves(self, rule, action):
         """Whether ``rule``, named by one of this slot's transports, is ours."""
-        return (self.body is not None and rule["action"] == action and rule["match"] in RULE_MATCHES
-                and rule["priority"] in (self.body.priority, self.body.previous_priority))
+        if self.body is None:
+            return False
+        return all((rule["action"] == action, rule["match"] in RULE_MATCHES,
+                    rule["priority"] in (self.body.priority, self.body.previous_priority)))
 
 
 class Group(object):

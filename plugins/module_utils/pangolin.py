@@ -108,6 +108,11 @@ class PangolinClient(ApiClient):
     def get_resource(self, resource_id):
         return self.call("GET", "/resource/%d" % resource_id, "read resource %d" % resource_id, "getResource")
 
+    def resource_policies(self, resource_id):
+        """``{defaultPolicy, sharedPolicy}`` of a resource (1.19+): where its access settings and rules live."""
+        return self.call("GET", "/resource/%d/policies" % resource_id, "read the policies of resource %d"
+                         % resource_id, "getResourcePolicy")
+
     def update_resource(self, resource_id, fields):
         if not fields:
             raise ValueError("refusing to send an empty resource update")

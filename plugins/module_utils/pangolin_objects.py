@@ -207,7 +207,7 @@ class ResourceSettingsKind(ObjectKind):
     def view(raw):
         view = dict((opt, _as_bool(raw.get(field))) for opt, field in RESOURCE_SETTINGS.items())
         view.update(resource_id=raw.get("resourceId"), name=raw.get("name"), full_domain=raw.get("fullDomain"),
-                    org_id=raw.get("orgId"), mode=raw.get("mode"))
+                    org_id=raw.get("orgId"), mode=raw.get("mode"), resource_policy_id=raw.get("resourcePolicyId"))
         return view
 
     def find(self, desired):
@@ -222,7 +222,12 @@ class ResourceSettingsKind(ObjectKind):
         return dict((k, v) for k, v in desired.items() if v is not None and k in RESOURCE_SETTINGS)
 
     def update(self, current, desired, changes):
-        self.client.update_resource(self.resource_id, dict((RESOURCE_SETTINGS[k], v) for k, v in changes.items()))
+        body = dict((RESOURCE_SETTINGS[k], v) for k, v in changes.items())
+        if current.get("resource_policy_id") is not None:
+            # Pangolin clears a resource's own rules, users and roles when an update omits the shared policy it
+            # is on (it takes that as a change of policy): name the current one
+            body["resourcePolicyId"] = current["resource_policy_id"]
+        self.client.update_resource(self.resource_id, body)
         # The update answer merges policy fields inconsistently across
         # versions; the effective settings come from a fresh read.
         return self.find(desired)

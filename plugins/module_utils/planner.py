@@ -100,7 +100,7 @@ def _listed(w, teardown):
 
 # -- 2. priorities ---------------------------------------------------------------------
 def _priorities(w, present):
-    """{(username, n): (priority, moving_from)} for every slot of every present user.
+    """{(username, n): priority} for every slot of every present user.
 
     Explicit priorities are claimed first, then kept ones (a kept one someone else holds moves), then the
     rest get the lowest free priority."""
@@ -123,8 +123,7 @@ def _priorities(w, present):
         if key not in settled:
             settled[key] = _allocate(w, claimed)
             claimed[settled[key]] = key
-    return dict((key, (priority, kept[key] if kept[key] not in (None, priority) else None))
-                for key, priority in settled.items())
+    return settled
 
 
 def _owned_rules(w, username, number):
@@ -210,14 +209,14 @@ def _user_plan(w, entry, priorities, group):
         return UserPlan(removals=_removals(w, username, keep_slots=0), **common)
     if state == "disabled":
         return UserPlan(resets=_resets(w, username), removals=_removals(w, username, keep_slots=None), **common)
-    slots = tuple(_slot_plan(w, username, account, number, *priorities[(username, number)])
+    slots = tuple(_slot_plan(w, username, account, number, priorities[(username, number)])
                   for number in range(1, w.settings.max_addresses + 1))
     slots = _with_values(w, username, account, slots)
     return UserPlan(slots=slots, removals=_removals(w, username, keep_slots=len(slots)), group=group,
                     deactivated=not account["is_active"], **common)
 
 
-def _slot_plan(w, username, account, number, priority, moving_from):
+def _slot_plan(w, username, account, number, priority):
     slot = w.own.slots.get((username, number))
     owned = _owned_rules(w, username, number)
     recorded = slot.body if slot else None
@@ -227,7 +226,7 @@ def _slot_plan(w, username, account, number, priority, moving_from):
         name = w.dep.transport_name(username, number, resource_id)
         transport = slot.transports.get(resource_id) if slot else None
         rules.append(RulePlan(resource_id, name, current=owned.get(resource_id), transport=transport))
-    moving = moving_from if any(r["priority"] != priority for r in owned.values()) else None
+    moving = next((r["priority"] for r in owned.values() if r["priority"] != priority), None)
     return SlotPlan(number=number, priority=priority, mapping_name=w.dep.slot_name(username, number), body=body,
                     mapping=slot.mapping if slot else None, rules=tuple(rules), moving_from=moving)
 
@@ -236,10 +235,11 @@ def _with_values(w, username, account, slots):
     """The rule values this run writes: from authentik's state where the webhook's cannot be kept."""
     def stale(slot_plan):
         recorded = w.own.slots.get((username, slot_plan.number))
-        return (recorded is None or recorded.body is None or slot_plan.body.holds_other_values(recorded.body)
-                or any(r.current is None for r in slot_plan.rules))
-    if not (w.settings.follow_sessions or not account["is_active"] or username in w.chains
-            or any(stale(s) for s in slots)):
+        if recorded is None or recorded.body is None:
+            return True
+        return slot_plan.body.holds_other_values(recorded.body) or any(r.current is None for r in slot_plan.rules)
+    recomputed = (w.settings.follow_sessions, not account["is_active"], username in w.chains)
+    if not any(recomputed) and not any(stale(s) for s in slots):
         return slots
     not_before = next((s.body.not_before for s in slots if s.body.not_before), None)
     values, _sources = w.snap.entries_of(username, w.settings, not_before)
@@ -330,13 +330,31 @@ def _shrinks(w, groups, users):
 def _shared(w, users, teardown):
     settings = w.settings
     name = settings.headers_mapping or w.dep.headers_name
-    resources = tuple(ResourcePlan(rid, w.snap.resource(rid).view,
-                                   shared_policy=bool(w.snap.resource(rid).view.get("shared_policy")))
+    resources = tuple(ResourcePlan(rid, w.snap.resource(rid).view, shared_policy=bool(w.snap.resource(rid).shared))
                       for rid in w.dep.resource_ids)
+    if not teardown:
+        _check_shared_policies(w)
     needed = not teardown and any(u.state == "present" for u in users)
     ours = bool(settings.webhook_api_key or settings.manage_webhook_key or name == w.dep.headers_name)
     return SharedPlan(resources=resources, headers_name=name, headers=w.snap.mappings.get(name),
                       keep_headers=needed, headers_ours=ours, managed_key=settings.manage_webhook_key)
+
+
+def _check_shared_policies(w):
+    """A resource on a shared policy takes applyRules from that policy, which the whitelist never changes: refuse
+    to run while its rules are off (they would let nobody in, and nothing would say so)."""
+    for resource_id in w.dep.resource_ids:
+        shared = w.snap.resource(resource_id).shared
+        if not shared:
+            continue
+        if shared.get("unreadable"):
+            raise InputError("resource %d is on shared resource policy %s, which decides whether its rules apply; "
+                             "the playbook's key needs the getResourcePolicy action to read it (%s)"
+                             % (resource_id, shared["id"], shared["unreadable"]))
+        if not shared["apply_rules"]:
+            raise InputError("resource %d is on shared resource policy %r, whose rules are off (applyRules false): "
+                             "Pangolin would ignore every user's rule. Turn rules on in that policy in Pangolin; the "
+                             "whitelist never changes a shared policy" % (resource_id, shared["name"] or shared["id"]))
 
 
 def _email(w, users, teardown):

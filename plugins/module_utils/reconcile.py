@@ -20,10 +20,11 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_cli
     ApiError,
 )
 
-# A refused delete of an object that is still there is tried again, backing off up to this
-# many seconds between tries, while the run's budget lasts (authentik answers 405 under load).
+# A delete authentik refuses as busy (an empty 405 while its worker holds tasks for the object) of an
+# object that is still there is tried again, backing off up to DELETE_BACKOFF_MAX seconds between tries,
+# for DELETE_BUDGET seconds in all: authentik was seen to give way within a few tries.
 DELETE_BACKOFF_MAX = 8.0
-RUN_BUDGET = 600.0
+DELETE_BUDGET = 120.0
 
 
 class InputError(Exception):
@@ -47,6 +48,10 @@ class ObjectKind(object):
 
     def describe(self, desired):
         return self.label
+
+    def diff_views(self, before, after, verbose=False):
+        """The two sides of a diff as a person reads them (both already redacted); as they are by default."""
+        return before, after
 
     def is_secret(self, field, view):
         """Whether ``field`` of ``view`` must never be shown."""
@@ -122,12 +127,15 @@ class Outcome(object):
     def changed(self):
         return self.operation is not None
 
-    def diff(self, redact):
+    def diff(self, redact, verbose=False):
+        before = redact(self.kind, self.before, self.after) if self.before else None
+        after = redact(self.kind, self.after, self.before) if self.after else None
+        before, after = self.kind.diff_views(before, after, verbose)
         return {
             "before_header": self.kind.describe(self.desired),
             "after_header": self.kind.describe(self.desired),
-            "before": _line_by_line(redact(self.kind, self.before, self.after)) if self.before else {},
-            "after": _line_by_line(redact(self.kind, self.after, self.before)) if self.after else {},
+            "before": _line_by_line(before) if before else {},
+            "after": _line_by_line(after) if after else {},
         }
 
 
@@ -139,12 +147,12 @@ def _line_by_line(view):
 class Reconciler(object):
     """Runs ``ObjectKind`` hooks in check mode or for real, and keeps the diffs."""
 
-    def __init__(self, check_mode=False, secrets=None, create_attempts=2, warn=None, budget=None):
+    def __init__(self, check_mode=False, secrets=None, create_attempts=2, warn=None, verbose=False):
         self.check_mode = check_mode
+        self.verbose = verbose  # diffs show whole expressions
         self.secrets = secrets
         self.create_attempts = create_attempts
         self.warn = warn or (lambda msg: None)
-        self.deadline = time.monotonic() + (RUN_BUDGET if budget is None else budget)
         self.outcomes = []
 
     def ensure(self, kind, desired, state="present", current=None, lookup=True):
@@ -178,7 +186,7 @@ class Reconciler(object):
         load answers 405 and leaves the object: look again, and while the object is
         there and the server refused it as busy, delete again with backoff.
         """
-        wait = 0.5
+        wait, deadline = 0.5, time.monotonic() + DELETE_BUDGET
         while True:
             try:
                 kind.delete(current)
@@ -186,8 +194,13 @@ class Reconciler(object):
             except ApiError as exc:
                 if not kind.exists(current, desired):
                     return
-                if not exc.busy or time.monotonic() + wait > self.deadline:
+                if not exc.busy:
                     raise
+                if time.monotonic() + wait > deadline:
+                    raise ApiError(self._scrub(
+                        "%s; refused as busy for %.0f s and still there: check authentik's worker (System > Tasks: "
+                        "a backlog it does not drain?) and that nothing in front of authentik turns DELETE away, "
+                        "then rerun" % (exc, DELETE_BUDGET)), exc.status, exc.body)
                 self.warn(self._scrub("%s: the delete was refused (%s) and it is still there; deleting again in "
                                       "%.1fs" % (kind.describe(desired), "HTTP %s" % exc.status, wait)))
                 time.sleep(wait)
@@ -247,7 +260,7 @@ class Reconciler(object):
         return safe
 
     def diffs(self):
-        return [o.diff(self.redact) for o in self.outcomes if o.changed]
+        return [o.diff(self.redact, self.verbose) for o in self.outcomes if o.changed]
 
     @property
     def changed(self):

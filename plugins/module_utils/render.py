@@ -13,6 +13,7 @@ username can change what the expression does.
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.addresses import SOURCE as ADDRESS_SOURCE
@@ -212,6 +213,43 @@ def rendered_settings(expression):
                 return {}
             return found if isinstance(found, dict) else {}
     return {}
+
+
+def code_of(expression):
+    """An expression without its settings block: what changes only when this collection's code does."""
+    lines = str(expression or "").splitlines()
+    if "SETTINGS = {" not in lines:
+        return "\n".join(lines)
+    start = lines.index("SETTINGS = {")
+    end = lines.index("}", start)
+    return "\n".join(lines[:start] + lines[end + 1:])
+
+
+def compact_diff_views(before, after, field="expression", verbose=False):
+    """Diff views of an expression this collection rendered: its settings block, and its code only when the code
+    changed (or at -v). A rendered expression is settings plus this collection's code; 25 users' worth of
+    unchanged code is a wall that hides the one setting that changed."""
+    if verbose:
+        return before, after
+    sides = [v for v in (before, after) if v]
+    texts = [v.get(field) for v in sides]
+    if not sides or not all(isinstance(t, str) and rendered_settings(t) for t in texts):
+        return before, after
+    codes = set(code_of(t) for t in texts)
+    if len(codes) > 1:
+        return before, after  # the code itself changes: shown whole
+
+    def compact(view):
+        if not view:
+            return view
+        text = view[field]
+        code = code_of(text)
+        out = dict((k, v) for k, v in view.items() if k != field)
+        out["settings"] = rendered_settings(text)
+        out["code"] = "%d lines of this collection's code, sha256 %s (-v shows them)" % (
+            len(code.splitlines()), hashlib.sha256(code.encode("utf-8")).hexdigest()[:12])
+        return out
+    return compact(before), compact(after)
 
 
 def jmespath_string(value, option):

@@ -15,8 +15,9 @@ run that stops anywhere must leave behind:
 4. the chains of present users: the body mapping first (it records the rule's priority
    before the rule exists), then each rule, then its transport; users kept without
    access get their rules reset;
-5. the notification rules last (after authentik's worker dispatched this run's earlier
-   events), and the login e-mail;
+5. the group policies (expression policies cost the worker nothing), then, once authentik's
+   worker dispatched this run's earlier events, the notification rules and their bindings,
+   and the login e-mail;
 6. what the new chains replace: the 0.2 chains, the rotated key; on a teardown the
    headers mapping and the managed key.
 
@@ -201,15 +202,22 @@ class Runner(object):
 
     # -- 5. notification rules --------------------------------------------------------------
     def _notification_rules(self):
-        if any(g.rule is None for g in self.plan.groups):
+        """The policies first, then (once the worker dispatched the events of every write so far) the rules and
+        their bindings: an event still queued when a rule appears costs a task more for that rule."""
+        policies = [self._group_policy(group) for group in self.plan.groups]
+        email = self._email_policy_and_transport()
+        if any(g.rule is None for g in self.plan.groups) or (email and self.plan.email.rule is None):
             self._let_the_worker_dispatch()
-        for group in self.plan.groups:
-            self._group(group)
-        self._login_email()
+        for group, policy in zip(self.plan.groups, policies):
+            self._group(group, policy)
+        if email:
+            self._email_rule(*email)
 
-    def _group(self, group):
-        policy = self.r.ensure(self.snap.policy_kind, dict(name=group.name, expression=group_policy_expression(
+    def _group_policy(self, group):
+        return self.r.ensure(self.snap.policy_kind, dict(name=group.name, expression=group_policy_expression(
             list(group.member_pks), self.settings.follow_sessions)), current=group.policy, lookup=False)
+
+    def _group(self, group, policy):
         transports = [self.learned.pk("notification transport", slot_rule.transport_name)
                       for username in group.members for slot in self.plan.user(username).slots
                       for slot_rule in slot.rules]
@@ -229,14 +237,18 @@ class Runner(object):
         exists = (rule.after or {}).get("pk") is not None and (policy.after or {}).get("pk") is not None
         self.r.ensure(binding, dict(order=0, enabled=True, negate=False), lookup=exists)
 
-    def _login_email(self):
+    def _email_policy_and_transport(self):
         email = self.plan.email
         if email.wanted is None:
-            return
+            return None
         policy = self.r.ensure(self.snap.policy_kind, dict(name=email.name, expression=login_email_policy_expression(
             list(email.member_pks))), current=email.policy, lookup=False)
         transport = self.r.ensure(self.snap.transport_kind, EmailTransport.desired(email.name, email.wanted),
                                   current=email.transport, lookup=False)
+        return policy, transport
+
+    def _email_rule(self, policy, transport):
+        email = self.plan.email
         desired = dict(name=email.name, transports=[self.learned.pk("notification transport", email.name, transport)],
                        severity="notice")
         if email.wanted.group:

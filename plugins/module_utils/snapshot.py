@@ -23,6 +23,7 @@ from collections import namedtuple
 from datetime import datetime, timedelta, timezone
 
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.addresses import whitelist_entries
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import ApiError
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import parse_time
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_directory import UserKind
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import (
@@ -54,13 +55,38 @@ def rule_target(url):
 class ResourceState(object):
     """One Pangolin resource as read: its access settings and its rules (a list the rule kind keeps true)."""
 
-    def __init__(self, pangolin, resource_id):
+    def __init__(self, resource_id, view, rules, settings_kind=None, rule_kind=None, shared=None):
         self.id = resource_id
-        self.settings_kind = ResourceSettingsKind(pangolin, resource_id)
-        self.view = self.settings_kind.find({})
+        self.view = view
+        self.rules = rules
+        self.settings_kind = settings_kind
+        self.rule_kind = rule_kind
+        # On a shared resource policy (Pangolin 1.19+ Enterprise): {id, name, apply_rules} of that policy, which
+        # decides applyRules; the rule API then writes the resource's own overrides, evaluated first.
+        self.shared = shared
+
+    @classmethod
+    def read(cls, pangolin, resource_id):
+        settings_kind = ResourceSettingsKind(pangolin, resource_id)
+        view = settings_kind.find({})
         # A whitelist rule lets someone past SSO: never take over a twin another deployment may have made.
-        self.rule_kind = RuleKind(pangolin, resource_id, take_over_twins=False)
-        self.rules = self.rule_kind.rules()
+        rule_kind = RuleKind(pangolin, resource_id, take_over_twins=False)
+        shared = None
+        if view.get("resource_policy_id") is not None:
+            shared = dict(id=view["resource_policy_id"], name=None, apply_rules=None)
+            try:
+                policy = pangolin.resource_policies(resource_id).get("sharedPolicy") or {}
+                shared.update(name=policy.get("name"), apply_rules=policy.get("applyRules"))
+            except ApiError as exc:
+                if exc.status != 403:
+                    raise
+                shared["unreadable"] = str(exc)  # the key lacks getResourcePolicy
+        return cls(resource_id, view, rule_kind.rules(), settings_kind, rule_kind, shared)
+
+    @property
+    def applies_rules(self):
+        """Whether the gatekeeper evaluates this resource's rules (None: cannot tell)."""
+        return self.shared["apply_rules"] if self.shared else self.view.get("apply_rules")
 
     def rule(self, rule_id):
         return next((r for r in self.rules if r["rule_id"] == rule_id), None)
@@ -83,7 +109,7 @@ class Snapshot(object):
         self.now = datetime.now(timezone.utc)
 
     def read(self):
-        self.resources = dict((rid, ResourceState(self.pangolin, rid)) for rid in self.resource_ids)
+        self.resources = dict((rid, ResourceState.read(self.pangolin, rid)) for rid in self.resource_ids)
         self.mapping_kind = WebhookMappingKind(self.authentik).preload()
         self.transport_kind = TransportKind(self.authentik).preload()
         self.policy_kind = ExpressionPolicyKind(self.authentik).preload()
@@ -123,7 +149,7 @@ class Snapshot(object):
     def resource(self, resource_id):
         """A resource's state; one the whitelist no longer lists is read when first asked for."""
         if resource_id not in self.resources:
-            self.resources[resource_id] = ResourceState(self.pangolin, resource_id)
+            self.resources[resource_id] = ResourceState.read(self.pangolin, resource_id)
         return self.resources[resource_id]
 
     def transports_to(self, resource_id, rule_id):

@@ -96,6 +96,9 @@ users:
     reason:
       description: Why the user was or was not reset.
       type: str
+    summary:
+      description: "The user's line in plain words, in check mode a prediction: C(bob: would expire - ...)."
+      type: str
     sessions_ended:
       description: With O(expire_users), how many of the user's authentik sessions were (or in check mode would be)
         ended.
@@ -125,9 +128,13 @@ def expire(module, reconciler):
     w = open_whitelist(module)
     users = WhitelistExpiry(w).apply(reconciler)
     expired = [u["username"] for u in users if u["expired"]]
+    if reconciler.check_mode:
+        msg = "would expire %s (check mode: nothing was written)" % ", ".join(expired) if expired else \
+            "nobody would be expired (check mode: nothing was written)"
+    else:
+        msg = "expired %s" % ", ".join(expired) if expired else "nobody to expire"
     return dict(changed=reconciler.changed, users=users, resource_id=w.deployment.primary,
-                resource_ids=list(w.deployment.resource_ids), diff=reconciler.diffs(),
-                msg="expired %s" % ", ".join(expired) if expired else "nobody to expire")
+                resource_ids=list(w.deployment.resource_ids), diff=reconciler.diffs(), msg=msg)
 
 
 def main():

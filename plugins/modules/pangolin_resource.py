@@ -126,6 +126,10 @@ resource:
       description: Whether the resource is enabled.
       type: bool
       sample: true
+    resource_policy_id:
+      description: The shared resource policy the resource is on (Pangolin 1.19+ Enterprise), or null.
+      type: int
+      sample: null
 operation:
   description: What was done (or would be done in check mode); C(update) or null.
   returned: always
@@ -173,6 +177,11 @@ def manage_resource(module, reconciler):
     if mode and mode != "http" and http_only:
         raise InputError("resource %s (%s) is a %s resource: Pangolin accepts %s only on http resources"
                          % (resource_id, current["name"], mode, ", ".join(http_only)))
+    policy_settings = [opt for opt in ("apply_rules", "sso", "email_whitelist_enabled") if opt in desired]
+    if current.get("resource_policy_id") is not None and policy_settings:
+        raise InputError("resource %s (%s) is on shared resource policy %s, which decides %s for it; change them in "
+                         "that policy in Pangolin" % (resource_id, current["name"], current["resource_policy_id"],
+                                                      ", ".join(policy_settings)))
     outcome = reconciler.ensure(kind, desired, "present", current=current, lookup=False)
     return single_result(reconciler, outcome, kind)
 

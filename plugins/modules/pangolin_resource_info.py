@@ -105,6 +105,10 @@ resources:
       description: Whether the resource is enabled.
       type: bool
       sample: true
+    resource_policy_id:
+      description: The shared resource policy the resource is on (Pangolin 1.19+ Enterprise), or null.
+      type: int
+      sample: null
     apply_rules:
       description: Whether the resource's rules are evaluated.
       type: bool

@@ -12,14 +12,30 @@ the phase queued in authentik, and how long authentik's worker stayed busy
 after it (a worker of 2 threads whose tasks cost what the real one was measured
 to spend, see tests/bench/layouts.py). Each phase starts with an idle worker.
 
-The simulators answer in well under a millisecond, so the run times are
-Ansible's and the collection's own; on real servers add 20-90 ms per request.
+By default the simulators run with the calibrated profile of tests/bench/calibration.py
+(request latencies, the 3 default notification rules of a fresh authentik, task costs
+measured on real servers, §16-18 of the authentik reference); ``--uncalibrated`` runs the
+old profile (instant APIs, no default rules, dispatch 20 ms / handler 50 ms / transport 60 ms).
+
+    python -m tests.bench.bench --table 10 25 50 100
+
+prints the columns of §18's table instead: converge from empty, its requests, how long the
+worker stayed busy after it, a no-op rerun (requests, writes), check mode, login ->
+whitelisted median / p95 (a login takes ``login_seconds``, then Pangolin's rule is polled
+every ``poll_interval``), and the removal of everyone. Ablations for finding out what makes
+the difference: ``--no-latency``, ``--no-default-rules``, ``--no-dispatch-wait`` (the
+collection's wait for the event dispatches sees an empty queue), ``--cost actor=seconds``,
+``--threads N``, ``--converge-only``.
 """
 
+import argparse
+import copy
+import random
+import statistics
 import sys
 import time
 
-from tests.bench.layouts import COSTS
+from tests.bench import calibration
 from tests.playbook_env import PlaybookEnv
 
 OWN_PREFIX = "homelab.pangolin_authentik."
@@ -85,12 +101,33 @@ def fmt(counts):
     return " ".join("%s=%d" % item for item in sorted(counts.items())) or "-"
 
 
-def main(sizes):
+def open_env(size, profile, dispatch_wait=True):
+    env = PlaybookEnv(users=size, **profile["authentik"])
+    calibration.apply(env, profile)
+    env.rule_creates = []  # (seconds since the converge began, dispatches still queued) at each rule POST
+    env.converge_started = None
+    handle = env.authentik.handle
+
+    def watching(request):
+        if request.method == "POST" and request.path == "/api/v3/events/rules/" and env.converge_started:
+            env.rule_creates.append((time.time() - env.converge_started,
+                                     env.authentik.queued_messages("event_trigger_dispatch")))
+        if not dispatch_wait and request.path == "/api/v3/tasks/tasks/" and \
+                request.q("actor_name", "").endswith("event_trigger_dispatch"):
+            request.query["actor_name"] = ["ablation.no_such_actor"]  # the wait sees nothing queued
+        return handle(request)
+
+    env.authentik.handle = watching
+    return env
+
+
+def main(sizes, profile=None):
+    profile = profile or calibration.CALIBRATED
     print("%5s  %-8s %8s %7s %8s %7s %8s %9s %9s  %-28s %s" % (
         "users", "phase", "seconds", "modules", "changed", "writes", "handler", "transport", "busy (s)",
         "pangolin requests", "authentik requests"))
     for size in sizes:
-        with PlaybookEnv(users=size, task_costs=COSTS) as env:
+        with open_env(size, profile) as env:
             for row in (lambda: playbook(env, "check", check=True, diff=True),
                         lambda: playbook(env, "converge"),
                         lambda: playbook(env, "no-op"),
@@ -106,5 +143,117 @@ def main(sizes):
                     fmt(row["pangolin"]), fmt(row["authentik"])), flush=True)
 
 
+def requests_of(row):
+    return sum(row["pangolin"].values()) + sum(row["authentik"].values())
+
+
+def timed_logins(env, profile, count=20, seed=7):
+    """Logins of random users on an idle worker, each timed from the start of its login flow until
+    Pangolin's rule shows the address (polled like §18); returns the sorted latencies."""
+    rng = random.Random(seed)
+    latencies = []
+    for n in range(count):
+        settle(env)
+        username = rng.choice(env.usernames)
+        address = "203.0.%d.%d" % (113 + n // 250, 1 + n % 250)
+        start = time.monotonic()
+        time.sleep(profile["login_seconds"])  # the flow executor's requests before the login event
+        env.authentik.login(username, address)
+        while env.addresses_of(username)[:1] != [address]:
+            if time.monotonic() - start > 600:
+                raise SystemExit("login of %s never whitelisted" % username)
+            time.sleep(profile["poll_interval"])
+        latencies.append(time.monotonic() - start)
+    return sorted(latencies)
+
+
+def table(sizes, profile, dispatch_wait=True, converge_only=False, logins_per_size=20):
+    """The columns of §18's table, one row per size, plus what the converge queued."""
+    print("| users | converge from empty | requests | worker busy after it | no-op rerun | check mode "
+          "| remove everyone (one run) | login -> whitelisted median / p95 | converge tasks d/h/t "
+          "| first rule POST at (dispatches queued) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for size in sizes:
+        with open_env(size, profile, dispatch_wait) as env:
+            settle(env)
+            env.converge_started = time.time()
+            converge = playbook(env, "converge")
+            first = env.rule_creates[0] if env.rule_creates else (float("nan"), 0)
+            cells = ["%.1f s" % converge["seconds"], "%d" % requests_of(converge), "%.0f s" % converge["busy"]]
+            if converge_only:
+                cells += ["-"] * 4
+            else:
+                noop = playbook(env, "no-op")
+                cells.append("%.1f s, %d requests, %d writes" % (noop["seconds"], requests_of(noop), noop["writes"]))
+                check = playbook(env, "check", check=True)
+                cells.append("%.1f s" % check["seconds"])
+                found = {}
+
+                def work():
+                    found["latencies"] = timed_logins(env, profile, logins_per_size)
+                    return dict(modules=0, changed="-")
+
+                measure(env, "logins", work)
+                latencies = found["latencies"]
+                p95 = latencies[max(0, -(-len(latencies) * 95 // 100) - 1)]
+                remove = playbook(env, "remove", inventory=env.inventory(users=[
+                    {"username": u, "state": "absent"} for u in env.usernames]))
+                cells.append("%.1f s" % remove["seconds"])
+                cells.append("%.2f / %.2f s" % (statistics.median(latencies), p95))
+            tasks = converge["tasks"]
+            cells.append("%d/%d/%d" % (tasks["event_trigger_dispatch"], tasks["event_trigger_handler"],
+                                       tasks["notification_transport"]))
+            cells.append("%.1f s (%d)" % first)
+            print("| %d | %s |" % (size, " | ".join(cells)), flush=True)
+
+
+def profile_from(args):
+    profile = copy.deepcopy(calibration.UNCALIBRATED if args.uncalibrated else calibration.CALIBRATED)
+    if args.no_latency:
+        for server in ("authentik", "pangolin"):
+            for key in ("read_latency", "write_latency"):
+                profile[server].pop(key, None)
+        profile["login_seconds"] = 0.0
+    if args.no_default_rules:
+        profile["authentik"]["default_rules"] = False
+    if args.default_rules:
+        profile["authentik"]["default_rules"] = True
+    if args.residual is not None and not args.no_latency:
+        for server in ("authentik", "pangolin"):
+            for key in ("read_latency", "write_latency"):
+                if key in profile[server]:
+                    profile[server][key] += args.residual - calibration.RESIDUAL
+    if args.per_queued is not None:
+        profile["authentik"]["task_cost_per_queued"] = args.per_queued
+    if args.threads:
+        profile["authentik"]["worker_threads"] = args.threads
+    for item in args.cost:
+        actor, value = item.split("=")
+        profile["authentik"]["task_costs"]["event_trigger_" + actor if actor in ("dispatch", "handler")
+                                          else "notification_transport" if actor == "transport" else actor] = \
+            float(value)
+    return profile
+
+
 if __name__ == "__main__":
-    main([int(a) for a in sys.argv[1:]] or [5, 25, 100])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("sizes", nargs="*", type=int)
+    parser.add_argument("--table", action="store_true", help="print the columns of §18's table")
+    parser.add_argument("--uncalibrated", action="store_true", help="the old profile: instant APIs, old costs")
+    parser.add_argument("--no-latency", action="store_true")
+    parser.add_argument("--no-default-rules", action="store_true")
+    parser.add_argument("--default-rules", action="store_true")
+    parser.add_argument("--no-dispatch-wait", action="store_true")
+    parser.add_argument("--converge-only", action="store_true")
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--residual", type=float, help="seconds added to every request instead of the calibrated")
+    parser.add_argument("--per-queued", type=float, help="task_cost_per_queued instead of the calibrated")
+    parser.add_argument("--logins", type=int, default=20)
+    parser.add_argument("--cost", action="append", default=[], help="dispatch|handler|transport=seconds")
+    args = parser.parse_args()
+    chosen = profile_from(args)
+    print("profile: %s" % chosen, flush=True)
+    if args.table:
+        table(args.sizes or [10, 25, 50, 100], chosen, not args.no_dispatch_wait, args.converge_only, args.logins)
+    else:
+        main(args.sizes or [5, 25, 100], chosen)

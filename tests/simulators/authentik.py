@@ -32,7 +32,10 @@ followed; the simulator's handler counts may be that much higher than a real ser
 * ``"background"``: ``worker_threads`` threads run it while the API keeps answering,
   as the real worker does; ``task_costs`` gives each actor the seconds of work a task
   costs (the real worker spends tens of ms per task), so a backlog builds up and
-  logins wait behind it; tests wait with ``wait_idle()`` or on a condition;
+  logins wait behind it; ``task_cost_per_queued`` adds that many seconds to a task's
+  cost for every message queued when it starts (the real worker slows down under a
+  backlog: §16-17's drains took time growing with the square of the backlog); tests
+  wait with ``wait_idle()`` or on a condition;
 * ``"manual"``: nothing runs until a test calls ``step()`` / ``run_until_idle()``.
 
 A failed task is retried with exponential backoff (``retry_backoff`` * 2**n) up to
@@ -51,6 +54,24 @@ Seeded state: the anonymous user (pk 1, never listed), ``akadmin`` (pk 4, member
 of the superuser group "authentik Admins"); users added later get pks from 5 on.
 API tokens always act as akadmin; a token added with ``superuser=False`` may read
 nothing and write nothing (RBAC).
+
+``default_rules=True`` seeds what a fresh install's ``blueprints/default/events-default.yaml``
+makes (off by default, so tests see only their own objects): the transports
+``default-email-transport`` (mode email) and ``default-local-transport`` (mode local), the
+event matcher policies ``default-match-configuration-error`` (action ``configuration_error``),
+``default-match-update`` (``update_available``), ``default-match-policy-exception``
+(``policy_exception``) and ``default-match-property-mapping-exception``
+(``property_mapping_exception``), and the rules ``default-notify-configuration-error``,
+``default-notify-update`` and ``default-notify-exception`` (severity ``alert``, both transports,
+destination group "authentik Admins"), bound order 0 (the exception rule: both exception
+matchers, orders 0 and 1). They are ordinary rules to the worker: every event costs one
+handler task per default rule before any rule of a client exists, and a rule fires (email +
+local notification to akadmin) for its own actions. (The blueprint still passes ``group:``,
+which a 2025.8+ serializer drops (§13); the group is set here all the same.) No events are
+written for the seeding.
+
+``read_latency`` / ``write_latency`` (see ``tests/simulators/base.py``) make each API request
+take that long, outside the lock; the ``/_sim/`` control routes answer at once.
 
 Events list (``GET /events/events/``, ``EventsFilter``): ``action`` is a
 case-insensitive *contains* match (``action=login`` also returns ``login_failed``);
@@ -222,8 +243,8 @@ _HOST = r"[a-z0-9\u00a1-\uffff](?:[a-z0-9\u00a1-\uffff-]{0,61}[a-z0-9\u00a1-\uff
 _DOMAIN = r"(?:\.(?!-)[a-z0-9\u00a1-\uffff-]{1,63}(?<!-))*\.?"
 URL_RE = re.compile(
     r"^(?:https?|ftps?)://(?:[^\s:@/]+(?::[^\s:@/]*)?@)?"
-    r"(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}|\[[0-9a-f:.]+\]|"
-    + _HOST + _DOMAIN + r")(?::\d{1,5})?(?:[/?#][^\s]*)?\Z", re.IGNORECASE)
+    r"(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}|\[[0-9a-f:.]+\]|" +
+    _HOST + _DOMAIN + r")(?::\d{1,5})?(?:[/?#][^\s]*)?\Z", re.IGNORECASE)
 
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
@@ -531,8 +552,10 @@ class AuthentikSimulator(SimulatorBase):
 
     def __init__(self, version="2026.5.0-rc1", page_size=None, worker="sync", worker_threads=2, task_costs=None,
                  retry_backoff=0.05, max_retries=None, webhook_timeout=5.0, busy_delete_failure=0.0,
-                 busy_delete_gone=0.0, seed=0):
-        super().__init__()
+                 busy_delete_gone=0.0, seed=0, default_rules=False, read_latency=0.0, write_latency=0.0,
+                 task_cost_per_queued=0.0):
+        super().__init__(read_latency=read_latency, write_latency=write_latency)
+        self.default_rules = default_rules  # seed events-default.yaml's rules (a fresh install) on reset()
         if worker not in ("sync", "background", "manual"):
             raise ValueError("worker must be sync, background or manual")
         self.version = version
@@ -545,6 +568,9 @@ class AuthentikSimulator(SimulatorBase):
         # Seconds of work each task costs the worker (a real one spends tens of ms per task, §16-17).
         self.task_costs = dict.fromkeys(ACTORS, 0.0)
         self.task_costs.update(task_costs or {})
+        # Seconds a task costs more for every message still queued when it starts (a task with a cost at
+        # all): drains on the real server took ~B**2, not ~B, for B queued tasks (§16-17).
+        self.task_cost_per_queued = task_cost_per_queued
         # Chance that a DELETE of a rule or transport with tasks still queued answers 405 and
         # leaves the object in place (§17); drawn from a seeded generator, so runs repeat.
         self.busy_delete_failure = busy_delete_failure
@@ -583,6 +609,35 @@ class AuthentikSimulator(SimulatorBase):
             self.add_user("akadmin", name="authentik Default Admin", email="root@example.com")
             admins = self.add_group("authentik Admins", is_superuser=True)
             self.groups[admins]["users"].append(ADMIN_PK)
+            if self.default_rules:
+                self._seed_default_rules(admins)
+
+    # blueprints/default/events-default.yaml: rule -> its event matcher policies (binding order = index)
+    DEFAULT_RULES = (
+        ("default-notify-configuration-error", (("default-match-configuration-error", "configuration_error"),)),
+        ("default-notify-update", (("default-match-update", "update_available"),)),
+        ("default-notify-exception", (("default-match-policy-exception", "policy_exception"),
+                                      ("default-match-property-mapping-exception", "property_mapping_exception"))),
+    )
+
+    def _seed_default_rules(self, admins):
+        """What a fresh install's default events blueprint makes; no events (lock held)."""
+        transports = []
+        for name, mode in (("default-email-transport", "email"), ("default-local-transport", "local")):
+            rec = dict(self._defaults("events/transports"), pk=str(uuid.uuid4()), name=name, mode=mode)
+            self.transports[rec["pk"]] = rec
+            transports.append(rec["pk"])
+        for rule_name, matchers in self.DEFAULT_RULES:
+            rule = dict(self._defaults("events/rules"), pk=str(uuid.uuid4()), name=rule_name, severity="alert",
+                        transports=list(transports), destination_group=admins)
+            self.rules[rule["pk"]] = rule
+            for order, (policy_name, action) in enumerate(matchers):
+                policy = dict(self._defaults("policies/event_matcher"), pk=str(uuid.uuid4()), name=policy_name,
+                              action=action)
+                self.policies[policy["pk"]] = policy
+                binding = dict(self._defaults("policies/bindings"), pk=str(uuid.uuid4()), policy=policy["pk"],
+                               target=rule["pk"], order=order)
+                self.bindings[binding["pk"]] = binding
 
     def reset_counts(self):
         with self.lock:
@@ -785,6 +840,9 @@ class AuthentikSimulator(SimulatorBase):
     def _execute(self, message):
         """Run one message (called WITHOUT the lock); retries with backoff like Dramatiq's Retries."""
         cost = self.task_costs.get(message["actor"]) or 0
+        if cost and self.task_cost_per_queued:
+            with self.lock:
+                cost += self.task_cost_per_queued * len(self._messages)
         if cost:
             time.sleep(cost)
         task = message["task"]
@@ -817,8 +875,8 @@ class AuthentikSimulator(SimulatorBase):
         (``autoretry_for=(NotificationTransportError,)``), never a mapping exception (§10.7)."""
         if self.vt >= (2025, 8):
             return True
-        return (actor == "notification_transport" and isinstance(exc, TransportError)
-                and not isinstance(exc.__cause__, MappingFailed))
+        return (actor == "notification_transport" and isinstance(exc, TransportError) and
+                not isinstance(exc.__cause__, MappingFailed))
 
     def _worker_loop(self):
         while True:
@@ -1317,6 +1375,12 @@ class AuthentikSimulator(SimulatorBase):
         return text, [(type(exc).__name__, text, False)]
 
     # -- HTTP ----------------------------------------------------------------
+    def latency(self, request):
+        """The API's read/write latency; the simulator-only ``/_sim/`` routes answer at once."""
+        if request.path.startswith("/_sim/"):
+            return 0.0
+        return super().latency(request)
+
     def fault_response(self, status, fault):
         """An injected fault as authentik answers it: DRF's throttling answer for a 429 (with
         Retry-After), Django's HTML error page for a 5xx (or the proxy in front of it)."""
@@ -1626,9 +1690,9 @@ class AuthentikSimulator(SimulatorBase):
             rows = [r for r in rows if action.lower() in r[2]["action"].lower()]
         username = req.q("username")
         if username:  # user__username, and from 2026.2 also context__username (filter_username)
-            rows = [r for r in rows if (r[2]["user"] or {}).get("username") == username
-                    or (since_2026_2 and isinstance(r[2]["context"], dict)
-                        and r[2]["context"].get("username") == username)]
+            rows = [r for r in rows if (r[2]["user"] or {}).get("username") == username or
+                    (since_2026_2 and isinstance(r[2]["context"], dict) and
+                        r[2]["context"].get("username") == username)]
         client_ip = req.q("client_ip")
         if client_ip:
             rows = [r for r in rows if r[2]["client_ip"] == client_ip]
@@ -1643,8 +1707,8 @@ class AuthentikSimulator(SimulatorBase):
         if model_pk:  # dashes stripped (pks are stored as uuid hex), int pks match too
             wanted = model_pk.replace("-", "")
             number = int(wanted) if re.fullmatch(r"-?\d+", wanted) else None
-            rows = [r for r in rows if (isinstance(ctx(r, "model", "pk"), str) and ctx(r, "model", "pk") == wanted)
-                    or (number is not None and type(ctx(r, "model", "pk")) is int and ctx(r, "model", "pk") == number)]
+            rows = [r for r in rows if (isinstance(ctx(r, "model", "pk"), str) and ctx(r, "model", "pk") == wanted) or
+                    (number is not None and type(ctx(r, "model", "pk")) is int and ctx(r, "model", "pk") == number)]
         for param, keys in (("context_model_name", ("model", "model_name")), ("context_model_app", ("model", "app")),
                             ("context_authorized_app", ("authorized_application", "pk"))):
             value = req.q(param)
@@ -1855,8 +1919,8 @@ class AuthentikSimulator(SimulatorBase):
             return Response(200, rec.as_dict() if isinstance(rec, Event) else self._serialize(base, rec))
         if req.method == "DELETE" and base != "events/events":
             self._need_write(token)
-            self._delete(req, "propertymappings/notification" if rec.get("_type", "notification") == "notification"
-                         and base == "propertymappings/all" else base, rec)
+            self._delete(req, "propertymappings/notification" if rec.get("_type", "notification") == "notification" and
+                         base == "propertymappings/all" else base, rec)
             return Response(204)
         raise ApiError(405, {"detail": 'Method "%s" not allowed.' % req.method})
 

@@ -2,8 +2,17 @@
 
 A simulator subclasses ``SimulatorBase`` and implements ``handle(request)``
 returning a ``Response``. Everything else (serving, logging what was asked,
-injecting faults, HTTPS) lives here so both simulators behave the same way
-at the transport level.
+injecting faults, HTTPS, the time a request takes) lives here so both simulators
+behave the same way at the transport level.
+
+``read_latency`` / ``write_latency`` (seconds, default 0: answer at once) make each
+read (GET/HEAD/OPTIONS) or write request take that long on the server, as a real one
+does (authentik ~0.03 s per read, ~0.09 s per write; Pangolin ~0.022 s per request,
+argon2 on every key check). The wait happens in the request's own thread BEFORE
+``handle()`` and OUTSIDE the simulator's lock, so concurrent requests and authentik's
+background worker go on meanwhile; the state changes (and the events a write enqueues)
+land at the end of the wait, as a real write commits at the end of its request.
+Injected 429/5xx faults and ``timeout``/``reset`` answer without it.
 """
 
 import json
@@ -97,13 +106,16 @@ class SimulatorBase:
 
     name = "simulator"
 
-    def __init__(self):
+    def __init__(self, read_latency=0.0, write_latency=0.0):
         self.lock = threading.RLock()
         self.log = []
         self.faults = []
         self._server = None
         self._thread = None
         self.base_url = None
+        # seconds a read / a write takes before it is handled (outside the lock); 0 = at once
+        self.read_latency = read_latency
+        self.write_latency = write_latency
 
     # -- lifecycle -----------------------------------------------------
     def start(self, host="127.0.0.1", port=0, certfile=None, keyfile=None):
@@ -193,6 +205,10 @@ class SimulatorBase:
     def handle(self, request):  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def latency(self, request):
+        """Seconds ``request`` takes on the server before it is handled (slept outside the lock)."""
+        return self.read_latency if request.method in ("GET", "HEAD", "OPTIONS") else self.write_latency
+
     def fault_response(self, status, fault):
         """The answer to an injected HTTP fault (429 or a 5xx).
 
@@ -241,6 +257,9 @@ class SimulatorBase:
             self._drop(http, reset=True)
             return
 
+        delay = self.latency(req)
+        if delay > 0:
+            time.sleep(delay)  # NOT under self.lock: other requests and the worker go on meanwhile
         with self.lock:
             try:
                 resp = self.handle(req)
