@@ -2,11 +2,13 @@
 """One-command demo: the whole setup against local simulators of Pangolin and authentik.
 
 1. starts a Pangolin and an authentik simulator on loopback, seeded like a
-   fresh homelab (a Jellyfin resource, users alice and bob);
-2. runs ``playbooks/site.yml`` with the example inventory, the connection
-   settings pointed at the simulators;
-3. logs each user in on authentik from a distinct IP and prints the user's
-   Pangolin rule, now holding that IP;
+   fresh household (the Jellyfin and Jellyseerr resources, users alice and bob
+   in the authentik group ``jellyfin``);
+2. runs ``playbooks/site.yml`` with the example inventory (two resources, the
+   group as the user list, the managed webhook key), the connection settings
+   pointed at the simulators;
+3. logs each user in on authentik from a distinct IP and checks that the IP is
+   let into both resources by Pangolin's gatekeeper;
 4. reruns the playbook: ``changed=0``, the IPs are kept;
 5. runs ``playbooks/doctor.yml``, which finds every link healthy;
 6. stops the simulators and ends with a success or failure line.
@@ -37,6 +39,7 @@ from tests.simulators.authentik import AuthentikSimulator  # noqa: E402
 from tests.simulators.pangolin import PangolinSimulator  # noqa: E402
 
 LOGINS = {"alice": "203.0.113.10", "bob": "198.51.100.20"}
+APPS = {"Jellyfin": "jellyfin", "Jellyseerr": "jellyseerr"}  # the example inventory's resources
 
 
 def say(text):
@@ -73,12 +76,12 @@ def main():
     try:
         say("Simulators: Pangolin at %s, authentik at %s" % (pangolin.base_url, authentik.base_url))
         pangolin.add_api_key(root=True, key=PANGOLIN_KEY)
-        pangolin.add_api_key(org_id="homelab", actions=["updateResourceRule"], key=WEBHOOK_KEY)
-        resource_id = pangolin.add_resource("homelab", "Jellyfin", subdomain="jellyfin",
-                                            full_domain="jellyfin.example.com")
+        resources = [pangolin.add_resource("homelab", name, subdomain=sub, full_domain="%s.example.com" % sub)
+                     for name, sub in APPS.items()]
         authentik.add_token(AUTHENTIK_TOKEN)
-        for username in LOGINS:
-            authentik.add_user(username, name=username.title(), email="%s@example.com" % username)
+        members = [authentik.add_user(username, name=username.title(), email="%s@example.com" % username)
+                   for username in LOGINS]
+        authentik.add_group("jellyfin", users=members)
 
         workdir = Path(tempfile.mkdtemp(prefix="demo-"))
         overrides = workdir / "simulators.yml"
@@ -87,14 +90,14 @@ def main():
         overrides.write_text(yaml.safe_dump({
             "jellyfin_whitelist_authentik_url": authentik.base_url, "vault_authentik_token": AUTHENTIK_TOKEN,
             "jellyfin_whitelist_pangolin_url": pangolin.base_url, "vault_pangolin_api_key": PANGOLIN_KEY,
-            "vault_pangolin_webhook_key": WEBHOOK_KEY,
             "ansible_python_interpreter": sys.executable,
         }))
         inventory = REPO / "inventory" / "example"
 
         say("Converge: ansible-playbook -i inventory/example playbooks/site.yml")
         run_site(inventory, overrides)
-        print_rules(pangolin.base_url, resource_id)
+        for resource_id in resources:
+            print_rules(pangolin.base_url, resource_id)
 
         for username, ip in LOGINS.items():
             say("%s logs in to authentik from %s" % (username, ip))
@@ -102,28 +105,32 @@ def main():
                                    timeout=30).json()
             print("  authentik recorded a %s event and sent %d webhook(s)" % (answer["event"],
                                                                             len(answer["deliveries"])))
-        say("Pangolin rules after the logins")
-        rules = print_rules(pangolin.base_url, resource_id)
-        values = set(r["value"] for r in rules)
-        missing = [u for u, ip in LOGINS.items() if ip not in values]
-        if missing:
-            raise SystemExit("DEMO FAILED: no rule holds the login IP of %s" % ", ".join(missing))
+        say("Pangolin rules after the logins, and what its gatekeeper answers each login's IP")
+        rules = {}
+        for resource_id, name in zip(resources, APPS):
+            rules[resource_id] = print_rules(pangolin.base_url, resource_id)
+            for username, ip in LOGINS.items():
+                verdict = pangolin.apply_rules_for(resource_id, ip)
+                print("  %s from %s on %s: %s" % (username, ip, name, verdict))
+                if verdict != "ACCEPT":
+                    raise SystemExit("DEMO FAILED: %s's login IP is not let into %s" % (username, name))
 
         say("Rerun: nothing should change and the IPs must stay")
         changed = run_site(inventory, overrides)
-        rules_after = print_rules(pangolin.base_url, resource_id)
         if changed != 0:
             raise SystemExit("DEMO FAILED: the rerun reported changed=%s" % changed)
-        if sorted(json.dumps(r, sort_keys=True) for r in rules_after) != sorted(
-                json.dumps(r, sort_keys=True) for r in rules):
-            raise SystemExit("DEMO FAILED: the rerun changed the rules")
+        for resource_id in resources:
+            after = print_rules(pangolin.base_url, resource_id)
+            if sorted(json.dumps(r, sort_keys=True) for r in after) != sorted(
+                    json.dumps(r, sort_keys=True) for r in rules[resource_id]):
+                raise SystemExit("DEMO FAILED: the rerun changed the rules of resource %d" % resource_id)
         say("Doctor: ansible-playbook -i inventory/example playbooks/doctor.yml (read-only)")
         run_site(inventory, overrides, "doctor.yml")
     finally:
         pangolin.stop()
         authentik.stop()
-    say("DEMO OK: every user's login address is whitelisted, a rerun changed nothing, and the doctor finds all "
-        "well")
+    say("DEMO OK: every user's login address is let into both apps, a rerun changed nothing, and the doctor "
+        "finds all well")
 
 
 if __name__ == "__main__":
