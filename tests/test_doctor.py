@@ -182,7 +182,9 @@ def test_all_well_reports_each_users_ip_and_last_login(env):
     assert checks(fresh["notes"]) == ["last_login"]
     assert result["apply_rules"] is True
     # three users on one notification rule (users_per_rule 10): one worker task per event
-    assert result["backlog"] == {"available": True, "queued": 0, "notification_rules": 1}
+    assert result["backlog"] == {"available": True, "queued": 0, "notification_rules": 1,
+                                 "other_notification_rules": 0}
+    assert result["group"] is None  # the users come from the inventory
     assert [u["username"] for u in result["users"]] == ["user000", "user001", "user002"]
 
 
@@ -191,7 +193,7 @@ def test_all_well_with_a_rule_per_user():
         result = doctor(env)
         assert result["healthy"] is True and result["problems"] == []
         assert [user_report(result, u)["group"] for u in env.usernames] == [1, 2, 3]
-        assert result["backlog"]["notification_rules"] == 3
+        assert result["backlog"]["notification_rules"] == 3 and result["backlog"]["other_notification_rules"] == 0
 
 
 def test_check_mode_is_the_same_read(env):
@@ -827,7 +829,8 @@ def test_worker_backlog_is_reported(env):
     result = doctor(env)
     assert result["backlog"]["available"] is True and result["backlog"]["queued"] >= 3, result["backlog"]
     backlog = of_check(result["notes"], "backlog")
-    assert backlog and "1 rules" in backlog[0]["message"] and backlog[0]["fix"], result["notes"]
+    assert backlog and "(1 of this whitelist, 0 others in authentik)" in backlog[0]["message"], result["notes"]
+    assert backlog[0]["fix"]
     assert env.addresses_of("user000") == ["203.0.113.10"]  # nothing delivered while paused
     env.authentik.resume_worker()
     assert env.authentik.wait_idle(60)
@@ -844,6 +847,37 @@ def test_no_task_api_before_2025_8():
         converge(env, destination_group="jellyfin-notify")
         env.login("user000", "203.0.113.30")
         result = doctor(env)
-        assert result["backlog"] == {"available": False, "queued": None, "notification_rules": 1}
+        assert result["backlog"] == {"available": False, "queued": None, "notification_rules": 1,
+                                     "other_notification_rules": 0}
         assert result["healthy"], result
         assert user_report(result, "user000")["whitelisted"] == "203.0.113.30"
+
+
+def test_backlog_counts_this_whitelists_rules_apart_from_authentiks_others():
+    """A fresh authentik has 3 default notification rules, and another whitelist may share authentik: each costs
+    the worker a handler task per event, but only the rules this whitelist owns are its own."""
+    with PlaybookEnv(users=3, default_rules=True) as env:
+        assert len(env.authentik.rules) == 3  # events-default.yaml's
+        converge(env, **SOLO)
+        result = doctor(env)
+        assert result["backlog"] == {"available": True, "queued": 0, "notification_rules": 3,
+                                     "other_notification_rules": 3}
+        assert result["healthy"], result
+        # a second whitelist, of another resource, in the same authentik: one rule of its own
+        other = env.pangolin.add_resource("homelab", "Other")
+        second = dict(conn(env), resource_id=other, users=[{"username": "user000"}])
+        assert not run_module("login_ip_whitelist", dict(second, webhook_api_key=env.webhook_key)).get("failed")
+        assert len(env.authentik.rules) == 7
+        result = doctor(env)
+        assert result["backlog"]["notification_rules"] == 3 and result["backlog"]["other_notification_rules"] == 4
+        assert env.authentik.wait_idle(60)
+        seen_by_second = run_module("login_ip_whitelist_info", second)
+        assert seen_by_second["backlog"]["notification_rules"] == 1, seen_by_second["backlog"]
+        assert seen_by_second["backlog"]["other_notification_rules"] == 6
+        # under a backlog the note says how the cost per event splits
+        env.authentik.pause_worker()
+        env.login("user001", "203.0.113.61", wait=False)
+        backlog = of_check(doctor(env)["notes"], "backlog")
+        assert backlog and "(3 of this whitelist, 4 others in authentik)" in backlog[0]["message"], backlog
+        env.authentik.resume_worker()
+        assert env.authentik.wait_idle(60)

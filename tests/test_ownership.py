@@ -250,6 +250,15 @@ def test_a_rotation_waits_for_webhook_tasks_in_every_unfinished_state(env, state
     wait_for(lambda: len(keys_named(env, HEAD + "/webhook")) == 2, what="the new key")
     wait_for(lambda: not any(o in (m["expression"]) for m in env.authentik.mappings.values() for o in old),
              what="the mapping switched")
+
+    def webhook_task_polls():
+        with env.authentik.lock:
+            return sum(1 for e in env.authentik.log if e.path == "/api/v3/tasks/tasks/"
+                       and any(a.endswith("notification_transport") for a in e.query.get("actor_name", [])))
+
+    # the run asks the task API again and again (it is waiting), or it has given the old key up already
+    wait_for(lambda: webhook_task_polls() >= 3 or [k for k in old if k in env.pangolin.api_keys] != old,
+             what="the run waiting on the webhook task")
     assert runner.is_alive() and [k for k in old if k in env.pangolin.api_keys] == old
     with env.authentik.lock:
         task["state"] = "done"

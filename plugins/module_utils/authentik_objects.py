@@ -197,8 +197,11 @@ class TransportKind(NamedKind):
     def update(self, current, desired, changes):
         self.check_supported(desired)
         changes = dict(changes)
-        # authentik checks webhook_url only when mode is in the request.
+        # authentik checks webhook_url only when mode is in the request, and then wants it in the request too
+        # (a rename alone would be refused: "Webhook URL may not be empty").
         changes["mode"] = desired.get("mode") or current.get("mode")
+        if changes["mode"] in ("webhook", "webhook_slack") and "webhook_url" not in changes:
+            changes["webhook_url"] = desired.get("webhook_url") or current.get("webhook_url")
         return super(TransportKind, self).update(current, desired, changes)
 
 

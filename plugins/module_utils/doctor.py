@@ -10,6 +10,13 @@ address for all users), mapping and policy exceptions, failed webhook tasks and
 the worker's queue. It writes nothing. Each finding says what is wrong and what
 to do, in plain words; ``doctor_chain.py`` looks at each listed user.
 
+The worker's load counts this whitelist's notification rules apart from
+authentik's others (its defaults, other deployments): which are this
+whitelist's is what ``ownership.py`` resolved. With ``users_from_group`` the
+listed users are the group's active members, as ``Whitelist.listed_users``
+decides; the doctor names the members the whitelist has no rules for yet and
+where the group and the inventory disagree.
+
 A *problem* breaks the whitelist, or lets in someone who should not get in; a
 *note* is worth knowing but does not (history of failures that a later login
 got past, a queue that delays logins, a shared public address that may be a
@@ -69,6 +76,33 @@ class WhitelistDoctor(object):
         self.failed_tasks = failed[0] if failed else []
         queued = self.authentik.tasks({"state": "queued"}, page_size=1)
         self.queued = queued[1] if queued else None
+        self.rules_ours, self.rules_others = self._rule_counts()
+        self.group = self._group_members()
+        self.new_members = set(self.group["without_rules"]) if self.group else set()
+
+    def _rule_counts(self):
+        """(this whitelist's notification rules, authentik's others); every one costs the worker a handler task
+        per event. This whitelist's are the rules ownership resolved (its groups' and its login e-mail's, less any
+        it refused as a collision) and those of its 0.2 chains."""
+        refused = set(c.name for c in self.own.collisions if c.what == "notification rule")
+        ours = [g.rule for g in self.own.groups.values()] + [self.own.email["notification_rules"]]
+        ours += [chain.notification_rule for chain in self.chains.values()]
+        pks = set(rule["pk"] for rule in ours if rule is not None and rule["name"] not in refused)
+        return len(pks), len(self.snap.notification_rules) - len(pks)
+
+    def _group_members(self):
+        """With users_from_group, the group's side of the listed users (``Whitelist.listed_users`` made them):
+        its active members, those of them the whitelist has no objects for yet, inventory entries of users it
+        does not hold (not absent: an absent entry of a non-member agrees), and members the inventory marks
+        absent. None without users_from_group."""
+        name = self.settings.users_from_group
+        if name is None:
+            return None
+        return dict(name=name, members=[u.username for u in self.w.users],
+                    without_rules=[u.username for u in self.w.present
+                                   if not self.own.slots_of(u.username) and u.username not in self.chains],
+                    not_members=[u.username for u in self.w.not_members if u.state != "absent"],
+                    absent_members=[u.username for u in self.w.users if u.state == "absent"])
 
     # -- checks ----------------------------------------------------------------
     def examine(self):
@@ -83,14 +117,16 @@ class WhitelistDoctor(object):
         self._check_webhook_key(report)
         self._check_proxy(report)
         self._check_backlog(report)
+        self._check_group(report)
         self._check_leftovers(report)
         users = [ChainExam(self, user.username).examine() for user in self.w.present]
         healthy = not report.problems and not any(u["problems"] for u in users)
         return dict(healthy=healthy, problems=report.problems, notes=report.notes, users=users,
                     resource_id=self.dep.primary, resource_ids=list(self.dep.resource_ids),
                     instance=self.dep.instance, apply_rules=self.snap.resource(self.dep.primary).applies_rules,
-                    backlog=dict(available=self.task_api, queued=self.queued,
-                                 notification_rules=len(self.snap.notification_rules)))
+                    backlog=dict(available=self.task_api, queued=self.queued, notification_rules=self.rules_ours,
+                                 other_notification_rules=self.rules_others),
+                    group=self.group)
 
     def _check_resources(self, report):
         for resource_id in self.dep.resource_ids:
@@ -188,11 +224,29 @@ class WhitelistDoctor(object):
                     "behind one router, but a proxy if these users live apart" % (len(usernames), names, client_ip),
                     "if it is a proxy, add it to %s" % PROXY_SETTING)
 
+    def _check_group(self, report):
+        """Where the group and the inventory disagree; who is listed is the group's word, so neither is let in.
+        Members without rules yet are each one's own problem (``doctor_chain.py``)."""
+        if self.group is None:
+            return
+        name = self.group["name"]
+        for username in self.group["not_members"]:
+            report.note("not_member", "the inventory lists user %r, who is not an active member of group %r "
+                        "(users_from_group), so the whitelist does not let the user in" % (username, name),
+                        "add the user to group %r in authentik (or activate the account) and rerun "
+                        "playbooks/site.yml, or remove the user's entry from jellyfin_whitelist_users" % name)
+        for username in self.group["absent_members"]:
+            report.note("absent_member", "user %r is a member of group %r (users_from_group), but the inventory "
+                        "marks the user absent, so the whitelist does not let the user in" % (username, name),
+                        "remove the user from group %r in authentik, or drop state: absent from the user's entry "
+                        "in jellyfin_whitelist_users and rerun playbooks/site.yml" % name)
+
     def _check_leftovers(self, report):
-        """Users the inventory does not list as present but the whitelist still holds objects for: whoever of
-        them is still let in is a problem (who is not on the list is not let in); the 0.2 chains."""
+        """Users the inventory (or the group) does not list as present but the whitelist still holds objects for:
+        whoever of them is still let in is a problem (who is not on the list is not let in); the 0.2 chains."""
         present = set(u.username for u in self.w.present)
-        absent = set(u.username for u in self.w.users if u.state == "absent")
+        absent = set(u.username for u in self.w.inputs.users if u.state == "absent")
+        group = self.settings.users_from_group
         placeholder = self.settings.placeholder
         for username in sorted(set(self.own.usernames()) | set(self.chains)):
             if username in present:
@@ -206,7 +260,8 @@ class WhitelistDoctor(object):
                 rules.append((chain.resource_id, chain.rule))
             open_to = ["%s (rule %d of resource %d)" % (r["value"], r["rule_id"], rid) for rid, r in rules
                        if r["value"] != placeholder]
-            who = "marked absent" if username in absent else "not in the inventory"
+            who = ("marked absent" if username in absent else
+                   "not an active member of group %r" % group if group else "not in the inventory")
             if open_to:
                 report.problem("unlisted", "user %r is %s but still let in: %s" % (username, who, ", ".join(open_to)),
                                "rerun playbooks/site.yml, which ends the access (and with jellyfin_whitelist_prune "
@@ -216,17 +271,17 @@ class WhitelistDoctor(object):
                 report.note("leftover", "user %r is %s; the whitelist keeps %d object chain(s) of the user, without "
                             "access" % (username, who, len(self.own.slots_of(username)) + (1 if chain else 0)),
                             "rerun playbooks/site.yml" if username in absent else
-                            "rerun playbooks/site.yml with jellyfin_whitelist_prune: true to remove them, or list "
-                            "the user again")
+                            "rerun playbooks/site.yml with jellyfin_whitelist_prune: true to remove them, or %s"
+                            % ("add the user to the group again" if group else "list the user again"))
 
     def _check_backlog(self, report):
         if not self.queued:
             return
         report.note(
             "backlog",
-            "authentik's worker has %d queued tasks; every event costs one task per notification rule (%d rules "
-            "here), so logins wait behind the queue and the whitelist lags until it drains"
-            % (self.queued, len(self.snap.notification_rules)),
+            "authentik's worker has %d queued tasks; every event costs one task per notification rule (%d of "
+            "this whitelist, %d others in authentik), so logins wait behind the queue and the whitelist lags until "
+            "it drains" % (self.queued, self.rules_ours, self.rules_others),
             "wait for the queue to drain (authentik admin: System > Tasks), or give the worker more CPU")
 
 

@@ -6,7 +6,9 @@
 The account, each body mapping and the settings it records, each transport and
 the rule it names, the notification rule that sends them, rules that come first
 and shadow the user's, what each rule lets in and where that comes from, and
-why the last login did not arrive when it did not.
+why the last login did not arrive when it did not. A member of
+``users_from_group`` the whitelist holds nothing for yet has no chain to look
+at: one problem says so.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ class ChainExam(object):
             if collision.username == username:
                 report.problem(collision.check, collision.message,
                                "playbooks/site.yml refuses to run until it is resolved, as the message says")
+        if username in self.d.new_members:
+            return self._new_member(summary)
         rules = [rule for number in range(1, self.settings.max_addresses + 1)
                  for rule in self._slot(number)]
         extra = [s for s in self.own.slots_of(username) if s.number > self.settings.max_addresses]
@@ -71,6 +75,18 @@ class ChainExam(object):
             summary.update(rule_id=first["rule_id"], priority=first["priority"], match=first["match"],
                            whitelisted=first["value"])
         summary.update(healthy=not report.problems, problems=report.problems, notes=report.notes)
+        return summary
+
+    def _new_member(self, summary):
+        """A member of users_from_group the whitelist holds nothing for yet: one problem, not one per missing link."""
+        username, report = self.username, self.report
+        report.problem("new_member", "user %r is a member of group %r (users_from_group) but has no rules yet, so "
+                       "the whitelist does not let the user in" % (username, self.settings.users_from_group),
+                       "run playbooks/site.yml, which makes the user's rules")
+        logins = self.snap.logins_of(username, self.account["pk"]) if self.account else []
+        if logins:
+            summary.update(last_login=format_time(logins[0]["created"]), last_login_ip=logins[0]["client_ip"])
+        summary.update(healthy=False, problems=report.problems, notes=report.notes)
         return summary
 
     # -- each rule -----------------------------------------------------------------

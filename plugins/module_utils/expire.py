@@ -64,7 +64,8 @@ class WhitelistExpiry(object):
             entry = dict(username=username, rule_id=rules[0][2]["rule_id"] if rules else None,
                          rule_ids=[rule["rule_id"] for _s, _rid, rule in rules],
                          whitelisted=rules[0][2]["value"] if rules else None,
-                         addresses=[rule["value"] for _s, _rid, rule in rules], last_login=None, expired=False)
+                         addresses=[rule["value"] for _s, _rid, rule in rules], last_login=None, expired=False,
+                         restored=False)
             summaries.append(entry)
             if not rules:
                 entry["reason"] = "the whitelist owns no rule of this user (run playbooks/site.yml first)"
@@ -75,8 +76,10 @@ class WhitelistExpiry(object):
                 entry["reason"] = "revoked"
             else:
                 entry["reason"] = self._expire(reconciler, username, rules, entry)
-            entry["expired"] = any(o.changed for o in reconciler.outcomes[before:]
-                                   if o.kind in [state.rule_kind for state in snap.resources.values()])
+            rewritten = any(o.changed for o in reconciler.outcomes[before:]
+                            if o.kind in [state.rule_kind for state in snap.resources.values()])
+            # a rule that only gets back an address its delivery missed is restored, not expired
+            entry["expired"] = rewritten and not entry["restored"]
         for entry in summaries:
             entry["summary"] = summary_line(entry, reconciler.check_mode)
         return summaries
@@ -104,9 +107,17 @@ class WhitelistExpiry(object):
             expected, _sources = snap.entries_of(username, settings, not_before,
                                                  slots=max(s.number if s else 1 for s, _r, _rule in rules),
                                                  now=self.now)
+        takes_away = puts_back = False
         for slot, resource_id, rule in rules:
             match, value = expected[(slot.number if slot else 1) - 1]
+            if (rule["match"], rule["value"]) != (match, value):
+                takes_away = takes_away or rule["value"] != settings.placeholder
+                puts_back = puts_back or value != settings.placeholder
             self._write(reconciler, resource_id, rule, match, value)
+        if puts_back and not takes_away:
+            entry["restored"] = True
+            return ("puts back the address of a live session the rules missed" if settings.follow_sessions
+                    else "puts back the address of a login the rules missed")
         return self._reason(username, account, rules, expected, entry["last_login"])
 
     def _write(self, reconciler, resource_id, rule, match, value):
@@ -163,7 +174,11 @@ def summary_line(entry, check_mode):
         verb = "would be revoked" if check_mode else "revoked"
         return "%s: %s: the rules let nobody in, %d authentik session(s) %s" % (
             entry["username"], verb, entry.get("sessions_ended") or 0, "would end" if check_mode else "ended")
-    if entry["expired"]:
+    if not entry["rule_ids"]:
+        verb = "nothing to expire"  # the same in check mode: there is no rule to keep or reset
+    elif entry["restored"]:
+        verb = "would restore" if check_mode else "restored"
+    elif entry["expired"]:
         verb = "would expire" if check_mode else "expired"
     else:
         verb = "would keep as it is" if check_mode else "kept"

@@ -235,9 +235,16 @@ def compact_diff_views(before, after, field="expression", verbose=False):
     texts = [v.get(field) for v in sides]
     if not sides or not all(isinstance(t, str) and rendered_settings(t) for t in texts):
         return before, after
-    codes = set(code_of(t) for t in texts)
-    if len(codes) > 1:
+    # Compact only when the view says everything that changes: the same code around the settings block on both
+    # sides, each block exactly as this collection writes it, the settings both sides share in the same order.
+    parts = [_settings_parts(t) for t in texts]
+    if None in parts or len(set((head, tail) for head, _block, tail in parts)) > 1:
         return before, after  # the code itself changes: shown whole
+    settings = [rendered_settings(t) for t in texts]
+    if not all(_written_here(block, values) for (_head, block, _tail), values in zip(parts, settings)):
+        return before, after  # hand-edited settings: how they are written is what changes
+    if [k for k in settings[0] if k in settings[-1]] != [k for k in settings[-1] if k in settings[0]]:
+        return before, after  # reordered settings: the view shows them sorted
 
     def compact(view):
         if not view:
@@ -250,6 +257,24 @@ def compact_diff_views(before, after, field="expression", verbose=False):
             len(code.splitlines()), hashlib.sha256(code.encode("utf-8")).hexdigest()[:12])
         return out
     return compact(before), compact(after)
+
+
+def _written_here(block, values):
+    """Whether a settings block is exactly what ``settings_block`` writes for its values."""
+    try:
+        return block == settings_block(values)
+    except TypeError:  # a value this collection never writes
+        return False
+
+
+def _settings_parts(expression):
+    """(lines before, lines of, lines after) the ``SETTINGS = {...}`` block, or None without one."""
+    lines = expression.split("\n")
+    if "SETTINGS = {" not in lines or "}" not in lines[lines.index("SETTINGS = {"):]:
+        return None
+    start = lines.index("SETTINGS = {")
+    end = lines.index("}", start)
+    return tuple(lines[:start]), lines[start:end + 1], tuple(lines[end + 1:])
 
 
 def jmespath_string(value, option):

@@ -171,7 +171,9 @@ class Runner(object):
         if slot.moving_from is not None:
             first = slot.body.with_changes(previous_priority=slot.moving_from)
         mapping = self._body(slot.mapping_name, first, slot.mapping)
-        for rule in slot.rules:
+        # Transport names are unique in authentik: the transport that gives up the plain name (its resource is no
+        # longer listed first) is renamed before the first resource's transport takes that name.
+        for rule in sorted(slot.rules, key=lambda r: not _gives_up_plain_name(slot, r)):
             self._rule(slot, rule)
         if first != slot.body:
             self._body(slot.mapping_name, slot.body, mapping.after)
@@ -305,6 +307,12 @@ class Runner(object):
             if not running[1]:
                 return
             time.sleep(0.5)
+
+
+def _gives_up_plain_name(slot, rule):
+    """Whether the rule's transport holds the slot's plain name (its body mapping's) and is to be renamed."""
+    current = (rule.transport or {}).get("name")
+    return current == slot.mapping_name and rule.transport_name != current
 
 
 __all__ = ["Runner", "Learned", "KEY_GRACE", "DISPATCH_WAIT"]

@@ -38,6 +38,7 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangoli
     ResourceSettingsKind,
     RuleKind,
 )
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.render import rendered_values
 
 RULE_URL = re.compile(r"^(.*)/v1/resource/(\d+)/rule/(\d+)/?$")
@@ -66,9 +67,15 @@ class ResourceState(object):
         self.shared = shared
 
     @classmethod
-    def read(cls, pangolin, resource_id):
+    def read(cls, pangolin, resource_id, missing_ok=False):
+        """With ``missing_ok``, a resource Pangolin no longer has reads as one without rules."""
         settings_kind = ResourceSettingsKind(pangolin, resource_id)
-        view = settings_kind.find({})
+        try:
+            view = settings_kind.find({})
+        except InputError:  # Pangolin has no such resource
+            if not missing_ok:
+                raise
+            return cls(resource_id, dict(resource_id=resource_id), [])
         # A whitelist rule lets someone past SSO: never take over a twin another deployment may have made.
         rule_kind = RuleKind(pangolin, resource_id, take_over_twins=False)
         shared = None
@@ -147,9 +154,10 @@ class Snapshot(object):
 
     # -- lookups ---------------------------------------------------------
     def resource(self, resource_id):
-        """A resource's state; one the whitelist no longer lists is read when first asked for."""
+        """A resource's state; one the whitelist no longer lists is read when first asked for (deleted in Pangolin
+        since, it has no rules: what still posts to it only goes)."""
         if resource_id not in self.resources:
-            self.resources[resource_id] = ResourceState.read(self.pangolin, resource_id)
+            self.resources[resource_id] = ResourceState.read(self.pangolin, resource_id, missing_ok=True)
         return self.resources[resource_id]
 
     def transports_to(self, resource_id, rule_id):

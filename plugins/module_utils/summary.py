@@ -15,11 +15,23 @@ WORDS = {
     "reset": ("reset (deactivated in authentik: lets nobody in)", "would reset (deactivated in authentik)"),
     "removed": ("removed", "would remove"),
     "disabled": ("no longer listed: access ended, objects kept (prune removes them)",
-                 "no longer listed: would end access, objects kept (prune removes them)"),
+                 "no longer listed: would end access and keep the objects (prune removes them)"),
     "unchanged": ("unchanged", "would keep as it is"),
     "absent": ("already absent", "already absent"),
     "kept_out": ("no longer listed, without access (prune removes the objects)",
                  "no longer listed, without access (prune removes the objects)"),
+}
+
+# status: how the run's message counts it (what the run did, what check mode predicts)
+COUNTS = {
+    "created": ("created", "would be created"),
+    "updated": ("updated", "would be updated"),
+    "reset": ("reset", "would be reset"),
+    "removed": ("removed", "would be removed"),
+    "disabled": ("no longer listed (access ended)", "no longer listed (access would end)"),
+    "unchanged": ("unchanged", "would stay unchanged"),
+    "absent": ("already absent", "already absent"),
+    "kept_out": ("no longer listed (without access)", "no longer listed (without access)"),
 }
 
 
@@ -69,7 +81,8 @@ def run_message(results, check_mode):
     counts = {}
     for entry in results:
         counts[entry["status"]] = counts.get(entry["status"], 0) + 1
-    text = "%d users: %s" % (len(results), ", ".join("%d %s" % (n, s) for s, n in sorted(counts.items())) or "none")
+    text = "%d users: %s" % (len(results), ", ".join("%d %s" % (n, COUNTS[s][1 if check_mode else 0])
+                                                     for s, n in sorted(counts.items())) or "none")
     return text + (" (check mode: nothing was written; this is what a run would do)" if check_mode else "")
 
 

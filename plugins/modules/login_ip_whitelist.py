@@ -178,7 +178,10 @@ EXAMPLES = r'''
 
 RETURN = r'''
 msg:
-  description: How many users were created, updated, reset, removed or left unchanged.
+  description:
+    - How many users were created, updated, reset, removed or left unchanged.
+    - "In check mode a prediction, C(3 users: 1 would be created, 2 would stay unchanged (check mode: nothing was
+      written; this is what a run would do))"
   returned: always
   type: str
   sample: "3 users: 1 created, 2 unchanged"

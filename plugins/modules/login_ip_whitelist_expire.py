@@ -93,6 +93,11 @@ users:
     expired:
       description: Whether the rule was (or in check mode would be) reset.
       type: bool
+    restored:
+      description:
+        - Whether the rules only got back (or in check mode would get back) addresses authentik's state gives the
+          user and a delivery missed (a lost webhook), with nothing taken away.
+      type: bool
     reason:
       description: Why the user was or was not reset.
       type: str

@@ -26,8 +26,13 @@ description:
   - For everyone - C(applyRules) is on; the headers mapping exists, does not send the playbook's own key, and Pangolin
     still has the key it sends with the C(updateResourceRule) action; recent logins of different users do not all
     come from one private or proxy address (an untrusted reverse proxy in front of authentik, fixed with
-    C(AUTHENTIK_LISTEN__TRUSTED_PROXY_CIDRS)); the backlog of authentik's worker (2025.8 and later); objects left
-    behind by absent or unlisted users and chains of collection version 0.2.
+    C(AUTHENTIK_LISTEN__TRUSTED_PROXY_CIDRS)); the backlog of authentik's worker (2025.8 and later), with this
+    whitelist's notification rules counted apart from authentik's others (its default rules, other whitelists);
+    objects left behind by absent or unlisted users and chains of collection version 0.2.
+  - With O(users_from_group) - each member the whitelist has no rules for yet (a problem of that user, until
+    M(homelab.pangolin_authentik.login_ip_whitelist) runs again), and, as notes, where the group and O(users)
+    disagree - entries of O(users), not V(absent), for users who are not active members of the group, and members
+    O(users) marks V(absent); neither is let in.
   - A C(problem) breaks a user's whitelist, or lets in what should not get in, now; a C(note) does not.
     RV(healthy) is false when there is any problem.
   - Nothing is written, also outside check mode.
@@ -164,8 +169,42 @@ backlog:
       description: Number of queued tasks (null without a task API).
       type: int
     notification_rules:
-      description: Number of notification rules; each costs one worker task per authentik event.
+      description:
+        - Number of this whitelist's notification rules (those of its user groups and login e-mail, and of chains
+          of collection version 0.2); each costs the worker one handler task per authentik event.
       type: int
+    other_notification_rules:
+      description:
+        - Number of authentik's other notification rules (its default rules, other whitelists', the operator's),
+          which cost the same; each event costs RV(backlog.notification_rules) plus these handler tasks.
+      type: int
+group:
+  description:
+    - With O(users_from_group), the group's members against O(users); null without it.
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: The group, O(users_from_group).
+      type: str
+    members:
+      description: Its active direct members, the listed users (also those O(users) marks V(absent)).
+      type: list
+      elements: str
+    without_rules:
+      description:
+        - Members, not marked V(absent), the whitelist has no rules (no objects) for yet, so they are not let in
+          until the whitelist runs again.
+      type: list
+      elements: str
+    not_members:
+      description: Usernames of entries of O(users), not V(absent), that are not active members; not let in.
+      type: list
+      elements: str
+    absent_members:
+      description: Members whose entry in O(users) is V(absent); not let in.
+      type: list
+      elements: str
 resource_id:
   description: Id of the Pangolin resource (the first one, with several).
   returned: always
