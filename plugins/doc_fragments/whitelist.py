@@ -20,6 +20,7 @@ options:
       - All resources must belong to one Pangolin org. With more than one, O(instance) is required.
       - Mutually exclusive with O(resource_id) and O(resource), which name one resource.
     type: list
+    version_added: 0.4.0
     elements: dict
     suboptions:
       id:
@@ -63,6 +64,7 @@ options:
         O(users) with the same username. A member who leaves the group, or is deactivated, is no longer listed, and
         loses access in the next run. An entry of O(users) for a user who is not a member is not listed.
     type: str
+    version_added: 0.4.0
   webhook_url:
     description:
       - Base URL of Pangolin's Integration API as authentik's worker reaches it (C(https://api.example.com), with or

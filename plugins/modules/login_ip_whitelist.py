@@ -76,6 +76,7 @@ options:
         notification rules with their policies and bindings, the headers mapping, the managed key and the login
         e-mail. The operator's own objects, and objects of other instances, stay.
     type: str
+    version_added: 0.4.0
     choices: [present, absent]
     default: present
   priority_start:
