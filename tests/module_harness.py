@@ -28,6 +28,24 @@ except ImportError:  # ansible-core < 2.19
 PACKAGE = "ansible_collections.homelab.pangolin_authentik.plugins.modules."
 
 
+@contextlib.contextmanager
+def module_process():
+    """Run as a module process, not as the controller: once a test in this process imported controller code
+    (ansible.cli, say), ansible-core 2.19+ sends module warnings to the controller's display instead of the
+    result."""
+    try:
+        from ansible.module_utils import _internal
+    except ImportError:  # ansible-core < 2.19: no controller mode in module_utils
+        yield
+        return
+    was = getattr(_internal, "is_controller", False)
+    _internal.is_controller = False
+    try:
+        yield
+    finally:
+        _internal.is_controller = was
+
+
 def run_module(name, args, check=False, diff=False):
     module = importlib.import_module(PACKAGE + name)
     full = dict(args)
@@ -36,7 +54,7 @@ def run_module(name, args, check=False, diff=False):
     out = io.StringIO()
     # Ansible collects warnings process-wide; a real module process starts empty.
     ansible_warnings._global_warnings.clear()  # a list before ansible-core 2.19, a dict since
-    with patch_module_args(full), contextlib.redirect_stdout(out):
+    with patch_module_args(full), contextlib.redirect_stdout(out), module_process():
         try:
             module.main()
         except SystemExit:
