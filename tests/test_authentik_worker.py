@@ -293,6 +293,23 @@ def test_a_write_commits_at_the_end_of_its_latency_and_leaves_the_lock_free_mean
         assert resp.status_code == 200 and took < 0.5  # the simulator's control routes answer at once
 
 
+def test_an_event_search_by_username_has_its_own_latency():
+    with AuthentikSimulator(read_latency=0.0, event_search_latency=0.5) as sim:
+        sim.add_token(TOKEN)
+        sim.add_user("alice")
+        api = Api(sim)
+        resp, search = _timed(lambda: api("GET", "/events/events/", actions="login", username="alice"))
+        assert resp.status_code == 200 and search >= 0.45, search
+        # other reads, the events list without a username among them, keep the read latency
+        for path, params in (("/events/events/", {"actions": "login"}), ("/events/rules/", {})):
+            resp, took = _timed(lambda: api("GET", path, **params))
+            assert resp.status_code == 200 and took < 0.3, (path, took)
+    with AuthentikSimulator(read_latency=0.4) as plain:  # unset: an event search is a read like any other
+        plain.add_token(TOKEN)
+        resp, took = _timed(lambda: Api(plain)("GET", "/events/events/", username="akadmin"))
+        assert resp.status_code == 200 and 0.35 <= took < 0.9, took
+
+
 def wait_for(condition, timeout=10.0, what="the condition"):
     deadline = time.monotonic() + timeout
     while not condition():

@@ -25,7 +25,14 @@ whitelisted median / p95 (a login takes ``login_seconds``, then Pangolin's rule 
 every ``poll_interval``), and the removal of everyone. Ablations for finding out what makes
 the difference: ``--no-latency``, ``--no-default-rules``, ``--no-dispatch-wait`` (the
 collection's wait for the event dispatches sees an empty queue), ``--cost actor=seconds``,
-``--threads N``, ``--converge-only``.
+``--threads N``, ``--converge-only``. ``--resources R`` runs one whitelist over R resources (every
+user gets a rule and a transport on each; "whitelisted" is then every resource's rule list showing
+the address), e.g. ``--table --resources 3 25`` for the "25 users x 3 resources" row.
+
+    python -m tests.bench.bench --drains
+
+replays §17's two measured drains through the API with the profile's worker, next to the
+measured times.
 """
 
 import argparse
@@ -76,6 +83,9 @@ def measure(env, label, work):
 
 
 def playbook(env, label, **kwargs):
+    if kwargs.get("inventory") is None:  # (setdefault would write the default inventory over the given one)
+        kwargs["inventory"] = inventory(env)
+
     def work():
         rc, parsed, out, err = env.run(**kwargs)
         if rc != 0:
@@ -91,7 +101,7 @@ def logins(env):
         for index, username in enumerate(env.usernames):
             wanted[username] = "198.51.%d.%d" % (100 + index // 250, 1 + index % 250)
             env.authentik.login(username, wanted[username])
-        env.wait_for(lambda: all(env.addresses_of(u)[:1] == [a] for u, a in wanted.items()), timeout=1800,
+        env.wait_for(lambda: all(whitelisted(env, a) for a in wanted.values()), timeout=1800,
                      what="every login whitelisted")
         return dict(modules=0, changed="-")
     return measure(env, "logins", work)
@@ -101,17 +111,25 @@ def fmt(counts):
     return " ".join("%s=%d" % item for item in sorted(counts.items())) or "-"
 
 
-def open_env(size, profile, dispatch_wait=True):
+def open_env(size, profile, dispatch_wait=True, resources=1):
     env = PlaybookEnv(users=size, **profile["authentik"])
     calibration.apply(env, profile)
-    env.rule_creates = []  # (seconds since the converge began, dispatches still queued) at each rule POST
+    # one whitelist over ``resources`` resources of the org: every user gets a rule and a transport on each,
+    # the notification rules, policies and body mappings are shared
+    env.resource_ids = [env.resource_id] + [
+        env.pangolin.add_resource("homelab", "App %d" % n, subdomain="app%d" % n, full_domain="app%d.example.com" % n)
+        for n in range(2, resources + 1)]
+    env.bench_overrides = {} if resources == 1 else dict(
+        jellyfin_whitelist_resources=[{"id": r} for r in env.resource_ids], jellyfin_whitelist_instance="bench")
+    env.rule_creates = []  # (seconds since the converge began, dispatches queued, all queued) at each rule POST
     env.converge_started = None
     handle = env.authentik.handle
 
     def watching(request):
         if request.method == "POST" and request.path == "/api/v3/events/rules/" and env.converge_started:
             env.rule_creates.append((time.time() - env.converge_started,
-                                     env.authentik.queued_messages("event_trigger_dispatch")))
+                                     env.authentik.queued_messages("event_trigger_dispatch"),
+                                     env.authentik.queued_messages()))
         if not dispatch_wait and request.path == "/api/v3/tasks/tasks/" and \
                 request.q("actor_name", "").endswith("event_trigger_dispatch"):
             request.query["actor_name"] = ["ablation.no_such_actor"]  # the wait sees nothing queued
@@ -121,21 +139,34 @@ def open_env(size, profile, dispatch_wait=True):
     return env
 
 
-def main(sizes, profile=None):
+def inventory(env, **overrides):
+    """The bench's inventory: every user of the env, over the env's resources."""
+    return env.inventory(**dict(env.bench_overrides, **overrides))
+
+
+def whitelisted(env, address):
+    """Whether Pangolin's rule list of every resource shows ``address`` (what §18 polled)."""
+    return all(any(rule["value"] == address for rule in env.pangolin.rules(r)) for r in env.resource_ids)
+
+
+def removal(env):
+    return inventory(env, jellyfin_whitelist_users=[{"username": u, "state": "absent"} for u in env.usernames])
+
+
+def main(sizes, profile=None, resources=1):
     profile = profile or calibration.CALIBRATED
     print("%5s  %-8s %8s %7s %8s %7s %8s %9s %9s  %-28s %s" % (
         "users", "phase", "seconds", "modules", "changed", "writes", "handler", "transport", "busy (s)",
         "pangolin requests", "authentik requests"))
     for size in sizes:
-        with open_env(size, profile) as env:
+        with open_env(size, profile, resources=resources) as env:
             for row in (lambda: playbook(env, "check", check=True, diff=True),
                         lambda: playbook(env, "converge"),
                         lambda: playbook(env, "no-op"),
                         lambda: logins(env),
                         lambda: playbook(env, "doctor", playbook="doctor.yml"),
                         lambda: playbook(env, "expire", playbook="expire.yml"),
-                        lambda: playbook(env, "remove", inventory=env.inventory(users=[
-                            {"username": u, "state": "absent"} for u in env.usernames]))):
+                        lambda: playbook(env, "remove", inventory=removal(env))):
                 row = row()
                 print("%5d  %-8s %8.2f %7d %8s %7d %8d %9d %9.1f  %-28s %s" % (
                     size, row["phase"], row["seconds"], row["modules"], row["changed"], row["writes"],
@@ -149,7 +180,7 @@ def requests_of(row):
 
 def timed_logins(env, profile, count=20, seed=7):
     """Logins of random users on an idle worker, each timed from the start of its login flow until
-    Pangolin's rule shows the address (polled like §18); returns the sorted latencies."""
+    Pangolin's rule list shows the address, on every resource (polled like §18); returns the sorted latencies."""
     rng = random.Random(seed)
     latencies = []
     for n in range(count):
@@ -159,7 +190,7 @@ def timed_logins(env, profile, count=20, seed=7):
         start = time.monotonic()
         time.sleep(profile["login_seconds"])  # the flow executor's requests before the login event
         env.authentik.login(username, address)
-        while env.addresses_of(username)[:1] != [address]:
+        while not whitelisted(env, address):
             if time.monotonic() - start > 600:
                 raise SystemExit("login of %s never whitelisted" % username)
             time.sleep(profile["poll_interval"])
@@ -167,18 +198,18 @@ def timed_logins(env, profile, count=20, seed=7):
     return sorted(latencies)
 
 
-def table(sizes, profile, dispatch_wait=True, converge_only=False, logins_per_size=20):
+def table(sizes, profile, dispatch_wait=True, converge_only=False, logins_per_size=20, resources=1):
     """The columns of §18's table, one row per size, plus what the converge queued."""
     print("| users | converge from empty | requests | worker busy after it | no-op rerun | check mode "
           "| remove everyone (one run) | login -> whitelisted median / p95 | converge tasks d/h/t "
-          "| first rule POST at (dispatches queued) |")
+          "| first rule POST at (dispatches / all tasks queued) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for size in sizes:
-        with open_env(size, profile, dispatch_wait) as env:
+        with open_env(size, profile, dispatch_wait, resources) as env:
             settle(env)
             env.converge_started = time.time()
             converge = playbook(env, "converge")
-            first = env.rule_creates[0] if env.rule_creates else (float("nan"), 0)
+            first = env.rule_creates[0] if env.rule_creates else (float("nan"), 0, 0)
             cells = ["%.1f s" % converge["seconds"], "%d" % requests_of(converge), "%.0f s" % converge["busy"]]
             if converge_only:
                 cells += ["-"] * 4
@@ -196,22 +227,70 @@ def table(sizes, profile, dispatch_wait=True, converge_only=False, logins_per_si
                 measure(env, "logins", work)
                 latencies = found["latencies"]
                 p95 = latencies[max(0, -(-len(latencies) * 95 // 100) - 1)]
-                remove = playbook(env, "remove", inventory=env.inventory(users=[
-                    {"username": u, "state": "absent"} for u in env.usernames]))
+                remove = playbook(env, "remove", inventory=removal(env))
                 cells.append("%.1f s" % remove["seconds"])
                 cells.append("%.2f / %.2f s" % (statistics.median(latencies), p95))
             tasks = converge["tasks"]
             cells.append("%d/%d/%d" % (tasks["event_trigger_dispatch"], tasks["event_trigger_handler"],
                                        tasks["notification_transport"]))
-            cells.append("%.1f s (%d)" % first)
-            print("| %d | %s |" % (size, " | ".join(cells)), flush=True)
+            cells.append("%.1f s (%d / %d)" % first)
+            label = "%d" % size if resources == 1 else "%d × %d resources" % (size, resources)
+            print("| %s | %s |" % (label, " | ".join(cells)), flush=True)
+
+
+def drains(profile):
+    """§17's two drains, replayed through the API with the profile's latencies and worker (no playbook):
+    10 creates with 25 notification rules (250 tasks, 21.6 s), then 25 rule creates from none (300 tasks, 57 s).
+    Each is timed from its first request until the worker is idle; the rules are those of the per-user layout
+    the measurements were made with (each with an expression policy bound). No default rules: 250 = 10 x 25
+    and 300 = 0 + 1 + ... + 24 count none."""
+    import requests
+
+    from tests.simulators.authentik import AuthentikSimulator
+
+    options = dict(profile["authentik"], default_rules=False)
+    print("| drain | tasks measured | tasks simulated | measured | simulated |")
+    print("|---|---|---|---|---|")
+    for label, rules, creates, tasks, seconds in (("10 creates with 25 rules (§17)", 25, "policies", 250, 21.6),
+                                                  ("25 rule creates (§17)", 0, "rules", 300, 57.0)):
+        with AuthentikSimulator(worker="background", **options) as sim:
+            sim.add_token("bench-token")
+            session = requests.Session()
+            session.headers["Authorization"] = "Bearer bench-token"
+            base = sim.base_url + "/api/v3"
+
+            def post(path, body):
+                resp = session.post(base + path, json=body, timeout=60)
+                resp.raise_for_status()
+                return resp.json()
+
+            costs = dict(sim.task_costs)
+            sim.task_costs.update(dict.fromkeys(costs, 0.0))  # the setup drains at no cost
+            for n in range(rules):
+                policy = post("/policies/expression/", {"name": "p%d" % n, "expression": "return False"})
+                rule = post("/events/rules/", {"name": "r%d" % n, "destination_event_user": True})
+                post("/policies/bindings/", {"policy": policy["pk"], "target": rule["pk"], "order": 0})
+            sim.wait_idle(600)
+            sim.task_costs.update(costs)
+            sim.reset_counts()
+            start = time.time()
+            for n in range(creates == "policies" and 10 or 25):
+                if creates == "policies":
+                    post("/policies/expression/", {"name": "new%d" % n, "expression": "return False"})
+                else:
+                    post("/events/rules/", {"name": "new%d" % n, "destination_event_user": True})
+            if not sim.wait_idle(1800):
+                raise SystemExit("the worker did not drain")
+            took = time.time() - start
+            print("| %s | %d | %d | %.1f s | %.1f s |" % (label, tasks, sim.enqueued["event_trigger_handler"], seconds,
+                                                        took), flush=True)
 
 
 def profile_from(args):
     profile = copy.deepcopy(calibration.UNCALIBRATED if args.uncalibrated else calibration.CALIBRATED)
     if args.no_latency:
         for server in ("authentik", "pangolin"):
-            for key in ("read_latency", "write_latency"):
+            for key in ("read_latency", "write_latency", "event_search_latency"):
                 profile[server].pop(key, None)
         profile["login_seconds"] = 0.0
     if args.no_default_rules:
@@ -220,7 +299,7 @@ def profile_from(args):
         profile["authentik"]["default_rules"] = True
     if args.residual is not None and not args.no_latency:
         for server in ("authentik", "pangolin"):
-            for key in ("read_latency", "write_latency"):
+            for key in ("read_latency", "write_latency", "event_search_latency"):
                 if key in profile[server]:
                     profile[server][key] += args.residual - calibration.RESIDUAL
     if args.per_queued is not None:
@@ -245,15 +324,21 @@ if __name__ == "__main__":
     parser.add_argument("--default-rules", action="store_true")
     parser.add_argument("--no-dispatch-wait", action="store_true")
     parser.add_argument("--converge-only", action="store_true")
+    parser.add_argument("--drains", action="store_true", help="replay §17's drains instead of the playbook runs")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--residual", type=float, help="seconds added to every request instead of the calibrated")
     parser.add_argument("--per-queued", type=float, help="task_cost_per_queued instead of the calibrated")
     parser.add_argument("--logins", type=int, default=20)
+    parser.add_argument("--resources", type=int, default=1,
+                        help="one whitelist over this many resources (a rule and a transport per user on each)")
     parser.add_argument("--cost", action="append", default=[], help="dispatch|handler|transport=seconds")
     args = parser.parse_args()
     chosen = profile_from(args)
     print("profile: %s" % chosen, flush=True)
-    if args.table:
-        table(args.sizes or [10, 25, 50, 100], chosen, not args.no_dispatch_wait, args.converge_only, args.logins)
+    if args.drains:
+        drains(chosen)
+    elif args.table:
+        table(args.sizes or [10, 25, 50, 100], chosen, not args.no_dispatch_wait, args.converge_only, args.logins,
+              args.resources)
     else:
-        main(args.sizes or [5, 25, 100], chosen)
+        main(args.sizes or [5, 25, 100], chosen, args.resources)

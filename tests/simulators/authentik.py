@@ -72,6 +72,10 @@ written for the seeding.
 
 ``read_latency`` / ``write_latency`` (see ``tests/simulators/base.py``) make each API request
 take that long, outside the lock; the ``/_sim/`` control routes answer at once.
+``event_search_latency`` (default: ``read_latency``) is what a ``GET /events/events/`` with a
+``username`` filter takes instead: that filter looks into the events' ``user`` and (2026.2+)
+``context`` JSON, which no index in the source covers, so a real server presumably scans the
+events table (not timed on one; the bench's calibration fits it).
 
 Events list (``GET /events/events/``, ``EventsFilter``): ``action`` is a
 case-insensitive *contains* match (``action=login`` also returns ``login_failed``);
@@ -553,8 +557,10 @@ class AuthentikSimulator(SimulatorBase):
     def __init__(self, version="2026.5.0-rc1", page_size=None, worker="sync", worker_threads=2, task_costs=None,
                  retry_backoff=0.05, max_retries=None, webhook_timeout=5.0, busy_delete_failure=0.0,
                  busy_delete_gone=0.0, seed=0, default_rules=False, read_latency=0.0, write_latency=0.0,
-                 task_cost_per_queued=0.0):
+                 task_cost_per_queued=0.0, event_search_latency=None):
         super().__init__(read_latency=read_latency, write_latency=write_latency)
+        # seconds a GET of /events/events/ filtered by username takes (None: read_latency, like any read)
+        self.event_search_latency = event_search_latency
         self.default_rules = default_rules  # seed events-default.yaml's rules (a fresh install) on reset()
         if worker not in ("sync", "background", "manual"):
             raise ValueError("worker must be sync, background or manual")
@@ -1376,9 +1382,13 @@ class AuthentikSimulator(SimulatorBase):
 
     # -- HTTP ----------------------------------------------------------------
     def latency(self, request):
-        """The API's read/write latency; the simulator-only ``/_sim/`` routes answer at once."""
+        """The API's read/write latency (an event search by username: ``event_search_latency``); the
+        simulator-only ``/_sim/`` routes answer at once."""
         if request.path.startswith("/_sim/"):
             return 0.0
+        if (self.event_search_latency is not None and request.method == "GET" and
+                request.path == "/api/v3/events/events/" and request.q("username") is not None):
+            return self.event_search_latency
         return super().latency(request)
 
     def fault_response(self, status, fault):
