@@ -215,16 +215,6 @@ def rendered_settings(expression):
     return {}
 
 
-def code_of(expression):
-    """An expression without its settings block: what changes only when this collection's code does."""
-    lines = str(expression or "").splitlines()
-    if "SETTINGS = {" not in lines:
-        return "\n".join(lines)
-    start = lines.index("SETTINGS = {")
-    end = lines.index("}", start)
-    return "\n".join(lines[:start] + lines[end + 1:])
-
-
 def compact_diff_views(before, after, field="expression", verbose=False):
     """Diff views of an expression this collection rendered: its settings block, and its code only when the code
     changed (or at -v). A rendered expression is settings plus this collection's code; 25 users' worth of
@@ -246,13 +236,14 @@ def compact_diff_views(before, after, field="expression", verbose=False):
     if [k for k in settings[0] if k in settings[-1]] != [k for k in settings[-1] if k in settings[0]]:
         return before, after  # reordered settings: the view shows them sorted
 
+    head, _block, tail = parts[0]
+    code = "\n".join(head + tail)  # the same on both sides
+
     def compact(view):
         if not view:
             return view
-        text = view[field]
-        code = code_of(text)
         out = dict((k, v) for k, v in view.items() if k != field)
-        out["settings"] = rendered_settings(text)
+        out["settings"] = rendered_settings(view[field])
         out["code"] = "%d lines of this collection's code, sha256 %s (-v shows them)" % (
             len(code.splitlines()), hashlib.sha256(code.encode("utf-8")).hexdigest()[:12])
         return out
