@@ -4,8 +4,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import parse_time
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.doctor import covers, is_internal
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.client import parse_time
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._checks.doctor import covers, is_internal
 
 
 @pytest.mark.parametrize("address,internal", [

@@ -296,7 +296,7 @@ def test_429_forever_fails_after_the_retries(stack, sim_name, regex, operation):
 
 
 def test_429_retry_after_is_capped(stack, monkeypatch):
-    from ansible_collections.homelab.pangolin_authentik.plugins.module_utils import api_client
+    from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http import client as api_client
 
     slept, real_sleep = [], time.sleep
 

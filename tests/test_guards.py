@@ -13,9 +13,9 @@ import json
 import pytest
 import requests
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils import authentik as authentik_utils
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.addresses import rule_entry
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin_values import rule_value_error
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik import client as authentik_utils
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.addresses import rule_entry
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin.values import rule_value_error
 from tests.module_harness import run_module
 from tests.playbook_env import AUTHENTIK_TOKEN, PlaybookEnv, module_args
 from tests.simulators.base import Response

@@ -319,10 +319,10 @@ def test_idp_org_policy_lifecycle_conforms(pg):
 
 def test_webhook_rule_update_body_conforms(pangolin_spec):
     """The body authentik's webhook mapping renders is a valid rule update (login IP and placeholder)."""
-    spec_ = importlib.util.find_spec("ansible_collections.homelab.pangolin_authentik.plugins.module_utils.render")
+    spec_ = importlib.util.find_spec("ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.render")
     if spec_ is None:
         pytest.skip("render module_utils not available")
-    from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.render import rule_body_expression
+    from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.render import rule_body_expression
 
     template = pangolin_spec.template_for("/v1/resource/3/rule/17")
     assert template == "/resource/{resourceId}/rule/{ruleId}"

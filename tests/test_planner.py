@@ -12,13 +12,13 @@ from itertools import count
 
 import pytest
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.body import BodySettings
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.deployment import Deployment
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.ownership import Ownership
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.planner import Whitelisted, plan_whitelist
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.settings import Inputs, Settings, UserEntry
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.snapshot import ResourceState, Snapshot
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.body import BodySettings
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.naming import Deployment
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.ownership import Ownership
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.planner import Whitelisted, plan_whitelist
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import InputError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.options import Inputs, Settings, UserEntry
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.snapshot import ResourceState, Snapshot
 
 BASE = "https://pangolin.example.test"
 ELSEWHERE = "https://pangolin-b.example.test"

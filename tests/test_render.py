@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils import render
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik import render
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import InputError
 
 HOSTILE = st.text(
     alphabet=st.sampled_from(list("ab'\"\\`{}()[];,.:=-_ \n\t#") + ["{{orgId}}", "__import__('os')", "'''", '"""',

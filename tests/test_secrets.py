@@ -329,7 +329,7 @@ def test_doctor_and_expire_playbooks_at_vvv_keep_secrets():
 # -- what is hidden: whole secrets, never words -----------------------------------------------------------------
 def test_a_password_is_hidden_whole_and_never_by_a_part_after_a_dot():
     """A Pangolin key hides its secret half too; a password with a dot is one secret, not two."""
-    from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import Secrets
+    from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.client import Secrets
 
     secrets = Secrets()
     secrets.add("hunter.pass")  # a password
@@ -348,7 +348,7 @@ def test_a_users_password_with_a_dot_leaves_the_result_readable(env):
 
 
 def test_a_hand_written_headers_mapping_hides_its_key_and_not_its_words_or_urls():
-    from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import Secrets
+    from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.client import Secrets
 
     key = "handkey00000009.k3ysecretk3ysecretk3ysecretk3ysecret1234"
     expression = ('token = "%s"\nreturn {"Authorization": "Bearer " + token, "X-Forwarded-Host": '

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils import pangolin as pangolin_utils
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import REDACTED
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin import client as pangolin_utils
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.client import REDACTED
 from tests.module_harness import run_module
 from tests.playbook_env import AUTHENTIK_TOKEN, PlaybookEnv
 
@@ -283,7 +283,7 @@ def test_rotation_waits_for_webhooks_rendered_with_the_old_key(env, monkeypatch)
 
 
 def test_without_a_task_api_the_rotation_waits_the_grace_period(monkeypatch):
-    from ansible_collections.homelab.pangolin_authentik.plugins.module_utils import runner as whitelist_utils
+    from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist import runner as whitelist_utils
 
     waited = []
     monkeypatch.setattr(whitelist_utils, "KEY_GRACE", 0.3)

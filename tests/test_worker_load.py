@@ -99,7 +99,7 @@ def test_removing_25_users_under_load_succeeds_in_one_run_while_deletes_answer_4
 
 
 def test_a_refused_delete_that_never_passes_fails_clearly_within_the_budget(monkeypatch):
-    from ansible_collections.homelab.pangolin_authentik.plugins.module_utils import reconcile
+    from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http import reconcile
 
     monkeypatch.setattr(reconcile, "DELETE_BUDGET", 2.0)
     with PlaybookEnv(users=2, busy_delete_failure=1.0) as env:

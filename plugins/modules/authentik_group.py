@@ -77,13 +77,13 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.client import (
     AuthentikClient,
     authentik_argument_spec,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_directory import GroupKind
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import check_name
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_runner import run, single_result
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.directory import GroupKind
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.objects import check_name
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.module import run, single_result
 
 
 def manage_group(module, reconciler):

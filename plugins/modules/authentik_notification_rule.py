@@ -151,11 +151,11 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.client import (
     AuthentikClient,
     authentik_argument_spec,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.objects import (
     BindingKind,
     EventMatcherPolicyKind,
     ExpressionPolicyKind,
@@ -164,9 +164,9 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authent
     check_name,
     resolve_reference,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_runner import run
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.render import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.module import run
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import InputError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.render import (
     check_python,
     login_policy_expression,
 )

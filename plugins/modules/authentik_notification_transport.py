@@ -136,19 +136,19 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.client import (
     AuthentikClient,
     authentik_argument_spec,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.objects import (
     TransportKind,
     WebhookMappingKind,
     check_name,
     check_webhook_url,
     resolve_reference,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_runner import run, single_result
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import given
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.module import run, single_result
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import given
 
 
 def manage_transport(module, reconciler):

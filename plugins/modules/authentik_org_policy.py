@@ -177,18 +177,18 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import ApiError
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_runner import run
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.client import ApiError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.module import run
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin.client import (
     PangolinClient,
     pangolin_argument_spec,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin_objects import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin.objects import (
     IdpAutoProvisionKind,
     IdpOrgPolicyKind,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError, given
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.render import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import InputError, given
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.render import (
     group_membership_mapping,
     jmespath_string,
 )

@@ -132,14 +132,14 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.client import (
     AuthentikClient,
     authentik_argument_spec,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_directory import UserKind
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import check_name
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_runner import run, single_result
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError, given
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.directory import UserKind
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.objects import check_name
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.module import run, single_result
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import InputError, given
 
 
 def manage_user(module, reconciler):

@@ -85,14 +85,14 @@ missing:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.client import (
     AuthentikClient,
     authentik_argument_spec,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_directory import UserKind
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import check_name
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_runner import run
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.directory import UserKind
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.objects import check_name
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.module import run
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import InputError
 
 
 def read_users(module, reconciler):

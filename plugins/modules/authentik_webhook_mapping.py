@@ -126,19 +126,19 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.client import (
     AuthentikClient,
     authentik_argument_spec,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.objects import (
     WebhookMappingKind,
     check_name,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_runner import run, single_result
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin_objects import validate_rule
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin_values import rule_value_error
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.render import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.module import run, single_result
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin.objects import validate_rule
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin.values import rule_value_error
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import InputError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.render import (
     check_python,
     headers_mapping_expression,
     rule_body_expression,

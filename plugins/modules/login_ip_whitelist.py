@@ -283,12 +283,12 @@ requests:
       type: int
 '''
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_runner import ansible_module, run
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.planner import plan_whitelist
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.runner import Runner
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.settings import whitelist_argument_spec
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.summary import run_message, user_results
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.whitelist import open_whitelist
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.module import ansible_module, run
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.planner import plan_whitelist
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.runner import Runner
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.options import whitelist_argument_spec
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.summary import run_message, user_results
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.whitelist import open_whitelist
 
 
 def manage_whitelist(module, reconciler):

@@ -123,10 +123,10 @@ msg:
   type: str
 '''
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.expire import WhitelistExpiry
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_runner import ansible_module, run
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.settings import whitelist_argument_spec
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.whitelist import open_whitelist
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._checks.expiry import WhitelistExpiry
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.module import ansible_module, run
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.options import whitelist_argument_spec
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.whitelist import open_whitelist
 
 
 def expire(module, reconciler):

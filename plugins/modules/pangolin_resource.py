@@ -143,18 +143,18 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_runner import run, single_result
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.module import run, single_result
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin.client import (
     PangolinClient,
     pangolin_argument_spec,
     resource_selector_spec,
     selected_resource_id,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin_objects import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin.objects import (
     RESOURCE_SETTINGS,
     ResourceSettingsKind,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError, given
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import InputError, given
 
 # Settings Pangolin accepts only in the update body of http resources.
 HTTP_ONLY = ("apply_rules", "sso", "block_access", "email_whitelist_enabled")

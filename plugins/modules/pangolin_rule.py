@@ -151,18 +151,18 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.module_runner import run, single_result
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.module import run, single_result
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin.client import (
     PangolinClient,
     pangolin_argument_spec,
     resource_selector_spec,
     selected_resource_id,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin_objects import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin.objects import (
     RuleKind,
     validate_rule,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError, given
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import InputError, given
 
 WEBHOOK_PLACEHOLDER = "0.0.0.0"
 

@@ -19,28 +19,28 @@ one per user.
 
 from __future__ import annotations
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.client import (
     HEADERS_MAPPING_SINCE,
     SESSIONS_IN_DATABASE_SINCE,
     AuthentikClient,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.addresses import rule_entry
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.deployment import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.addresses import rule_entry
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.naming import (
     Deployment,
     default_instance,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.migration import find_chains
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.ownership import Ownership
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin import PangolinClient
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.planner import Whitelisted
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.settings import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.legacy import find_chains
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.ownership import Ownership
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin.client import PangolinClient
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.planner import Whitelisted
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import InputError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.options import (
     UserEntry,
     sends_key,
     whitelist_inputs,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.snapshot import Snapshot
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.webhook_key import WebhookKey
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.snapshot import Snapshot
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin.webhook_key import WebhookKey
 
 
 def open_whitelist(module):

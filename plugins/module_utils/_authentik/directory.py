@@ -5,9 +5,9 @@
 
 from __future__ import annotations
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import ApiError
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import NamedKind
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import ObjectKind
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.client import ApiError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.objects import NamedKind
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import ObjectKind
 
 
 class GroupKind(NamedKind):

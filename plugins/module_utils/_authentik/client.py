@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 
 import re
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.client import (
     ApiClient,
     ApiError,
     connection_argument_spec,

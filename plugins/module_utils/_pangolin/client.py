@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.client import (
     ApiClient,
     ApiError,
     connection_argument_spec,

@@ -17,18 +17,18 @@ from dataclasses import dataclass
 
 from urllib.parse import urlsplit
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import authentik_argument_spec
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.client import authentik_argument_spec
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.objects import (
     check_name,
     check_webhook_url,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin import pangolin_argument_spec
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin_objects import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin.client import pangolin_argument_spec
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin.objects import (
     PRIORITY_MAX,
     PRIORITY_MIN,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin_values import rule_value_error
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin.values import rule_value_error
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import InputError
 
 INSTANCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_ADDRESSES = 20

@@ -16,8 +16,8 @@ import ast
 import hashlib
 import json
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.addresses import SOURCE as ADDRESS_SOURCE
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.addresses import SOURCE as ADDRESS_SOURCE
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import InputError
 
 # Marks the expressions this collection renders, so a later run can read back
 # the typed values (e.g. the priority a user was given) without guessing.

@@ -15,16 +15,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.addresses import rule_entry
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import format_time
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.diagnosis import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.addresses import rule_entry
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.client import format_time
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._checks.findings import (
     RERUN,
     Finding,
     covers,
     http_status,
     log_text,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.settings import same_base
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.options import same_base
 
 # A login younger than this may still be on its way through authentik's worker.
 IN_FLIGHT = timedelta(minutes=2)

@@ -5,13 +5,13 @@
 
 from __future__ import annotations
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import ApiError
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin_values import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.client import ApiError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin.values import (
     ACTIONS,
     MATCHES,
     rule_value_error,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import (
     InputError,
     ObjectKind,
 )

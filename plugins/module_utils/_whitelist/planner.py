@@ -27,13 +27,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.body import BodySettings
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.migration import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.body import BodySettings
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.legacy import (
     LEGACY_HEADERS,
     legacy_headers,
     plan_migration,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.plan import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.plan import (
     Deletion,
     EmailPlan,
     GroupPlan,
@@ -46,7 +46,7 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.plan im
     SlotPlan,
     UserPlan,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import InputError
 
 
 class Whitelisted(object):

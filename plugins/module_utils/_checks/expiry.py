@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import format_time
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_directory import SessionKind
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.client import format_time
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.directory import SessionKind
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import InputError
 
 
 class WhitelistExpiry(object):

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.client import (
     ApiError,
     mentions_credentials,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.client import (
     DESTINATION_RENAME_SINCE,
     HEADERS_MAPPING_SINCE,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.render import compact_diff_views
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.render import compact_diff_views
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import (
     InputError,
     ObjectKind,
     _is_conflict,

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.addresses import SOURCE as ADDRESS_SOURCE
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.render import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.addresses import SOURCE as ADDRESS_SOURCE
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.render import (
     RENDERED_MARK,
     is_int,
     rendered_settings,

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import ApiError
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.diagnosis import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.client import ApiError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._checks.findings import (
     PROXY_SETTING,
     RERUN,
     Finding,
@@ -36,9 +36,9 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.diagnos
     covers,
     is_internal,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.doctor_chain import ChainExam
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.settings import sends_key
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.webhook_key import bearer_in
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._checks.chain import ChainExam
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.options import sends_key
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin.webhook_key import bearer_in
 
 
 COLLISION_FIX = "playbooks/site.yml refuses to run until it is resolved, as the message says"

@@ -21,8 +21,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.ownership import RULE_MATCHES
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.settings import same_base
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.ownership import RULE_MATCHES
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.options import same_base
 
 LEGACY_HEADERS = "jellyfin-whitelist pangolin headers"
 LEGACY_KEY = "jellyfin-whitelist webhook"

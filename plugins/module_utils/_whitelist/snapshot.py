@@ -22,24 +22,24 @@ import re
 from collections import namedtuple
 from datetime import datetime, timedelta, timezone
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.addresses import whitelist_entries
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import ApiError
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik import parse_time
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_directory import UserKind
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.addresses import whitelist_entries
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.client import ApiError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.client import parse_time
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.directory import UserKind
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.objects import (
     BindingKind,
     ExpressionPolicyKind,
     NotificationRuleKind,
     TransportKind,
     WebhookMappingKind,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.body import LOGIN_SCAN, BodySettings
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.pangolin_objects import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.body import LOGIN_SCAN, BodySettings
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin.objects import (
     ResourceSettingsKind,
     RuleKind,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import InputError
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.render import rendered_values
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import InputError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.render import rendered_values
 
 RULE_URL = re.compile(r"^(.*)/v1/resource/(\d+)/rule/(\d+)/?$")
 

@@ -28,7 +28,7 @@ is looked up through this class.
 
 from __future__ import annotations
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.settings import same_base
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.options import same_base
 
 RULE_MATCHES = ("IP", "CIDR")
 

@@ -17,9 +17,9 @@ a run made but could not record) are deleted; no other key is ever touched.
 
 from __future__ import annotations
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.migration import LEGACY_KEY
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import ObjectKind
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.render import rendered_values
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.legacy import LEGACY_KEY
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import ObjectKind
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.render import rendered_values
 
 WEBHOOK_KEY_ACTIONS = ["updateResourceRule"]
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import traceback
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.client import (
     HAS_REQUESTS,
     REQUESTS_IMPORT_ERROR,
     ApiError,
     Secrets,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.reconcile import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import (
     InputError,
     Reconciler,
 )

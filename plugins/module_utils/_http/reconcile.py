@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import time
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.api_client import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.client import (
     REDACTED,
     ApiError,
 )

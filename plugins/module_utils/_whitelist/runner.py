@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import time
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.authentik_objects import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.objects import (
     BindingKind,
     EmailTransport,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils.render import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.render import (
     group_policy_expression,
     headers_mapping_expression,
     login_email_policy_expression,
