@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.client import REDACTED
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.secrets import REDACTED
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.render import rendered_values
 from tests import playbook_env
 from tests.module_harness import run_module

@@ -5,7 +5,8 @@ from datetime import datetime, timezone
 import pytest
 
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.client import parse_time
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._checks.doctor import covers, is_internal
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._checks.findings import covers
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.holdings import refusal
 
 
 @pytest.mark.parametrize("address,internal", [
@@ -16,7 +17,7 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._checks
     ("::ffff:8.8.8.8", False), ("172.32.0.1", False),
 ])
 def test_internal_addresses_are_what_a_proxy_talks_from(address, internal):
-    assert is_internal(address) is internal
+    assert (refusal(address, []) is not None) is internal
 
 
 def rule(match, value):

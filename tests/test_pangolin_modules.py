@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.render import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin.values import (
     group_membership_mapping,
 )
 from tests.module_harness import run_module

@@ -14,11 +14,15 @@ import pytest
 
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.body import BodySettings
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.naming import Deployment
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.ownership import Ownership
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.planner import Whitelisted, plan_whitelist
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import InputError
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.options import Inputs, Settings, UserEntry
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.snapshot import ResourceState, Snapshot
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.planner import plan_whitelist
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.whitelist import Whitelist
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.inputs import InputError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.options import (
+    Inputs,
+    Settings,
+    UserEntry,
+)
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.snapshot import Snapshot
 
 BASE = "https://pangolin.example.test"
 ELSEWHERE = "https://pangolin-b.example.test"
@@ -86,31 +90,29 @@ class World(object):
 
     # -- planning ----------------------------------------------------------------
     def snapshot(self):
-        snap = Snapshot(None, None, self.dep.resource_ids, list(self.accounts))
-        snap.now = NOW
-        snap.resources = dict((rid, ResourceState(rid, dict(apply_rules=True, org_id="homelab"), rules))
-                              for rid, rules in self.rules.items())
-        snap.mappings, snap.transports = dict(self.mappings), dict(self.transports)
-        snap.policies, snap.notification_rules = dict(self.policies), dict(self.notification_rules)
-        snap.accounts, snap.sessions, snap.bindings, snap.group_pks = dict(self.accounts), [], [], {}
-        snap._logins = dict((u, list(self.logins.get(u, []))) for u in self.accounts)
-        return snap.derive()
+        logins = dict((u, [dict(e) for e in found]) for u, found in self.logins.items())
+        return Snapshot.from_data(self.dep.resource_ids, rules=self.rules, mappings=self.mappings.values(),
+                                  transports=self.transports.values(), policies=self.policies.values(),
+                                  notification_rules=self.notification_rules.values(),
+                                  accounts=self.accounts.values(), logins=logins, now=NOW)
+
+    def whitelist(self, entries=()):
+        inputs = Inputs(settings=self.settings, users=tuple(entries), resources=())
+        return Whitelist.of(self.snapshot(), self.dep, inputs, plausible=self.plausible)
+
+    def plausible(self, username, rule):
+        return rule["value"] == self.settings.placeholder or rule["value"] in [
+            e["client_ip"] for e in self.logins.get(username, [])]
 
     def ownership(self):
-        snap = self.snapshot()
-
-        def plausible(username, rule):
-            entries, sources = snap.entries_of(username, self.settings)
-            return rule["value"] == self.settings.placeholder or rule["value"] in [s["address"] for s in sources]
-        return snap, Ownership(snap, self.dep, self.settings, plausible=plausible)
+        w = self.whitelist()
+        return w.snapshot, w.ownership
 
     def plan(self, *users):
         """Plan for ``users``: usernames, or (username, priority[, state]) tuples."""
         entries = tuple(UserEntry(*((u,) if isinstance(u, str) else u), where="users[%d] (%s)" % (
             i, u if isinstance(u, str) else u[0])) for i, u in enumerate(users))
-        snap, own = self.ownership()
-        inputs = Inputs(settings=self.settings, users=entries, resources=())
-        return plan_whitelist(Whitelisted(snap, own, self.dep, inputs, entries))
+        return plan_whitelist(self.whitelist(entries))
 
 
 def user(plan, username):
@@ -159,7 +161,7 @@ def test_an_explicit_priority_change_moves_the_rule_and_records_where_it_comes_f
     world = World()
     owned = world.chain("alice", 100, value="203.0.113.5")
     slot = user(world.plan(("alice", 150)), "alice").slots[0]
-    assert (slot.priority, slot.moving_from) == (150, 100)
+    assert (slot.priority, slot.moving_from) == (150, ("ACCEPT", 100))
     assert slot.rules[0].current["rule_id"] == owned["rule_id"] and slot.rules[0].write is None  # the address moves
 
 
@@ -171,7 +173,7 @@ def test_a_move_that_stopped_half_way_is_still_proven_and_finished():
     snap, own = world.ownership()
     assert own.collisions == [] and own.slots[("alice", 1)].rules[1]["rule_id"] == owned["rule_id"]
     slot = user(world.plan("alice"), "alice").slots[0]
-    assert (slot.priority, slot.moving_from) == (150, 100) and slot.rules[0].current is owned
+    assert (slot.priority, slot.moving_from) == (150, ("ACCEPT", 100)) and slot.rules[0].current is owned
 
 
 def test_a_kept_priority_someone_else_now_holds_on_a_new_resource_moves_to_a_free_one():
@@ -179,7 +181,7 @@ def test_a_kept_priority_someone_else_now_holds_on_a_new_resource_moves_to_a_fre
     world.chain("alice", 100, value="203.0.113.5")
     world.rule(100, "DROP", "CIDR", "10.0.0.0/8", resource=2)  # resource 2 was just added to the list
     slot = user(world.plan("alice"), "alice").slots[0]
-    assert (slot.priority, slot.moving_from) == (101, 100)
+    assert (slot.priority, slot.moving_from) == (101, ("ACCEPT", 100))
     assert [r.current is not None for r in slot.rules] == [True, False]
 
 

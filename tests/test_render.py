@@ -16,7 +16,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik import render
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import InputError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.inputs import InputError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin import values
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.body import event_body_expression
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.webhook_key import (
+    headers_mapping_expression,
+)
+
+# What can never be a device's address as Pangolin sees it, and what is private: written out here on their own,
+# so the renderer is checked against a second statement of the rule, not against itself.
+NOT_A_DEVICE = [ipaddress.ip_network(n) for n in (
+    "0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/3", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+    "100.64.0.0/10", "::/127", "fe80::/10", "fec0::/10", "ff00::/8", "fc00::/7")]
 
 HOSTILE = st.text(
     alphabet=st.sampled_from(list("ab'\"\\`{}()[];,.:=-_ \n\t#") + ["{{orgId}}", "__import__('os')", "'''", '"""',
@@ -42,7 +53,7 @@ def event(action="login", pk=7, client_ip="203.0.113.9"):
 @settings(max_examples=200, deadline=None)
 @given(key=TEXT)
 def test_headers_mapping_returns_exactly_the_key(key):
-    expression = render.headers_mapping_expression(key)
+    expression = headers_mapping_expression(key)
     assert render.python_syntax_error(expression) is None
     headers = run_authentik_expression(expression, request=None, notification=None, user=None)
     assert headers == {"Authorization": "Bearer " + key, "Content-Type": "application/json"}
@@ -52,14 +63,16 @@ def test_headers_mapping_returns_exactly_the_key(key):
 @given(priority=st.integers(min_value=-(2 ** 31), max_value=2 ** 31 - 1),
        ip=st.one_of(st.none(), st.ip_addresses().map(str)))
 def test_body_mapping_is_a_full_rule_update_with_the_login_ip(priority, ip):
-    expression = render.rule_body_expression(priority)
+    expression = event_body_expression(priority)
     notification = types.SimpleNamespace(event=event(client_ip=ip))
     request = types.SimpleNamespace(context={"notification": notification})
     body = run_authentik_expression(expression, request=request, notification=notification, user=None)
     # Pangolin compares the client's address as IPv4 when it is one: an IPv4-mapped login address
-    # is written in its IPv4 form.
+    # is written in its IPv4 form. An address that cannot be a device's becomes no rule.
     address = ipaddress.ip_address(ip) if ip else None
-    expected = str(getattr(address, "ipv4_mapped", None) or address) if address else "0.0.0.0"
+    address = getattr(address, "ipv4_mapped", None) or address
+    refused = address is None or any(address.version == n.version and address in n for n in NOT_A_DEVICE)
+    expected = "0.0.0.0" if refused else str(address)
     assert body == {"action": "ACCEPT", "match": "IP", "value": expected, "priority": priority,
                     "enabled": True}
     assert render.rendered_values(expression)["priority"] == priority
@@ -81,7 +94,7 @@ def test_login_policy_matches_only_a_login_of_that_user(pk, other, action):
 @settings(max_examples=300, deadline=None)
 @given(group=TEXT)
 def test_group_mapping_tests_membership_of_exactly_that_group(group):
-    expression = render.group_membership_mapping(group)
+    expression = values.group_membership_mapping(group)
     # Pangolin substitutes {{orgId}} before evaluating; the rendered text must not contain it.
     assert "{{orgId}}" not in expression
     compiled = jmespath.compile(expression)
@@ -93,17 +106,17 @@ def test_group_mapping_tests_membership_of_exactly_that_group(group):
 @settings(max_examples=200, deadline=None)
 @given(role=TEXT)
 def test_role_literal_evaluates_to_the_role_name(role):
-    assert jmespath.search(render.jmespath_string(role, "role"), {}) == role
+    assert jmespath.search(values.jmespath_string(role, "role"), {}) == role
 
 
 def test_plain_group_uses_the_familiar_raw_string():
-    assert render.group_membership_mapping("jellyfin") == "contains(groups, 'jellyfin')"
+    assert values.group_membership_mapping("jellyfin") == "contains(groups, 'jellyfin')"
 
 
 @pytest.mark.parametrize("bad", ["", "a\nb", "tab\there"])
 def test_jmespath_strings_refuse_empty_and_control_characters(bad):
     with pytest.raises(InputError, match="role"):
-        render.jmespath_string(bad, "role")
+        values.jmespath_string(bad, "role")
 
 
 @pytest.mark.parametrize("expression, message", [
@@ -118,20 +131,20 @@ def test_invalid_expressions_are_refused(expression, message):
 
 def test_rendered_values_ignore_foreign_expressions():
     assert render.rendered_values('return {"priority": 5}') == {}
-    assert render.rendered_values(render.rule_body_expression(12))["priority"] == 12
+    assert render.rendered_values(event_body_expression(12))["priority"] == 12
 
 
 @pytest.mark.parametrize("bad", [True, "5", 5.0, None])
 def test_typed_renderers_refuse_wrong_types(bad):
     with pytest.raises(InputError):
-        render.rule_body_expression(bad)
+        event_body_expression(bad)
     with pytest.raises(InputError):
         render.login_policy_expression(bad)
 
 
 def test_rendered_python_is_literal_only():
     """The only names a rendered mapping uses are the ones authentik provides."""
-    expression = render.headers_mapping_expression("x'); __import__('os').system('id'); ('")
+    expression = headers_mapping_expression("x'); __import__('os').system('id'); ('")
     tree = ast.parse("def f():\n" + "\n".join("    " + l for l in expression.splitlines()))
     names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
     assert names == set()

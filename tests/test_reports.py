@@ -451,7 +451,8 @@ EDITS = {
     # what changes in the stored expression: (old text, new text)
     "a setting written by hand": ("    'priority': 101,", "    'priority':  101,"),
     "settings reordered": ("    'slot': 1,\n    'slots': 1,", "    'slots': 1,\n    'slot': 1,"),
-    "a line of code": ("from authentik.core.models import User\n", "from authentik.core.models import User  # x\n"),
+    "a line of code": ("from authentik.events.models import Event\n",
+                       "from authentik.events.models import Event  # x\n"),
 }
 
 

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin import client as pangolin_utils
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.client import REDACTED
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.secrets import REDACTED
 from tests.module_harness import run_module
 from tests.playbook_env import AUTHENTIK_TOKEN, PlaybookEnv
 

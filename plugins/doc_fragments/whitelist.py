@@ -122,6 +122,24 @@ options:
         what the expiry module judges by. Ignored with O(follow_sessions), where sessions expire by themselves.
     type: int
     default: 30
+  private_networks:
+    description:
+      - Private networks, in CIDR form, whose addresses may become a user's rule - for a Pangolin that sees clients
+        on your own network directly. Only networks inside RFC 1918 (C(10.0.0.0/8), C(172.16.0.0/12),
+        C(192.168.0.0/16)), the shared address space C(100.64.0.0/10) and IPv6 unique local addresses
+        (C(fc00::/7)) may be listed.
+      - Without it, a login from a private address whitelists nothing, and neither does one from an address that
+        can never be a device's as Pangolin's gatekeeper sees it (loopback, unspecified, link-local, multicast,
+        reserved), whatever is listed here; IPv4-mapped forms count as their IPv4 address. Such a login is skipped
+        (the rules keep the user's newest acceptable addresses, or the placeholder) and the doctor names it. It
+        usually means a reverse proxy in front of authentik that authentik does not trust (see
+        C(AUTHENTIK_LISTEN__TRUSTED_PROXY_CIDRS)) or that sends no C(X-Forwarded-For).
+      - Documentation and benchmarking ranges (C(192.0.2.0/24), C(198.51.100.0/24), C(203.0.113.0/24),
+        C(198.18.0.0/15), C(2001:db8::/32)) are not private and need no listing.
+    type: list
+    elements: str
+    default: []
+    version_added: 0.5.0
 '''
 
     # The chain every user gets, as the modules that build or check it see it.

@@ -165,7 +165,7 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authen
     resolve_reference,
 )
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.module import run
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import InputError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.inputs import InputError
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.render import (
     check_python,
     login_policy_expression,

@@ -187,8 +187,9 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangol
     IdpAutoProvisionKind,
     IdpOrgPolicyKind,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import InputError, given
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.render import (
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import given
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.inputs import InputError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin.values import (
     group_membership_mapping,
     jmespath_string,
 )

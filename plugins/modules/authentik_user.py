@@ -139,7 +139,8 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authen
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.directory import UserKind
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.objects import check_name
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.module import run, single_result
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import InputError, given
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import given
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.inputs import InputError
 
 
 def manage_user(module, reconciler):

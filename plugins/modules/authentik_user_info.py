@@ -92,7 +92,7 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authen
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.directory import UserKind
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.objects import check_name
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.module import run
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import InputError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.inputs import InputError
 
 
 def read_users(module, reconciler):

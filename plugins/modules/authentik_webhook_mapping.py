@@ -17,7 +17,8 @@ description:
     is never shown; the mapping's expression is redacted in results and diffs, while a changed key is still detected
     and rewritten.
   - C(template=pangolin_rule_body) renders the body of a Pangolin rule update whose value is the client IP of the
-    login event (or O(placeholder) when the event has none).
+    login event (or O(placeholder) when the event has none, or its address cannot be a device's - loopback,
+    unspecified, link-local, multicast, reserved - or is private and not in O(private_networks)).
   - authentik does not check webhook mappings when they are saved; a broken one would only fail at the next login.
     This module refuses any expression that is not valid Python before writing.
 author:
@@ -62,9 +63,19 @@ options:
     default: ACCEPT
   placeholder:
     description:
-      - With O(template=pangolin_rule_body), the IP written when the event carries no client IP.
+      - With O(template=pangolin_rule_body), the IP written when the event carries no client IP that may become a
+        rule.
     type: str
     default: 0.0.0.0
+  private_networks:
+    description:
+      - With O(template=pangolin_rule_body), private networks (RFC 1918, 100.64.0.0/10, fc00::/7, in CIDR form)
+        whose addresses may become the rule's value, for a Pangolin that sees clients on your own network
+        directly. Any other private address writes the placeholder.
+    type: list
+    elements: str
+    default: []
+    version_added: 0.5.0
   state:
     description:
       - Whether the mapping exists.
@@ -137,11 +148,17 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authen
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.module import run, single_result
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin.objects import validate_rule
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin.values import rule_value_error
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import InputError
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.render import (
-    check_python,
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.inputs import InputError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.render import check_python
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.webhook_key import (
     headers_mapping_expression,
-    rule_body_expression,
+)
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.secrets import split_key
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin.values import ACTIONS
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.body import event_body_expression
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.holdings import PLACEHOLDER
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.options import (
+    check_private_networks,
 )
 
 
@@ -149,17 +166,18 @@ def desired_expression(params):
     template = params["template"]
     if template == "pangolin_headers":
         key = params["webhook_api_key"]
-        if not key or "." not in key or any(c.isspace() for c in key):
+        if split_key(key) is None:
             raise InputError("webhook_api_key must be a Pangolin API key of the form <key id>.<secret>")
         return headers_mapping_expression(key)
     if template == "pangolin_rule_body":
         if params["priority"] is None:
             raise InputError("priority is required with template pangolin_rule_body")
-        validate_rule(dict(priority=params["priority"], action=params["action"], match="IP", value="0.0.0.0"))
+        validate_rule(dict(priority=params["priority"], action=params["action"], match="IP", value=PLACEHOLDER))
         error = rule_value_error("IP", params["placeholder"])
         if error:
             raise InputError("placeholder %r %s" % (params["placeholder"], error))
-        return rule_body_expression(params["priority"], params["action"], params["placeholder"])
+        return event_body_expression(params["priority"], params["action"], params["placeholder"],
+                                     private_networks=check_private_networks(params["private_networks"]))
     if params["expression"] is None:
         raise InputError("expression (or template) is required when state is present")
     return check_python(params["expression"], "expression")
@@ -184,8 +202,9 @@ def main():
         template=dict(type="str", choices=["pangolin_headers", "pangolin_rule_body"]),
         webhook_api_key=dict(type="str", no_log=True),
         priority=dict(type="int"),
-        action=dict(type="str", default="ACCEPT", choices=["ACCEPT", "DROP", "PASS"]),
-        placeholder=dict(type="str", default="0.0.0.0"),
+        action=dict(type="str", default="ACCEPT", choices=list(ACTIONS)),
+        placeholder=dict(type="str", default=PLACEHOLDER),
+        private_networks=dict(type="list", elements="str", default=[]),
         state=dict(type="str", default="present", choices=["present", "absent"]),
     )
     module = AnsibleModule(

@@ -286,8 +286,13 @@ requests:
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.module import ansible_module, run
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.planner import plan_whitelist
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.runner import Runner
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.options import whitelist_argument_spec
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.summary import run_message, user_results
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.options import (
+    whitelist_argument_spec,
+)
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.summary import (
+    run_message,
+    user_results,
+)
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.whitelist import open_whitelist
 
 
@@ -295,10 +300,9 @@ def manage_whitelist(module, reconciler):
     w = open_whitelist(module)
     # A new key's secret must be scrubbed from everything either client or the reconciler prints.
     w.read(secrets=reconciler.secrets, key_secrets=[w.pangolin.secrets, w.authentik.secrets, reconciler.secrets])
-    whitelisted = w.whitelisted()
-    plan = plan_whitelist(whitelisted)
+    plan = plan_whitelist(w)
     w.check_headers(plan)
-    outcomes, shared, learned = Runner(whitelisted, plan, reconciler, w.authentik, key=w.key).run()
+    outcomes, shared, learned = Runner(w, plan, reconciler).run()
     users = user_results(plan, outcomes, learned, reconciler.check_mode)
     return dict(changed=reconciler.changed, msg=run_message(users, reconciler.check_mode), users=users,
                 shared=shared, resource_id=w.deployment.primary, resource_ids=list(w.deployment.resource_ids),

@@ -125,7 +125,9 @@ msg:
 
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._checks.expiry import WhitelistExpiry
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.module import ansible_module, run
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.options import whitelist_argument_spec
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.options import (
+    whitelist_argument_spec,
+)
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.whitelist import open_whitelist
 
 

@@ -153,6 +153,28 @@ users:
     last_login_ip:
       description: Client address of that login.
       type: str
+    refused_logins:
+      description:
+        - The user's logins within O(expire_days) (all recorded ones with 0) whose address may not become a rule -
+          one that cannot be a device's as Pangolin sees it (loopback, unspecified, link-local, multicast, reserved),
+          or a private one outside O(private_networks) - newest first. When every such login was refused, the user
+          cannot get in and the user's C(problems) say why.
+      type: list
+      elements: dict
+      version_added: 0.5.0
+      contains:
+        address:
+          description: The address authentik recorded for the login.
+          type: str
+          sample: 172.18.0.1
+        when:
+          description: When the user logged in.
+          type: str
+          sample: "2026-12-07T10:12:00Z"
+        kind:
+          description: What kind of address it is.
+          type: str
+          sample: private
 apply_rules:
   description: Whether the resource evaluates its rules.
   returned: always
@@ -226,7 +248,9 @@ msg:
 
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._checks.doctor import WhitelistDoctor
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.module import ansible_module, run
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.options import whitelist_argument_spec
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.options import (
+    whitelist_argument_spec,
+)
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.whitelist import open_whitelist
 
 

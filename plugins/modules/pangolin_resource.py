@@ -154,7 +154,8 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangol
     RESOURCE_SETTINGS,
     ResourceSettingsKind,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import InputError, given
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import given
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.inputs import InputError
 
 # Settings Pangolin accepts only in the update body of http resources.
 HTTP_ONLY = ("apply_rules", "sso", "block_access", "email_whitelist_enabled")

@@ -168,7 +168,7 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangol
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin.objects import (
     ResourceSettingsKind,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import InputError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.inputs import InputError
 
 
 def name_matches(row, name):

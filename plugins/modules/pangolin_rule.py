@@ -162,16 +162,17 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangol
     RuleKind,
     validate_rule,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import InputError, given
-
-WEBHOOK_PLACEHOLDER = "0.0.0.0"
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import given
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.inputs import InputError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin.values import ACTIONS, MATCHES
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.holdings import PLACEHOLDER
 
 
 def manage_rule(module, reconciler):
     params = module.params
     value = params["value"]
     if value is None and params["webhook_owned"]:
-        value = WEBHOOK_PLACEHOLDER
+        value = PLACEHOLDER
     if params["state"] == "present" and value is None:
         raise InputError("value is required when state is present (unless webhook_owned is true)")
     desired = validate_rule(given(priority=params["priority"], action=params["action"], match=params["match"],
@@ -189,9 +190,8 @@ def main():
     argument_spec.update(selector)
     argument_spec.update(
         priority=dict(type="int", required=True),
-        action=dict(type="str", default="ACCEPT", choices=["ACCEPT", "DROP", "PASS"]),
-        match=dict(type="str", default="IP", choices=["CIDR", "IP", "PATH", "COUNTRY", "COUNTRY_IS_NOT", "ASN",
-                                                      "REGION"]),
+        action=dict(type="str", default="ACCEPT", choices=list(ACTIONS)),
+        match=dict(type="str", default="IP", choices=list(MATCHES)),
         value=dict(type="str"),
         enabled=dict(type="bool", default=True),
         webhook_owned=dict(type="bool", default=False),

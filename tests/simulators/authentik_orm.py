@@ -7,7 +7,8 @@ authentik API reference, §17). The simulator serves those imports from this
 module instead of a database, so a mapping that queries the state behaves the
 same against it:
 
-* ``User.objects`` (the users, anonymous user excluded), ``AuthenticatedSession.objects``
+* ``User.objects`` (the users, anonymous user excluded), ``Group.objects`` (its direct members
+  as ``users``, so ``users__pk=`` works as in Django), ``AuthenticatedSession.objects``
   (from 2025.4, each with ``.session`` carrying ``last_ip``, ``last_used``,
   ``last_user_agent``, ``expires``; before 2025.4 the fields sat on the session
   itself and a ``session__`` lookup raises ``FieldError``) and ``Event.objects``;
@@ -74,6 +75,17 @@ def _compare(actual, lookup, wanted):
         return False
 
 
+def _resolve(value, parts, lookup, wanted):
+    """Follow ``parts`` from ``value``; a many-to-many relation (a list) matches when any related row does."""
+    for index, part in enumerate(parts):
+        if isinstance(value, list):
+            return any(_resolve(item, parts[index:], lookup, wanted) for item in value)
+        value = _step(value, part)
+        if value is _MISSING:
+            return lookup == "isnull" and bool(wanted)
+    return _compare(value, lookup, wanted)
+
+
 class QuerySet:
     """A lazy-looking, eager list of model instances with Django's query methods."""
 
@@ -90,12 +102,7 @@ class QuerySet:
         if parts[0] not in self.model.fields:
             raise FieldError("Cannot resolve keyword %r into field. Choices are: %s"
                              % (parts[0], ", ".join(sorted(self.model.fields))))
-        value = row
-        for part in parts:
-            value = _step(value, part)
-            if value is _MISSING:
-                return lookup == "isnull" and bool(wanted)
-        return _compare(value, lookup, wanted)
+        return _resolve(row, parts, lookup, wanted)
 
     def filter(self, **conditions):
         return QuerySet(self.model, [r for r in self._rows
@@ -212,6 +219,18 @@ class AuthenticatedSessionRecord:
                 setattr(self, key, rec[key])
 
 
+class GroupRecord:
+    """authentik.core.models.Group: its direct members are ``users`` (the reverse of ``User.groups``)."""
+
+    def __init__(self, sim, rec):
+        from tests.simulators.authentik import ExprUser
+
+        self.pk = self.group_uuid = rec["pk"]
+        self.name = rec["name"]
+        self.is_superuser = rec["is_superuser"]
+        self.users = [ExprUser(sim, sim.users[pk]) for pk in rec["users"] if pk in sim.users]
+
+
 def models_for(sim):
     """The model classes an expression of ``sim`` may import."""
     from tests.simulators.authentik import ANON_PK, ExprUser
@@ -230,7 +249,9 @@ def models_for(sim):
                              if s["user"] in sim.users])
     event = model("Event", ("pk", "event_uuid", "action", "app", "user", "context", "client_ip", "created", "expires",
                             "brand"), lambda: list(sim.events))
-    return {"User": user, "AuthenticatedSession": session, "Event": event}
+    group = model("Group", ("pk", "group_uuid", "name", "is_superuser", "users"),
+                  lambda: [GroupRecord(sim, g) for g in sim.groups.values()])
+    return {"User": user, "AuthenticatedSession": session, "Event": event, "Group": group}
 
 
 def _module(name, **attrs):
@@ -245,7 +266,7 @@ def import_hook(sim):
     tree = {
         "authentik": _module("authentik"),
         "authentik.core": _module("authentik.core"),
-        "authentik.core.models": _module("authentik.core.models", User=models["User"],
+        "authentik.core.models": _module("authentik.core.models", User=models["User"], Group=models["Group"],
                                          AuthenticatedSession=models["AuthenticatedSession"]),
         "authentik.events": _module("authentik.events"),
         "authentik.events.models": _module("authentik.events.models", Event=models["Event"]),

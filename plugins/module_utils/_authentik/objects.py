@@ -12,20 +12,15 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.client import (
-    ApiError,
-    mentions_credentials,
-)
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.client import ApiError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.secrets import mentions_credentials
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.client import (
     DESTINATION_RENAME_SINCE,
     HEADERS_MAPPING_SINCE,
 )
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.render import compact_diff_views
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import (
-    InputError,
-    ObjectKind,
-    _is_conflict,
-)
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import ObjectKind, _is_conflict
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.inputs import InputError
 
 
 def check_name(name, option="name"):

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import json
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.addresses import SOURCE as ADDRESS_SOURCE
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import InputError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.inputs import InputError, check_int
 
 # Marks the expressions this collection renders, so a later run can read back
 # the typed values (e.g. the priority a user was given) without guessing.
@@ -58,17 +56,6 @@ def py_literal(value):
     raise TypeError("cannot render %r as a literal" % (value,))
 
 
-def headers_mapping_expression(api_key):
-    """The headers mapping: authentik sends Pangolin's bearer key with each webhook."""
-    return "\n".join([
-        RENDERED_MARK,
-        "return {",
-        "    \"Authorization\": %s," % py_literal("Bearer " + api_key),
-        "    \"Content-Type\": \"application/json\",",
-        "}",
-    ])
-
-
 def settings_block(settings):
     """``SETTINGS = {...}``, one literal per line, read back by ``rendered_values``."""
     lines = ["SETTINGS = {"]
@@ -83,54 +70,20 @@ def _literal(value):
     return py_literal(value)
 
 
-def is_int(value):
-    """An int that is not a bool (True is an int to Python, never a priority)."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_int(value, option):
-    if not is_int(value):
-        raise InputError("%s must be an integer, got %r" % (option, value))
-    return value
-
-
-def rule_body_expression(priority, action="ACCEPT", placeholder="0.0.0.0", enabled=True, ipv6_prefix=0):
-    """The body mapping of a hand-built chain: a full rule update whose value is the login event's address.
-
-    The address is written the way Pangolin compares it (``addresses.rule_entry``): an
-    IPv4-mapped address as plain IPv4; with ``ipv6_prefix`` an IPv6 login whitelists the
-    enclosing prefix as a CIDR rule (privacy addresses rotate within it).
-    """
-    _check_int(priority, "priority")
-    if not is_int(ipv6_prefix) or not 0 <= ipv6_prefix <= 128:
-        raise InputError("ipv6_prefix must be an integer from 0 (off) to 128, got %r" % (ipv6_prefix,))
-    lines = [RENDERED_MARK] + settings_block(dict(priority=priority, action=action, placeholder=placeholder,
-                                                  enabled=bool(enabled), ipv6_prefix=ipv6_prefix))
-    lines += ADDRESS_SOURCE.strip().splitlines()
-    lines += [
-        "event = request.context['notification'].event",
-        "entry = rule_entry(getattr(event, 'client_ip', None), SETTINGS['ipv6_prefix'])",
-        "match, value = entry or ('IP', SETTINGS['placeholder'])",
-        "return {",
-        "    'action': SETTINGS['action'],",
-        "    'match': match,",
-        "    'value': value,",
-        "    'priority': SETTINGS['priority'],",
-        "    'enabled': SETTINGS['enabled'],",
-        "}",
-    ]
-    return "\n".join(lines)
-
-
-def group_policy_expression(user_pks, sessions=False):
+def group_policy_expression(user_pks, sessions=False, group_pk=None):
     """The policy of a group's notification rule: an event that changes what these users' rules hold.
 
-    A login of one of the users (and a logout with ``sessions``); the deletion of one of
-    them, or an update that leaves one inactive, so access ends at once.
+    A login of one of the users (and a logout with ``sessions``); the deletion of one of them, or an
+    update that leaves one inactive, so access ends at once. With ``group_pk`` (users_from_group): any
+    membership change of that group (authentik announces one as the group's ``model_updated``, during
+    API and UI requests), its deletion, and any update of one of the users (the user's groups may have
+    changed), so a member who leaves is out without a run.
     """
-    users = sorted(set(_check_int(pk, "user pk") for pk in user_pks))
-    actions = ["login", "logout"] if sessions else ["login"]
-    return "\n".join([RENDERED_MARK] + settings_block(dict(users=users, actions=actions)) + [
+    users = sorted(set(check_int(pk, "user pk") for pk in user_pks))
+    settings = dict(users=users, actions=["login", "logout"] if sessions else ["login"])
+    if group_pk is not None:
+        settings["group"] = str(group_pk).replace("-", "")
+    return "\n".join([RENDERED_MARK] + settings_block(settings) + [
         "event = request.context.get('event')",
         "if event is None:",
         "    return False",
@@ -139,11 +92,13 @@ def group_policy_expression(user_pks, sessions=False):
         "if event.action not in ('model_updated', 'model_deleted'):",
         "    return False",
         "model = (event.context or {}).get('model') or {}",
-        "if model.get('app') != 'authentik_core' or model.get('model_name') != 'user':",
+        "if model.get('app') != 'authentik_core':",
         "    return False",
-        "if model.get('pk') not in SETTINGS['users']:",
+        "if model.get('model_name') == 'group':",
+        "    return 'group' in SETTINGS and str(model.get('pk')).replace('-', '') == SETTINGS['group']",
+        "if model.get('model_name') != 'user' or model.get('pk') not in SETTINGS['users']:",
         "    return False",
-        "if event.action == 'model_deleted':",
+        "if event.action == 'model_deleted' or 'group' in SETTINGS:",
         "    return True",
         "from authentik.core.models import User",
         "return not User.objects.filter(pk=model.get('pk'), is_active=True).exists()",
@@ -152,7 +107,7 @@ def group_policy_expression(user_pks, sessions=False):
 
 def login_email_policy_expression(user_pks):
     """The login e-mail's policy: a ``login`` event of one of these users."""
-    users = sorted(set(_check_int(pk, "user pk") for pk in user_pks))
+    users = sorted(set(check_int(pk, "user pk") for pk in user_pks))
     return "\n".join([RENDERED_MARK] + settings_block(dict(users=users)) + [
         "event = request.context.get('event')",
         "return event is not None and event.action == 'login' and (event.user or {}).get('pk') in SETTINGS['users']",
@@ -161,7 +116,7 @@ def login_email_policy_expression(user_pks):
 
 def login_policy_expression(user_pk):
     """The policy: this event is a ``login`` of the user with this integer pk."""
-    _check_int(user_pk, "user pk")
+    check_int(user_pk, "user pk")
     return "\n".join([
         RENDERED_MARK,
         "event = request.context.get(\"event\")",
@@ -171,6 +126,16 @@ def login_policy_expression(user_pk):
     ])
 
 
+def _rendered_tree(expression):
+    """The syntax tree of an expression this collection rendered (parsed as authentik wraps it), or None."""
+    if not isinstance(expression, str) or not expression.startswith(RENDERED_MARK):
+        return None
+    try:
+        return ast.parse("def handler():\n" + "\n".join("    " + line for line in expression.splitlines()))
+    except SyntaxError:
+        return None
+
+
 def rendered_values(expression):
     """Read the literal values back out of an expression this collection rendered.
 
@@ -178,14 +143,8 @@ def rendered_values(expression):
     literals (the ``SETTINGS`` block; the returned dict of a headers mapping or
     of an older render), or {} for an expression this collection did not render.
     """
-    if not isinstance(expression, str) or not expression.startswith(RENDERED_MARK):
-        return {}
-    try:
-        tree = ast.parse("def handler():\n" + "\n".join("    " + line for line in expression.splitlines()))
-    except SyntaxError:
-        return {}
     values = {}
-    for node in ast.walk(tree):
+    for node in ast.walk(_rendered_tree(expression) or ast.Module(body=[], type_ignores=[])):
         if isinstance(node, ast.Dict):
             for key, value in zip(node.keys, node.values):
                 if not isinstance(key, ast.Constant):
@@ -199,13 +158,7 @@ def rendered_values(expression):
 
 def rendered_settings(expression):
     """The ``SETTINGS = {...}`` block of an expression this collection rendered, as a dict, or {}."""
-    if not isinstance(expression, str) or not expression.startswith(RENDERED_MARK):
-        return {}
-    try:
-        tree = ast.parse("def handler():\n" + "\n".join("    " + line for line in expression.splitlines()))
-    except SyntaxError:
-        return {}
-    for node in ast.walk(tree):
+    for node in ast.walk(_rendered_tree(expression) or ast.Module(body=[], type_ignores=[])):
         if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["SETTINGS"]:
             try:
                 found = ast.literal_eval(node.value)
@@ -266,28 +219,3 @@ def _settings_parts(expression):
     start = lines.index("SETTINGS = {")
     end = lines.index("}", start)
     return tuple(lines[:start]), lines[start:end + 1], tuple(lines[end + 1:])
-
-
-def jmespath_string(value, option):
-    """A JMESPath literal that evaluates to exactly ``value``.
-
-    Plain names use the familiar raw string ``'name'``. Anything with a quote,
-    backslash or brace becomes a JSON literal with those characters \\u-escaped:
-    Pangolin's JMESPath library unescapes only the first ``\\'`` of a raw
-    string, and substitutes ``{{orgId}}`` before evaluating.
-    """
-    if not isinstance(value, str) or not value:
-        raise InputError("%s must be a non-empty string" % option)
-    if any(ord(c) < 32 for c in value):
-        raise InputError("%s %r contains a control character" % (option, value))
-    if not any(c in value for c in "'\\{}`"):
-        return "'%s'" % value
-    text = json.dumps(value, ensure_ascii=True)
-    for char in "`{}'":
-        text = text.replace(char, "\\u%04x" % ord(char))
-    return "`%s`" % text
-
-
-def group_membership_mapping(group, option="org_mapping_group"):
-    """``contains(groups, '<group>')``: admit users of one IdP group."""
-    return "contains(groups, %s)" % jmespath_string(group, option)

@@ -15,16 +15,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.addresses import rule_entry
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.holdings import (
+    refusal,
+    rule_entry,
+)
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.client import format_time
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._checks.findings import (
+    PROXY_SETTING,
     RERUN,
     Finding,
     covers,
     http_status,
     log_text,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.options import same_base
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.urls import same_base
 
 # A login younger than this may still be on its way through authentik's worker.
 IN_FLIGHT = timedelta(minutes=2)
@@ -44,7 +48,7 @@ class ChainExam(object):
     def examine(self):
         username, report, account = self.username, self.report, self.account
         summary = dict(username=username, rule_id=None, priority=None, match=None, whitelisted=None,
-                       addresses=[], last_login=None, last_login_ip=None, group=None)
+                       addresses=[], last_login=None, last_login_ip=None, group=None, refused_logins=[])
         if account is None:
             report.problem("user", "authentik has no user %r" % username,
                            "create the user in authentik (jellyfin_whitelist_authentik_users), then %s" % RERUN)
@@ -63,7 +67,7 @@ class ChainExam(object):
         if extra:
             report.problem("slots", "user %r has %d rule(s) beyond max_addresses %d" % (
                 username, len(extra), self.settings.max_addresses), RERUN)
-        if username in self.d.chains:
+        if any(kind != "transport" for slot in self.own.slots_of(username) for kind, _view in slot.superseded):
             report.note("legacy", "user %r still has a chain of an older version of this collection" % username,
                         RERUN)
         self._group(summary)
@@ -212,15 +216,21 @@ class ChainExam(object):
         if account is None:
             return
         placeholder = self.settings.placeholder
-        expected, sources = self.snap.entries_of(username, self.settings, self.not_before(), now=self.d.now)
+        expected = self.snap.entries_of(username, self.d.w.judged_by(username), now=self.d.now)
         for resource_id, rule in rules:
             entry = (rule["match"], rule["value"])
             summary["addresses"].append(dict(resource_id=resource_id, rule_id=rule["rule_id"],
                                              priority=rule["priority"], match=rule["match"], value=rule["value"],
-                                             source=self._source_of(entry, sources)))
+                                             source=self._source_of(entry)))
             if rule["value"] == placeholder or entry in expected:
                 continue
-            if not account["is_active"]:
+            kind = refusal(rule["value"].split("/")[0], self.settings.private_networks)
+            if kind is not None:
+                report.problem("refused_address", "rule %d of resource %d lets in %s, a %s address, which can never "
+                               "be a device's as Pangolin sees it (or is private and not opted in)"
+                               % (rule["rule_id"], resource_id, rule["value"], kind),
+                               "run playbooks/expire.yml or playbooks/site.yml, which reset it")
+            elif not account["is_active"]:
                 report.problem("deactivated", "user %r is deactivated, but rule %d of resource %d still lets %s in"
                                % (username, rule["rule_id"], resource_id, rule["value"]),
                                "run playbooks/expire.yml or playbooks/site.yml, which reset it")
@@ -236,6 +246,7 @@ class ChainExam(object):
                                else "since the revocation"),
                             "run playbooks/expire.yml, which resets it (schedule it)")
         logins = self.snap.logins_of(username, account["pk"])
+        self._refused_logins(logins, summary)
         if not logins:
             if account["is_active"] and all(r["value"] == placeholder for _rid, r in rules):
                 report.note("last_login", "no login recorded yet; the rules hold the placeholder %s until the "
@@ -245,17 +256,37 @@ class ChainExam(object):
         summary.update(last_login=format_time(last["created"]), last_login_ip=last["client_ip"])
         self._last_login(rules, last["created"], last["client_ip"])
 
-    def not_before(self):
-        slot = self.own.slots.get((self.username, 1))
-        return slot.body.not_before if slot and slot.body else None
-
-    def _source_of(self, entry, sources):
+    def _source_of(self, entry):
         """The newest session or login that explains a rule's value, or None."""
-        for source in sources:
-            if rule_entry(source["address"], self.settings.ipv6_prefix) == entry:
-                return dict(kind=source["kind"], id=source["id"], when=format_time(source["when"]),
-                            address=source["address"])
-        return None
+        source = self.snap.source_of(self.username, entry, self.settings.follow_sessions, self.settings.ipv6_prefix)
+        if source is None:
+            return None
+        return dict(kind=source["kind"], id=source["id"], when=format_time(source["when"]), address=source["address"])
+
+    def _refused_logins(self, logins, summary):
+        """Logins whose address may not become a rule: each with its address and time; a problem when every login
+        of the user that counts was refused (the user cannot get in), a note when some were."""
+        settings, now = self.settings, self.d.now
+        counting = [e for e in logins if e["created"] is not None and (
+            not settings.expire_days or now - e["created"] <= timedelta(days=settings.expire_days))]
+        refused = [(e, refusal(e["client_ip"], settings.private_networks)) for e in counting]
+        refused = [(e, kind) for e, kind in refused if kind is not None]
+        summary["refused_logins"] = [dict(address=e["client_ip"], when=format_time(e["created"]), kind=kind)
+                                     for e, kind in refused]
+        if not refused:
+            return
+        shown = ", ".join("%s (%s) at %s" % (e["client_ip"], kind, format_time(e["created"]))
+                          for e, kind in refused[:5]) + (", ..." if len(refused) > 5 else "")
+        window = "in the last %d days" % settings.expire_days if settings.expire_days else "recorded"
+        fix = refused_fix([kind for _e, kind in refused])
+        if len(refused) == len(counting):
+            self.report.problem("refused_address", "every login of %r %s came from an address that cannot be the "
+                                "device's own as Pangolin sees it, so nothing lets the user in: %s"
+                                % (self.username, window, shown), fix)
+        else:
+            self.report.note("refused_address", "%d of %d logins of %r %s came from an address that cannot be the "
+                             "device's own as Pangolin sees it, and were skipped: %s"
+                             % (len(refused), len(counting), self.username, window, shown), fix)
 
     def _last_login(self, rules, created, client_ip):
         """Whether the newest login reached every resource's rules, and why not when it did not."""
@@ -265,10 +296,14 @@ class ChainExam(object):
             for cause, failure in failures:
                 report.note("webhook", failure, failure_fix([(cause, failure)]))
             return
-        entry = rule_entry(client_ip, self.settings.ipv6_prefix)
-        since = self.snap.since(self.settings.expire_days, self.not_before(), self.d.now)
-        if entry is None or (since is not None and created is not None and created < since):
-            return  # not an address a rule could hold, or a login the rules no longer count
+        if self.settings.follow_sessions:
+            entry = rule_entry(client_ip, self.settings.ipv6_prefix, self.settings.private_networks)
+        else:  # what the newest login alone gives the first rule: nothing when it no longer counts
+            entry = self.snap.entries_of(self.username, self.d.w.judged_by(self.username, 1), now=self.d.now,
+                                         logins=[dict(created=created, client_ip=client_ip)])[0]
+            entry = None if entry == ("IP", self.settings.placeholder) else entry
+        if entry is None:
+            return  # not an address a rule may hold, or a login the rules no longer count
         held = {}
         for resource_id, rule in rules:
             held.setdefault(resource_id, []).append(rule)
@@ -323,6 +358,18 @@ class ChainExam(object):
             found.append((cause, "the webhook task failed at %s after %s retries: %s"
                           % (task.get("mtime"), task.get("retries"), log_text(errors[-1]) if errors else "no message")))
         return found
+
+
+def refused_fix(kinds):
+    """What to do about logins from addresses that may not become rules, by the kinds of those addresses."""
+    fix = ("authentik recorded the address of whatever talks to it, not the device's: most likely a reverse proxy "
+           "in front of authentik that it does not trust or that sends no X-Forwarded-For. Make the proxy set "
+           "X-Forwarded-For to the client's address and add the proxy's address to %s on authentik's server (from "
+           "authentik 2026.8 on that setting governs every forwarded header), then log in again" % PROXY_SETTING)
+    if any(kind in ("private", "shared address space", "unique local") for kind in kinds):
+        fix += ("; if Pangolin really sees these clients on your own network, list that network in "
+                "jellyfin_whitelist_private_networks")
+    return fix
 
 
 def failure_fix(failures):

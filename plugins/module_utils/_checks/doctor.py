@@ -33,12 +33,14 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._checks
     RERUN,
     Finding,
     as_cidr,
-    covers,
-    is_internal,
 )
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.holdings import refusal
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._checks.chain import ChainExam
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.options import sends_key
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin.webhook_key import bearer_in
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.secrets import sends_key
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.webhook_key import (
+    bearer_in,
+    key_id_of,
+)
 
 
 COLLISION_FIX = "playbooks/site.yml refuses to run until it is resolved, as the message says"
@@ -61,7 +63,7 @@ class WhitelistDoctor(object):
     def read(self):
         # The doctor echoes authentik's error messages; one about the headers mapping may quote its key.
         self.w.read(secrets=self.secrets, with_key=False)
-        self.snap, self.own, self.chains = self.w.snapshot, self.w.ownership, self.w.chains
+        self.snap, self.own = self.w.snapshot, self.w.ownership
         self.headers_name = self.w.headers_name
         self.headers = self.snap.mappings.get(self.headers_name)
         self.logins = self.authentik.login_events(limit=self.recent_logins, max_pages=1 + self.recent_logins // 100)
@@ -82,13 +84,9 @@ class WhitelistDoctor(object):
 
     def _rule_counts(self):
         """(this whitelist's notification rules, authentik's others); every one costs the worker a handler task
-        per event. This whitelist's are the rules ownership resolved (its groups' and its login e-mail's, less any
-        it refused as a collision) and those of its 0.2 chains."""
-        refused = set(c.name for c in self.own.collisions if c.what == "notification rule")
-        ours = [g.rule for g in self.own.groups.values()] + [self.own.email["notification_rules"]]
-        ours += [chain.notification_rule for chain in self.chains.values()]
-        pks = set(rule["pk"] for rule in ours if rule is not None and rule["name"] not in refused)
-        return len(pks), len(self.snap.notification_rules) - len(pks)
+        per event. Which are this whitelist's is what ownership resolved."""
+        ours = len(self.own.notification_rules())
+        return ours, len(self.snap.notification_rules) - ours
 
     def _group_members(self):
         """With users_from_group, the group's side of the listed users (``Whitelist.listed_users`` made them):
@@ -100,7 +98,7 @@ class WhitelistDoctor(object):
             return None
         return dict(name=name, members=[u.username for u in self.w.users],
                     without_rules=[u.username for u in self.w.present
-                                   if not self.own.slots_of(u.username) and u.username not in self.chains],
+                                   if not self.own.slots_of(u.username)],
                     not_members=[u.username for u in self.w.not_members if u.state != "absent"],
                     absent_members=[u.username for u in self.w.users if u.state == "absent"])
 
@@ -167,7 +165,7 @@ class WhitelistDoctor(object):
             return
         if bearer is None:
             return
-        key_id = bearer.split(".", 1)[0]
+        key_id = key_id_of(bearer)
         org_id = self.snap.org_id
         try:
             keys = self.pangolin.list_api_keys(org_id)
@@ -208,7 +206,7 @@ class WhitelistDoctor(object):
             if len(usernames) < 2:
                 continue
             names = ", ".join(sorted(usernames))
-            if is_internal(client_ip):
+            if refusal(client_ip, self.settings.private_networks) is not None:
                 report.problem(
                     "trusted_proxy",
                     "the recent logins of %d different users (%s) all come from %s, a private or proxy address: "
@@ -243,21 +241,20 @@ class WhitelistDoctor(object):
 
     def _check_leftovers(self, report):
         """Users the inventory (or the group) does not list as present but the whitelist still holds objects for:
-        whoever of them is still let in is a problem (who is not on the list is not let in); the 0.2 chains."""
+        whoever of them is still let in is a problem (who is not on the list is not let in); objects of an older
+        version of this collection that a listed user's slots supersede."""
         present = set(u.username for u in self.w.present)
         absent = set(u.username for u in self.w.inputs.users if u.state == "absent")
         group = self.settings.users_from_group
         placeholder = self.settings.placeholder
-        for username in sorted(set(self.own.usernames()) | set(self.chains)):
+        for username in self.own.usernames():
+            slots = self.own.slots_of(username)
             if username in present:
-                if username in self.chains:
+                if any(kind != "transport" for slot in slots for kind, _view in slot.superseded):
                     report.note("leftover", "user %r still has the chain of an older version of this collection"
                                 % username, "rerun playbooks/site.yml, which moves the user to the current one")
                 continue
             rules = [(rid, rule) for _slot, rid, rule in self.own.rules_of(username)]
-            chain = self.chains.get(username)
-            if chain is not None and chain.rule is not None:
-                rules.append((chain.resource_id, chain.rule))
             open_to = ["%s (rule %d of resource %d)" % (r["value"], r["rule_id"], rid) for rid, r in rules
                        if r["value"] != placeholder]
             who = ("marked absent" if username in absent else
@@ -269,7 +266,7 @@ class WhitelistDoctor(object):
                                "'{\"jellyfin_whitelist_expire_users\": [...]}' only for listed users")
             else:
                 report.note("leftover", "user %r is %s; the whitelist keeps %d object chain(s) of the user, without "
-                            "access" % (username, who, len(self.own.slots_of(username)) + (1 if chain else 0)),
+                            "access" % (username, who, len(slots)),
                             "rerun playbooks/site.yml" if username in absent else
                             "rerun playbooks/site.yml with jellyfin_whitelist_prune: true to remove them, or %s"
                             % ("add the user to the group again" if group else "list the user again"))
@@ -285,4 +282,4 @@ class WhitelistDoctor(object):
             "wait for the queue to drain (authentik admin: System > Tasks), or give the worker more CPU")
 
 
-__all__ = ["WhitelistDoctor", "ApiError", "covers", "is_internal"]
+__all__ = ["WhitelistDoctor"]

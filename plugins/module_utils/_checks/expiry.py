@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.client import format_time
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.directory import SessionKind
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import InputError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.inputs import InputError
 
 
 class WhitelistExpiry(object):
@@ -57,7 +57,7 @@ class WhitelistExpiry(object):
         usernames = list(self.usernames)
         if not self.revoke_now:
             # Users no longer listed, or marked absent, whose rules the whitelist still owns: they get nobody in.
-            usernames += [u for u in w.ownership.usernames() + sorted(w.chains) if u not in usernames]
+            usernames += [u for u in w.ownership.usernames() if u not in usernames]
         summaries = []
         for username in dict.fromkeys(usernames):
             rules = self._owned_rules(username)
@@ -85,31 +85,24 @@ class WhitelistExpiry(object):
         return summaries
 
     def _owned_rules(self, username):
-        """(slot or None, resource id, rule) of each rule the whitelist owns for the user, in slot order."""
-        found = self.w.ownership.rules_of(username)
-        chain = self.w.chains.get(username)
-        if not found and chain is not None and chain.rule is not None:
-            found = [(None, chain.resource_id, chain.rule)]
-        return found
+        """(slot, resource id, rule) of each rule the whitelist owns for the user, in slot order."""
+        return self.w.ownership.rules_of(username)
 
     def _expire(self, reconciler, username, rules, entry):
         snap, settings = self.w.snapshot, self.settings
         account = snap.accounts.get(username)
+        slots = max(slot.number for slot, _rid, _rule in rules)
         if username not in self.listed:
-            expected = [("IP", settings.placeholder)] * max(s.number if s else 1 for s, _r, _rule in rules)
+            expected = [("IP", settings.placeholder)] * slots
         else:
             # The user's logins are read right before the write, so a login during the run is not undone.
             if account is not None:
                 logins = snap.logins_of(username, account["pk"], refresh=True)
                 entry["last_login"] = format_time(logins[0]["created"]) if logins else None
-            not_before = next((s.body.not_before for s, _rid, _r in rules if s and s.body and s.body.not_before),
-                              None)
-            expected, _sources = snap.entries_of(username, settings, not_before,
-                                                 slots=max(s.number if s else 1 for s, _r, _rule in rules),
-                                                 now=self.now)
+            expected = snap.entries_of(username, self.w.judged_by(username, slots), now=self.now)
         takes_away = puts_back = False
         for slot, resource_id, rule in rules:
-            match, value = expected[(slot.number if slot else 1) - 1]
+            match, value = expected[slot.number - 1]
             if (rule["match"], rule["value"]) != (match, value):
                 takes_away = takes_away or rule["value"] != settings.placeholder
                 puts_back = puts_back or value != settings.placeholder
@@ -130,18 +123,18 @@ class WhitelistExpiry(object):
         authentik session of the user ends."""
         snap = self.w.snapshot
         stamp = self.now.isoformat()
-        revoked = set()
-        for slot, resource_id, rule in rules:
-            if slot is not None and slot.body is not None and slot.number not in revoked:
-                revoked.add(slot.number)
-                reconciler.ensure(snap.mapping_kind, dict(name=slot.mapping["name"], expression=slot.body.with_changes(
-                    not_before=stamp).expression()), current=slot.mapping, lookup=False)
-            self._write(reconciler, resource_id, rule, "IP", self.settings.placeholder)
         account = snap.accounts.get(username)
-        if account is None:
-            return 0
-        sessions = SessionKind(self.w.authentik, username, account["pk"])
-        ended = sessions.of_user()
+        sessions = SessionKind(self.w.authentik, username, account["pk"]) if account else None
+        ended = sessions.of_user() if sessions else []
+        # The body mappings first: from now on a delivery computes nothing from before the revocation, and never
+        # a session live now; then the rules; then the sessions themselves.
+        for slot in self.w.ownership.slots_of(username):
+            if slot.body is not None:
+                body = slot.body.with_changes(not_before=stamp, revoked_sessions=tuple(s["uuid"] for s in ended))
+                reconciler.ensure(snap.mapping_kind, dict(name=slot.mapping["name"], expression=body.expression()),
+                                  current=slot.mapping, lookup=False)
+        for _slot, resource_id, rule in rules:
+            self._write(reconciler, resource_id, rule, "IP", self.settings.placeholder)
         for session in ended:
             reconciler.ensure(sessions, dict(uuid=session["uuid"]), "absent", current=session, lookup=False)
         return len(ended)
@@ -154,7 +147,7 @@ class WhitelistExpiry(object):
             return "the user is gone from authentik"
         if not account["is_active"]:
             return "the user is deactivated"
-        if all((r["match"], r["value"]) == expected[(s.number if s else 1) - 1] for s, _rid, r in rules):
+        if all((r["match"], r["value"]) == expected[s.number - 1] for s, _rid, r in rules):
             if all(r["value"] == placeholder for _s, _rid, r in rules):
                 return "nothing whitelisted"
             return ("the rules hold the user's live sessions" if self.settings.follow_sessions

@@ -13,26 +13,10 @@ import ipaddress
 import json
 import re
 
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.holdings import refusal
+
 RERUN = "rerun playbooks/site.yml, which rebuilds the user's chain"
 PROXY_SETTING = "AUTHENTIK_LISTEN__TRUSTED_PROXY_CIDRS"
-
-# Where a reverse proxy talks to authentik from: private networks (RFC 1918,
-# carrier-grade NAT, IPv6 unique local), loopback and link-local. Python's
-# is_private also counts the documentation ranges, which are public here.
-INTERNAL_NETWORKS = [ipaddress.ip_network(n) for n in (
-    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
-    "0.0.0.0/8", "255.255.255.255/32", "fc00::/7", "fe80::/10", "::1/128", "::/128")]
-
-
-def is_internal(client_ip):
-    """Private, loopback, link-local or unparseable: what authentik sees behind an untrusted proxy."""
-    try:
-        address = ipaddress.ip_address(client_ip)
-    except ValueError:
-        return True
-    if address.version == 6 and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    return any(address in network for network in INTERNAL_NETWORKS if network.version == address.version)
 
 
 def covers(rule, client_ip):
@@ -41,7 +25,8 @@ def covers(rule, client_ip):
     if match == "PATH":
         return True if value in ("*", "/*") else None
     if match in ("COUNTRY", "ASN") and value.upper() in ("ALL", "AS0"):
-        return True if client_ip is None or not is_internal(client_ip) else False
+        # Pangolin never matches a private, loopback or shared-address client with ALL
+        return True if client_ip is None or refusal(client_ip, []) is None else False
     if match in ("IP", "CIDR"):
         try:
             network = ipaddress.ip_network(value, strict=False)
@@ -111,4 +96,4 @@ def as_cidr(client_ip):
     return "%s/%d" % (address, 32 if address.version == 4 else 128)
 
 
-__all__ = ["Finding", "covers", "is_internal", "http_status", "log_text", "as_cidr", "RERUN", "PROXY_SETTING"]
+__all__ = ["Finding", "covers", "http_status", "log_text", "as_cidr", "RERUN", "PROXY_SETTING"]

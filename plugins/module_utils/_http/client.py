@@ -29,11 +29,12 @@ except ImportError as _exc:  # pragma: no cover - reported by the module
 
 from urllib.parse import urlsplit
 
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.secrets import Secrets
+
 RETRY_STATUSES = frozenset((429, 500, 502, 503, 504))
 # Retrying must not turn a short outage into a run that hangs for minutes.
 MAX_RETRY_WAIT = 30.0
 MAX_RETRY_TOTAL = 120.0
-REDACTED = "**REDACTED**"
 
 
 class ApiError(Exception):
@@ -62,78 +63,6 @@ class ApiError(Exception):
         empty 405 (a 405 with a body is a method really not allowed, by the server or a proxy in front);
         connection errors, 429 and 5xx are the retried requests' business instead."""
         return self.status in (409, 423) or (self.status == 405 and self.empty)
-
-
-MEDIA_TYPE = re.compile(r"^[a-z]+/[a-z0-9.+-]+$")  # "application/json": a header value, never a key
-PANGOLIN_KEY = re.compile(r"^([A-Za-z0-9]{4,})\.([^\s.]{8,})$")  # "<key id>.<secret>"
-
-
-def mentions_credentials(text):
-    """Whether a text (a mapping's expression) sends credentials: an Authorization header, a bearer token."""
-    lowered = str(text or "").lower()
-    return "authorization" in lowered or "bearer " in lowered or "x-api-key" in lowered
-
-
-def looks_secret(literal):
-    """Whether a string literal of a text that sends credentials could be a key: long, no spaces, and not a word,
-    a header name, a media type or a URL."""
-    looks_like_text = (any(c.isspace() for c in literal), "://" in literal, MEDIA_TYPE.match(literal),
-                       re.match(r"^[A-Za-z]+(?:[-_][A-Za-z]+)*$", literal))
-    return len(literal) >= 12 and not any(looks_like_text)
-
-
-class Secrets(object):
-    """Values that must never leave the module, and how to scrub them. Whole values are hidden: a password or a
-    token as it is, a Pangolin key as a whole and its secret half alone; never a fragment of anything else."""
-
-    def __init__(self):
-        self._values = set()
-
-    def add(self, value):
-        """A secret as a whole (a token, a password)."""
-        if value and isinstance(value, str) and len(value) >= 4:
-            self._values.add(value)
-
-    def add_key(self, value):
-        """A Pangolin key ``<id>.<secret>``: the secret alone is just as sensitive."""
-        self.add(value)
-        match = PANGOLIN_KEY.match(value) if isinstance(value, str) else None
-        if match:
-            self.add(match.group(2))
-
-    def add_credentials(self, text):
-        """Learn the credentials written into a text (a hand-written mapping's bearer token, say).
-
-        In a text that sends credentials, every string literal that could be a key is learned
-        too: a hand-written mapping may build its header with ``+`` or an f-string. Words,
-        header names and URLs are not secrets, and hiding them would hide the output's meaning.
-        """
-        text = str(text or "")
-        for found in re.findall(r"(?i)\b(?:bearer|basic|token)\s+([^\s\"'\\]{8,})", text):
-            self.add_key(found)
-        if mentions_credentials(text):
-            for literal in re.findall(r"[\"']([^\s\"'\\]{12,})[\"']", text):
-                if looks_secret(literal):
-                    self.add_key(literal)
-
-    def values(self):
-        return sorted(self._values)
-
-    def scrub(self, text):
-        if not isinstance(text, str):
-            return text
-        for value in sorted(self._values, key=len, reverse=True):
-            if len(value) >= 4:
-                text = text.replace(value, REDACTED)
-        return text
-
-    def scrub_obj(self, obj):
-        """Scrub secrets inside any JSON-like value."""
-        if isinstance(obj, dict):
-            return dict((k, self.scrub_obj(v)) for k, v in obj.items())
-        if isinstance(obj, list):
-            return [self.scrub_obj(v) for v in obj]
-        return self.scrub(obj)
 
 
 def connection_argument_spec():

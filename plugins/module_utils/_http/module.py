@@ -11,12 +11,10 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.c
     HAS_REQUESTS,
     REQUESTS_IMPORT_ERROR,
     ApiError,
-    Secrets,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import (
-    InputError,
-    Reconciler,
-)
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.secrets import Secrets
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import Reconciler
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.inputs import InputError
 
 KEY_OPTIONS = ("pangolin_api_key", "webhook_api_key", "api_key")  # Pangolin keys <id>.<secret>
 SECRET_OPTIONS = ("authentik_token", "password")

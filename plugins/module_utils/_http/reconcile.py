@@ -15,20 +15,14 @@ from __future__ import annotations
 import copy
 import time
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.client import (
-    REDACTED,
-    ApiError,
-)
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.client import ApiError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.secrets import REDACTED
 
 # A delete authentik refuses as busy (an empty 405 while its worker holds tasks for the object) of an
 # object that is still there is tried again, backing off up to DELETE_BACKOFF_MAX seconds between tries,
 # for DELETE_BUDGET seconds in all: authentik was seen to give way within a few tries.
 DELETE_BACKOFF_MAX = 8.0
 DELETE_BUDGET = 120.0
-
-
-class InputError(Exception):
-    """Bad input found before any write; the message names the option."""
 
 
 class ObjectKind(object):

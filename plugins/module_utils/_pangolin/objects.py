@@ -11,10 +11,8 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangol
     MATCHES,
     rule_value_error,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import (
-    InputError,
-    ObjectKind,
-)
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import ObjectKind
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.inputs import InputError
 
 # Pangolin's rule priority is a JS integer; stay inside what it stores exactly.
 PRIORITY_MIN, PRIORITY_MAX = -(2 ** 31), 2 ** 31 - 1

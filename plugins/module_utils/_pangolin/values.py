@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to homelab.pangolin_authentik
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Client-side copies of Pangolin's rule value checks.
+"""Pangolin's values: rule actions and matches, client-side copies of its rule value checks, JMESPath literals.
 
 Pangolin checks a rule's ``value`` against its ``match`` only when the value
 is sent, and answers one terse message per failure. Checking here first lets
@@ -12,9 +12,14 @@ Mirrors ``getResourceRuleValueValidationError`` of Pangolin 1.22.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.inputs import InputError
+
 ACTIONS = ("ACCEPT", "DROP", "PASS")
+# The matches of a rule that lets one address (or one network) in.
+ADDRESS_MATCHES = ("IP", "CIDR")
 MATCHES = ("CIDR", "IP", "PATH", "COUNTRY", "COUNTRY_IS_NOT", "ASN", "REGION")
 
 # ISO 3166-1 alpha-2, as in Pangolin's server/db/countries.ts, plus its special ALL.
@@ -101,3 +106,29 @@ def rule_value_error(match, value):
     if match == "REGION":
         return None if value in REGION_IDS else "is not a UN M.49 region id such as 150 (Europe)"
     return "cannot be checked: unknown match %r" % (match,)
+
+
+# -- JMESPath, which Pangolin evaluates for an identity provider's org and role mappings ------------
+def jmespath_string(value, option):
+    """A JMESPath literal that evaluates to exactly ``value``.
+
+    Plain names use the familiar raw string ``'name'``. Anything with a quote,
+    backslash or brace becomes a JSON literal with those characters \\u-escaped:
+    Pangolin's JMESPath library unescapes only the first ``\\'`` of a raw
+    string, and substitutes ``{{orgId}}`` before evaluating.
+    """
+    if not isinstance(value, str) or not value:
+        raise InputError("%s must be a non-empty string" % option)
+    if any(ord(c) < 32 for c in value):
+        raise InputError("%s %r contains a control character" % (option, value))
+    if not any(c in value for c in "'\\{}`"):
+        return "'%s'" % value
+    text = json.dumps(value, ensure_ascii=True)
+    for char in "`{}'":
+        text = text.replace(char, "\\u%04x" % ord(char))
+    return "`%s`" % text
+
+
+def group_membership_mapping(group, option="org_mapping_group"):
+    """``contains(groups, '<group>')``: admit users of one IdP group."""
+    return "contains(groups, %s)" % jmespath_string(group, option)

@@ -12,12 +12,13 @@ immutable ``Inputs`` that everything after it reads.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 
-from urllib.parse import urlsplit
-
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.client import authentik_argument_spec
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.client import (
+    authentik_argument_spec,
+)
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.objects import (
     check_name,
     check_webhook_url,
@@ -27,8 +28,18 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangol
     PRIORITY_MAX,
     PRIORITY_MIN,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin.values import rule_value_error
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import InputError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin.values import (
+    ACTIONS,
+    rule_value_error,
+)
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.inputs import check_int
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.secrets import sends_key, split_key
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.holdings import (
+    PLACEHOLDER,
+    opt_in_error,
+)
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.urls import api_base
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.inputs import InputError
 
 INSTANCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_ADDRESSES = 20
@@ -41,46 +52,6 @@ def check_instance(instance, option="instance"):
         raise InputError("%s %r must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit "
                          "(it becomes part of every object name)" % (option, instance))
     return instance
-
-
-def check_range(value, option, low, high, what="an integer"):
-    # Ansible's int type lets True and False through as 1 and 0
-    if isinstance(value, bool) or not low <= value <= high:
-        raise InputError("%s must be %s from %d to %d, got %r" % (option, what, low, high, value))
-    return value
-
-
-def api_base(url):
-    """Pangolin's base URL without the API's ``/v1``, to which rule paths are appended."""
-    url = url.rstrip("/")
-    return url[:-3] if url.endswith("/v1") else url
-
-
-def same_base(url, base):
-    """Whether ``url`` lies under ``base``: same scheme, host and port, and ``base``'s path as its prefix."""
-    def parts(text):
-        split = urlsplit(text or "")
-        port = split.port or {"http": 80, "https": 443}.get(split.scheme)
-        return split.scheme.lower(), (split.hostname or "").lower(), port, split.path.rstrip("/")
-    try:
-        scheme, host, port, path = parts(url)
-        want = parts(base)
-    except ValueError:
-        return False
-    return (scheme, host, port) == want[:3] and (path == want[3] or path.startswith(want[3] + "/"))
-
-
-def is_pangolin_key(value):
-    return isinstance(value, str) and "." in value and not any(c.isspace() for c in value)
-
-
-def sends_key(text, key):
-    """Whether a text is or sends this Pangolin key: its secret half gives it away, and so does its key id
-    before the dot."""
-    key_id, _dot, secret = str(key or "").partition(".")
-    text = str(text or "")
-    return bool(secret and secret in text) or bool(
-        key_id and re.search(r"(?<![A-Za-z0-9])%s\." % re.escape(key_id), text))
 
 
 # -- what the checks build ------------------------------------------------------------------
@@ -115,12 +86,13 @@ class Settings(object):
 
     name_prefix: str = "jellyfin-whitelist-"
     instance: str = None  # None: resource-<id> of the one resource
-    placeholder: str = "0.0.0.0"
+    placeholder: str = PLACEHOLDER
     action: str = "ACCEPT"
     ipv6_prefix: int = 0
     max_addresses: int = 1
     follow_sessions: bool = False
     expire_days: int = 30
+    private_networks: tuple = ()  # private networks whose addresses may become rules (CIDRs, opted in)
     webhook_url: str = None  # Pangolin's API as authentik's worker reaches it, without /v1
     headers_mapping: str = None
     destination_group: str = None
@@ -148,7 +120,12 @@ class Inputs(object):
 
     @property
     def present(self):
-        return tuple(u for u in self.users if u.state == "present")
+        return present(self.users)
+
+
+def present(entries):
+    """The entries (users, user plans) whose state is present: the one definition of who stays."""
+    return tuple(entry for entry in entries if entry.state == "present")
 
 
 def check_users(users):
@@ -160,10 +137,8 @@ def check_users(users):
             raise InputError("%s: username %r is listed twice (also users[%d])" % (where, username, seen[username]))
         seen[username] = index
         priority = entry.get("priority")
-        if isinstance(priority, bool):
-            raise InputError("%s.priority must be an integer, got %r" % (where, priority))
-        if priority is not None and not PRIORITY_MIN <= priority <= PRIORITY_MAX:
-            raise InputError("%s.priority %d is out of range" % (where, priority))
+        if priority is not None:
+            check_int(priority, "%s.priority" % where, PRIORITY_MIN, PRIORITY_MAX)
         checked.append(UserEntry(username, priority, entry.get("state") or "present", where))
     return tuple(checked)
 
@@ -218,13 +193,24 @@ def check_webhook_key(params):
         raise InputError("rotate_webhook_key needs manage_webhook_key: only a key the collection made can be rotated")
     if key is None:
         return None
-    if not is_pangolin_key(key):
+    if split_key(key) is None:
         raise InputError("webhook_api_key must be a Pangolin API key of the form <key id>.<secret>")
     if sends_key(key, params["pangolin_api_key"]):
         raise InputError("webhook_api_key is this playbook's own Pangolin key (pangolin_api_key): authentik would "
                          "keep it in a mapping in clear text and could do anything the playbook can; give authentik "
                          "a key with only the updateResourceRule action, or set manage_webhook_key")
     return key
+
+
+def check_private_networks(networks):
+    """The opted-in private networks, each checked: a network that is never allowed is refused."""
+    checked = []
+    for index, network in enumerate(networks or []):
+        error = opt_in_error(network)
+        if error:
+            raise InputError("private_networks[%d] %r %s" % (index, network, error))
+        checked.append(str(ipaddress.ip_network(str(network), strict=False)))
+    return tuple(checked)
 
 
 def whitelist_inputs(params):
@@ -238,7 +224,7 @@ def whitelist_inputs(params):
         raise InputError("placeholder %r %s" % (params["placeholder"], error))
     start, end = get("priority_start", 100), get("priority_end", 999)
     for option, value in (("priority_start", start), ("priority_end", end)):
-        check_range(value, option, PRIORITY_MIN, PRIORITY_MAX)
+        check_int(value, option, PRIORITY_MIN, PRIORITY_MAX)
     if start > end:
         raise InputError("priority_start %d is greater than priority_end %d" % (start, end))
     webhook_url = check_webhook_url(get("webhook_url") or params["pangolin_url"], "webhook_url")
@@ -247,15 +233,14 @@ def whitelist_inputs(params):
         expire_users = tuple(check_name(u, "expire_users") for u in expire_users)
     settings = Settings(
         name_prefix=name_prefix, instance=get("instance"), placeholder=params["placeholder"], action=params["action"],
-        ipv6_prefix=check_range(params["ipv6_prefix"], "ipv6_prefix", 0, 128, "an integer (0: off)"),
-        max_addresses=check_range(params["max_addresses"], "max_addresses", 1, MAX_ADDRESSES),
-        follow_sessions=params["follow_sessions"],
-        expire_days=check_range(params["expire_days"], "expire_days", 0, 36500,
-                                "a whole number of days (0: no limit)"),
+        ipv6_prefix=check_int(params["ipv6_prefix"], "ipv6_prefix", 0, 128, "an integer (0: off)"),
+        max_addresses=check_int(params["max_addresses"], "max_addresses", 1, MAX_ADDRESSES),
+        follow_sessions=params["follow_sessions"], private_networks=check_private_networks(get("private_networks")),
+        expire_days=check_int(params["expire_days"], "expire_days", 0, 36500, "a whole number of days (0: no limit)"),
         webhook_url=api_base(webhook_url),
         headers_mapping=check_name(get("headers_mapping"), "headers_mapping") if get("headers_mapping") else None,
         destination_group=get("destination_group"),
-        users_per_rule=check_range(get("users_per_rule", 10), "users_per_rule", 1, MAX_USERS_PER_RULE),
+        users_per_rule=check_int(get("users_per_rule", 10), "users_per_rule", 1, MAX_USERS_PER_RULE),
         users_from_group=(check_name(get("users_from_group"), "users_from_group")
                           if get("users_from_group") is not None else None),
         priority_range=(start, end), webhook_api_key=check_webhook_key(params),
@@ -266,8 +251,8 @@ def whitelist_inputs(params):
         login_email=check_login_email(get("login_email")), state=get("state") or "present")
     return Inputs(settings=settings, users=check_users(params["users"]), resources=check_resources(params),
                   org_id=get("org_id"), expire_users=expire_users,
-                  recent_logins=check_range(get("recent_logins", 100), "recent_logins", 1, 100,
-                                            "a number of events (one page)"))
+                  recent_logins=check_int(get("recent_logins", 100), "recent_logins", 1, 100,
+                                          "a number of events (one page)"))
 
 
 # -- the argument spec --------------------------------------------------------------------
@@ -288,12 +273,13 @@ def whitelist_argument_spec(module):
         users_from_group=dict(type="str"),
         name_prefix=dict(type="str", default="jellyfin-whitelist-"),
         instance=dict(type="str"),
-        placeholder=dict(type="str", default="0.0.0.0"),
-        action=dict(type="str", default="ACCEPT", choices=["ACCEPT", "PASS"]),
+        placeholder=dict(type="str", default=PLACEHOLDER),
+        action=dict(type="str", default="ACCEPT", choices=[a for a in ACTIONS if a != "DROP"]),
         ipv6_prefix=dict(type="int", default=0),
         max_addresses=dict(type="int", default=1),
         follow_sessions=dict(type="bool", default=False),
         expire_days=dict(type="int", default=30),
+        private_networks=dict(type="list", elements="str", default=[]),
         webhook_url=dict(type="str"),
     )
     if module in ("site", "doctor"):
@@ -327,6 +313,6 @@ def whitelist_argument_spec(module):
     return spec, rules
 
 
-__all__ = ["Settings", "Inputs", "UserEntry", "ResourceRef", "LoginEmail", "whitelist_inputs",
-           "whitelist_argument_spec", "check_name", "check_instance", "check_webhook_url", "api_base", "same_base",
-           "sends_key", "is_pangolin_key"]
+__all__ = ["Settings", "Inputs", "UserEntry", "ResourceRef", "LoginEmail", "whitelist_inputs", "present",
+           "check_private_networks",
+           "whitelist_argument_spec", "check_instance"]

@@ -22,15 +22,18 @@ one authentik) or the operator can hold either.
   this collection, is a collision: the run refuses before any write, and never
   rewrites it.
 
+Objects a slot replaces (a transport left by a rename that stopped half-way,
+or the chain of an older version that ``legacy.py`` adopts as the slot's) are
+the slot's ``superseded`` objects: they go once the slot's own are in place.
+
 Everything the whitelist, the doctor and expiry write, delete, reset or retire
 is looked up through this class.
 """
 
 from __future__ import annotations
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.options import same_base
-
-RULE_MATCHES = ("IP", "CIDR")
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin.values import ADDRESS_MATCHES
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.urls import same_base
 
 
 class Slot(object):
@@ -43,8 +46,9 @@ class Slot(object):
         self.body = None  # its BodySettings, when this collection rendered it
         self.transports = {}  # resource id -> transport view
         self.rules = {}  # resource id -> rule view, proven ours (or adopted by the recorded priority)
-        self.adopted = set()  # resource ids whose rule was adopted by the recorded priority
-        self.extra_transports = []  # further transports of ours for a resource that already has one
+        # (kind, view) of objects the slot replaces: a second transport for a resource that has one, an older
+        # version's chain. A notification rule among them is stopped before the slot's rules go.
+        self.superseded = []
 
     @property
     def recorded_priority(self):
@@ -54,12 +58,11 @@ class Slot(object):
     def user_pk(self):
         return self.body.user_pk if self.body else None
 
-    def proves(self, rule, action):
-        """Whether ``rule``, named by one of this slot's transports, is ours."""
+    def proves(self, rule):
+        """Whether ``rule``, named by one of this slot's transports, has the shape its body mapping recorded."""
         if self.body is None:
             return False
-        return all((rule["action"] == action, rule["match"] in RULE_MATCHES,
-                    rule["priority"] in (self.body.priority, self.body.previous_priority)))
+        return rule["match"] in ADDRESS_MATCHES and (rule["action"], rule["priority"]) in self.body.shapes()
 
 
 class Group(object):
@@ -106,6 +109,8 @@ class Ownership(object):
         self.slots = {}  # (username, n) -> Slot
         self.groups = {}  # k -> Group
         self.collisions = []
+        self.superseded_shared = []  # (kind, view) of shared objects an older version left: they go last
+        self.retired_keys = []  # (key id, name) of Pangolin keys that go once nothing sends them
         self._resolve()
 
     def _where(self):
@@ -166,10 +171,10 @@ class Ownership(object):
             kept = slot.transports[target.resource_id]
             canonical = self.deployment.transport_name(username, number, target.resource_id)
             if name == canonical:
-                slot.extra_transports.append(kept)
+                slot.superseded.append(("transport", kept))
                 slot.transports[target.resource_id] = transport
             else:
-                slot.extra_transports.append(transport)
+                slot.superseded.append(("transport", transport))
             return None
         slot.transports[target.resource_id] = transport
         return None
@@ -181,7 +186,7 @@ class Ownership(object):
         rule = self.snapshot.resource(resource_id).rule(target.rule_id)
         if rule is None:
             return True
-        if slot.proves(rule, self.settings.action):
+        if slot.proves(rule):
             slot.rules[resource_id] = rule
             return True
         return False
@@ -197,9 +202,9 @@ class Ownership(object):
                                                                    rule["match"], rule["value"], rule["priority"])
         if slot.body is None:
             why, check = "its body mapping is missing, so nothing proves the rule this whitelist's", "body_mapping"
-        elif rule["action"] != self.settings.action:
-            why, check = "it is a %s rule, not %s" % (rule["action"], self.settings.action), "rule"
-        elif rule["match"] not in RULE_MATCHES:
+        elif rule["action"] not in set(action for action, _priority in slot.body.shapes()):
+            why, check = "it is a %s rule, not %s" % (rule["action"], slot.body.action), "rule"
+        elif rule["match"] not in ADDRESS_MATCHES:
             why, check = "it matches %s, not an IP address" % rule["match"], "rule"
         else:
             why, check = ("the body mapping %r sends priority %s but the rule has priority %s"
@@ -218,13 +223,11 @@ class Ownership(object):
             if resource_id in slot.rules:
                 continue
             state = self.snapshot.resource(resource_id)
-            priorities = [p for p in (slot.body.priority, slot.body.previous_priority) if p is not None]
+            priorities = set(priority for _action, priority in slot.body.shapes())
             found = [r for r in state.rules if r["priority"] in priorities and self.owner_of_rule(
                 resource_id, r["rule_id"]) is None and not self.snapshot.transports_to(resource_id, r["rule_id"])]
-            if len(found) == 1 and slot.proves(found[0], self.settings.action) and self.plausible(
-                    slot.username, found[0]):
+            if len(found) == 1 and slot.proves(found[0]) and self.plausible(slot.username, found[0]):
                 slot.rules[resource_id] = found[0]
-                slot.adopted.add(resource_id)
 
     def _resolve_groups(self):
         snap, dep = self.snapshot, self.deployment
@@ -238,7 +241,7 @@ class Ownership(object):
                 group = self._group(index)
                 group.policy, group.policy_values = policy, snap.policy_values.get(name) or {}
         ours = dict((t["pk"], slot.username) for slot in self.slots.values()
-                    for t in list(slot.transports.values()) + slot.extra_transports)
+                    for t in list(slot.transports.values()) + [v for kind, v in slot.superseded if kind == "transport"])
         named = set(t["pk"] for name, t in snap.transports.items() if dep.parse_transport(name))
         for group in self.groups.values():
             sent = (group.rule or {}).get("transports") or []
@@ -251,6 +254,17 @@ class Ownership(object):
 
     def _slot(self, username, number):
         return self.slots.setdefault((username, number), Slot(username, number))
+
+    def adopt(self, username, number, resource_id=None, rule=None, superseded=()):
+        """An older install's objects as slot ``number`` of the user: its rule (proven by the caller, and no
+        other slot's) becomes the slot's rule on that resource unless the slot has one there; the rest is
+        superseded."""
+        slot = self._slot(username, number)
+        free = rule is not None and self.owner_of_rule(resource_id, rule["rule_id"]) is None
+        if free and resource_id not in slot.rules:
+            slot.rules[resource_id] = rule
+        slot.superseded.extend(superseded)
+        return slot
 
     def _group(self, index):
         return self.groups.setdefault(index, Group(index))
@@ -288,6 +302,14 @@ class Ownership(object):
     def rules_of(self, username):
         """[(slot, resource id, rule)] of every rule the whitelist owns for the user."""
         return [(slot, rid, rule) for slot in self.slots_of(username) for rid, rule in sorted(slot.rules.items())]
+
+    def notification_rules(self):
+        """This whitelist's notification rules: its groups', its login e-mail's and those its slots supersede,
+        less any refused as a collision. Each costs authentik's worker a handler task per event."""
+        refused = set(c.name for c in self.collisions if c.what == "notification rule")
+        found = [g.rule for g in self.groups.values()] + [self.email["notification_rules"]]
+        found += [view for slot in self.slots.values() for kind, view in slot.superseded if kind == "notification_rule"]
+        return dict((rule["pk"], rule) for rule in found if rule is not None and rule["name"] not in refused)
 
     def group_of(self, username):
         return next((g for g in sorted(self.groups.values(), key=lambda g: g.index) if username in g.members), None)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.options import present
+
 
 @dataclass(frozen=True)
 class RulePlan(object):
@@ -34,7 +36,7 @@ class SlotPlan(object):
     body: object  # the BodySettings the body mapping must record
     mapping: dict = None  # as read
     rules: tuple = ()  # RulePlan, one per listed resource
-    moving_from: int = None  # the priority the slot's rules leave this run
+    moving_from: tuple = None  # (action, priority) the slot's rules leave this run
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,9 @@ class UserPlan(object):
     pk: int = None
     slots: tuple = ()  # SlotPlan, present users only
     resets: tuple = ()  # Reset
+    stops: tuple = ()  # Deletion of superseded notification rules of a user who goes, before anything else
     removals: tuple = ()  # Deletion, in order: a rule while its transport still names it, then the transport ...
+    retire: tuple = ()  # Deletion of what the slots supersede, once the user's own objects are in place
     group: int = None
     pruned: bool = False
     deactivated: bool = False
@@ -115,7 +119,6 @@ class SharedPlan(object):
     headers: dict = None  # as read
     keep_headers: bool = True  # False: nothing needs the key any more (teardown, nobody listed)
     headers_ours: bool = True  # False: the operator's own mapping, never written or deleted
-    managed_key: bool = False
 
 
 @dataclass(frozen=True)
@@ -137,8 +140,10 @@ class Plan(object):
     groups: tuple  # GroupPlan
     shared: SharedPlan
     email: EmailPlan
-    migration: object  # migration.MigrationPlan
+    retire_shared: tuple = ()  # Deletion of shared objects an older version left, once nothing uses them
+    retire_keys: tuple = ()  # (key id, name) of Pangolin keys that go after them
     destination_group_pk: str = None  # authentik before 2025.8: the group notifications go to
+    group_pk: str = None  # users_from_group's pk: its membership changes fire the group rules
     state: str = "present"
 
     def user(self, username):
@@ -146,7 +151,7 @@ class Plan(object):
 
     @property
     def present(self):
-        return [u for u in self.users if u.state == "present"]
+        return present(self.users)
 
 
 __all__ = ["Plan", "UserPlan", "SlotPlan", "RulePlan", "Deletion", "Reset", "GroupPlan", "GroupShrink",

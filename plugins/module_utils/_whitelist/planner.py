@@ -17,7 +17,8 @@ runner writes a thing:
    webhook's address stays;
 4. the groups of users that share a notification rule;
 5. what goes: objects of removed users, rules beyond ``max_addresses``, rules on
-   resources no longer listed, the 0.2 chains (``migration.py``).
+   resources no longer listed, and what slots supersede (an older version's chain
+   that ``legacy.py`` adopted, a transport left by a rename).
 
 A user's login history is read through the snapshot when a value must be
 computed; everything else is data already read.
@@ -28,11 +29,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.body import BodySettings
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.legacy import (
-    LEGACY_HEADERS,
-    legacy_headers,
-    plan_migration,
-)
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.holdings import may_hold
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.plan import (
     Deletion,
     EmailPlan,
@@ -46,37 +43,25 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitel
     SlotPlan,
     UserPlan,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import InputError
-
-
-class Whitelisted(object):
-    """What the planner reads: the snapshot, its ownership, the 0.2 chains and the inputs."""
-
-    def __init__(self, snapshot, ownership, deployment, inputs, users, chains=None):
-        self.snap = snapshot
-        self.own = ownership
-        self.dep = deployment
-        self.inputs = inputs
-        self.users = users  # the listed users (UserEntry), in order
-        self.settings = inputs.settings
-        self.chains = chains or {}
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.inputs import InputError
 
 
 def plan_whitelist(w):
-    """The Plan of one run, or InputError before any write."""
-    if w.own.collisions:
-        raise InputError("; ".join(c.message for c in w.own.collisions))
+    """The Plan of one run for ``w`` (a whitelist.Whitelist, read), or InputError before any write."""
+    if w.ownership.collisions:
+        raise InputError("; ".join(c.message for c in w.ownership.collisions))
     teardown = w.settings.state == "absent"
     entries = _listed(w, teardown)
     priorities = _priorities(w, [e for e in entries if e["state"] == "present"])
     groups, placed = _groups(w, entries)
     users = tuple(_user_plan(w, e, priorities, placed.get(e["username"])) for e in entries)
-    staying = set(u.username for u in users if u.state == "present")
     shrinks = _shrinks(w, groups, users)
-    migration = plan_migration(w.chains, staying, *_legacy_headers(w))
     return Plan(users=users, shrinks=shrinks, groups=groups, shared=_shared(w, users, teardown),
-                email=_email(w, users, teardown), migration=migration,
-                destination_group_pk=w.snap.group_pks.get(w.settings.destination_group),
+                email=_email(w, users, teardown),
+                retire_shared=tuple(Deletion(kind, view) for kind, view in w.ownership.superseded_shared),
+                retire_keys=tuple(w.ownership.retired_keys),
+                destination_group_pk=w.snapshot.group_pks.get(w.settings.destination_group),
+                group_pk=w.snapshot.group_pks.get(w.settings.users_from_group),
                 state=w.settings.state)
 
 
@@ -84,15 +69,16 @@ def plan_whitelist(w):
 def _listed(w, teardown):
     listed = [dict(username=u.username, priority=u.priority, state="absent" if teardown else u.state,
                    where=u.where, pruned=False) for u in w.users]
-    missing = [e["username"] for e in listed if e["state"] == "present" and e["username"] not in w.snap.accounts]
+    missing = [e["username"] for e in listed if e["state"] == "present" and e["username"] not in w.snapshot.accounts]
     if missing:
         raise InputError("users: authentik has no user %s; create the user%s first or mark %s state: absent"
                          % (", ".join(repr(m) for m in missing), "s" if len(missing) > 1 else "",
                             "them" if len(missing) > 1 else "it"))
     names = set(e["username"] for e in listed)
-    for username in sorted(set(w.own.usernames()) | set(w.chains)):
+    for username in w.ownership.usernames():
         if username not in names:
-            gone = teardown or w.settings.prune or not w.own.slots_of(username)
+            # Kept without access only where a body mapping of today's scheme will still prove its rules ours.
+            gone = teardown or w.settings.prune or not any(s.mapping for s in w.ownership.slots_of(username))
             listed.append(dict(username=username, priority=None, state="absent" if gone else "disabled",
                                where="unlisted user %r" % username, pruned=not teardown and w.settings.prune))
     return listed
@@ -127,19 +113,15 @@ def _priorities(w, present):
 
 
 def _owned_rules(w, username, number):
-    """{resource id: rule} the slot owns, the 0.2 rule adopted as the first slot's."""
-    slot = w.own.slots.get((username, number))
-    owned = dict(slot.rules) if slot else {}
-    chain = w.chains.get(username)
-    if number == 1 and chain is not None and chain.rule is not None and chain.resource_id not in owned:
-        owned[chain.resource_id] = chain.rule
-    return owned
+    """{resource id: rule} the slot owns."""
+    slot = w.ownership.slots.get((username, number))
+    return dict(slot.rules) if slot else {}
 
 
 def _kept_priority(w, username, number, owned):
     """The priority the slot already has: the one its body mapping records while a move is under way or no rule
     holds it, else its rules'."""
-    slot = w.own.slots.get((username, number))
+    slot = w.ownership.slots.get((username, number))
     recorded = slot.recorded_priority if slot else None
     if owned and (recorded is None or slot.body.previous_priority is None):
         priorities = set(r["priority"] for r in owned.values())
@@ -152,10 +134,10 @@ def _blocked(w, priority, owned, claimed):
     resource."""
     if priority in claimed:
         return True
-    for resource_id in w.dep.resource_ids:
+    for resource_id in w.deployment.resource_ids:
         mine = owned.get(resource_id)
         if any(mine is None or r["rule_id"] != mine["rule_id"]
-               for r in w.snap.resource(resource_id).rules_at(priority)):
+               for r in w.snapshot.resource(resource_id).rules_at(priority)):
             return True
     return False
 
@@ -165,15 +147,15 @@ def _claim(w, entry, number, priority, owned, claimed):
     if priority in claimed:
         raise InputError("%s: priority %d is also used by user %r; each rule needs a priority of its own"
                          % (where, priority, claimed[priority][0]))
-    for resource_id in w.dep.resource_ids:
+    for resource_id in w.deployment.resource_ids:
         mine = owned.get(resource_id)
-        at = [r for r in w.snap.resource(resource_id).rules_at(priority)
+        at = [r for r in w.snapshot.resource(resource_id).rules_at(priority)
               if not (mine and r["rule_id"] == mine["rule_id"])]
         if mine is None and len(at) > 1:
             raise InputError("%s: resource %d has %d rules with priority %d (rule ids %s); delete the extra ones"
                              % (where, resource_id, len(at), priority, ", ".join(str(r["rule_id"]) for r in at)))
         for rule in at:
-            owner = w.own.owner_of_rule(resource_id, rule["rule_id"])
+            owner = w.ownership.owner_of_rule(resource_id, rule["rule_id"])
             if owner is not None and owner[0] != entry["username"]:
                 raise InputError("%s: priority %d is held by the rule of user %r; choose another priority"
                                  % (where, priority, owner[0]))
@@ -188,89 +170,97 @@ def _claim(w, entry, number, priority, owned, claimed):
 def _allocate(w, claimed):
     start, end = w.settings.priority_range
     used = set(claimed)
-    for resource_id in w.dep.resource_ids:
-        used |= set(r["priority"] for r in w.snap.resource(resource_id).rules)
+    for resource_id in w.deployment.resource_ids:
+        used |= set(r["priority"] for r in w.snapshot.resource(resource_id).rules)
     for priority in range(start, end + 1):
         if priority not in used:
             return priority
     raise InputError("priority_range %d-%d has no free priority left on resource%s %s"
-                     % (start, end, "s" if len(w.dep.resource_ids) > 1 else "",
-                        ", ".join(str(r) for r in w.dep.resource_ids)))
+                     % (start, end, "s" if len(w.deployment.resource_ids) > 1 else "",
+                        ", ".join(str(r) for r in w.deployment.resource_ids)))
 
 
 # -- 3. each user --------------------------------------------------------------------------
 def _user_plan(w, entry, priorities, group):
     username, state = entry["username"], entry["state"]
-    account = w.snap.accounts.get(username)
-    existed = bool(w.own.slots_of(username)) or username in w.chains
+    account = w.snapshot.accounts.get(username)
+    existed = bool(w.ownership.slots_of(username))
     common = dict(username=username, state=state, where=entry["where"], pruned=entry["pruned"],
                   pk=account["pk"] if account else None, existed=existed)
     if state == "absent":
-        return UserPlan(removals=_removals(w, username, keep_slots=0), **common)
+        return UserPlan(**dict(common, **_goes(w, username, state, keep_slots=0)))
     if state == "disabled":
-        return UserPlan(resets=_resets(w, username), removals=_removals(w, username, keep_slots=None), **common)
+        return UserPlan(resets=_resets(w, username), **dict(common, **_goes(w, username, state, keep_slots=None)))
     slots = tuple(_slot_plan(w, username, account, number, priorities[(username, number)])
                   for number in range(1, w.settings.max_addresses + 1))
     slots = _with_values(w, username, account, slots)
-    return UserPlan(slots=slots, removals=_removals(w, username, keep_slots=len(slots)), group=group,
-                    deactivated=not account["is_active"], **common)
+    return UserPlan(slots=slots, group=group, deactivated=not account["is_active"],
+                    **dict(common, **_goes(w, username, state, keep_slots=len(slots))))
 
 
 def _slot_plan(w, username, account, number, priority):
-    slot = w.own.slots.get((username, number))
+    slot = w.ownership.slots.get((username, number))
     owned = _owned_rules(w, username, number)
     recorded = slot.body if slot else None
-    body = BodySettings.of(w.settings, account["pk"], number, priority, recorded.not_before if recorded else None)
+    body = BodySettings.of(w.settings, account["pk"], number, priority, recorded.not_before if recorded else None,
+                           recorded.revoked_sessions if recorded else ())
     rules = []
-    for resource_id in w.dep.resource_ids:
-        name = w.dep.transport_name(username, number, resource_id)
+    for resource_id in w.deployment.resource_ids:
+        name = w.deployment.transport_name(username, number, resource_id)
         transport = slot.transports.get(resource_id) if slot else None
         rules.append(RulePlan(resource_id, name, current=owned.get(resource_id), transport=transport))
-    moving = next((r["priority"] for r in owned.values() if r["priority"] != priority), None)
-    return SlotPlan(number=number, priority=priority, mapping_name=w.dep.slot_name(username, number), body=body,
-                    mapping=slot.mapping if slot else None, rules=tuple(rules), moving_from=moving)
+    moving = next(((r["action"], r["priority"]) for r in owned.values()
+                   if (r["action"], r["priority"]) != (body.action, priority)), None)
+    return SlotPlan(number=number, priority=priority, mapping_name=w.deployment.slot_name(username, number),
+                    body=body, mapping=slot.mapping if slot else None, rules=tuple(rules), moving_from=moving)
 
 
 def _with_values(w, username, account, slots):
-    """The rule values this run writes: from authentik's state where the webhook's cannot be kept."""
+    """The rule values this run writes: from authentik's state where the webhook's cannot be kept (a new rule, a
+    changed value setting, sessions, a deactivated user, or a rule holding an address that may not be one)."""
     def stale(slot_plan):
-        recorded = w.own.slots.get((username, slot_plan.number))
+        recorded = w.ownership.slots.get((username, slot_plan.number))
         if recorded is None or recorded.body is None:
             return True
-        return slot_plan.body.holds_other_values(recorded.body) or any(r.current is None for r in slot_plan.rules)
-    recomputed = (w.settings.follow_sessions, not account["is_active"], username in w.chains)
-    if not any(recomputed) and not any(stale(s) for s in slots):
+        return slot_plan.body.holds_other_values(recorded.body) or any(
+            r.current is None or not may_hold(r.current, slot_plan.body) for r in slot_plan.rules)
+    if not w.settings.follow_sessions and account["is_active"] and not any(stale(s) for s in slots):
         return slots
-    not_before = next((s.body.not_before for s in slots if s.body.not_before), None)
-    values, _sources = w.snap.entries_of(username, w.settings, not_before)
+    values = w.snapshot.entries_of(username, slots[0].body)
     return tuple(replace(s, rules=tuple(replace(r, write=values[s.number - 1]) for r in s.rules)) for s in slots)
 
 
-def _removals(w, username, keep_slots):
-    """What of the user goes: each rule while its transport still names it, then the transport; then the body
-    mapping once no resource of the slot is left. Slots beyond ``keep_slots`` (None: every slot stays), and
-    resources no longer listed."""
-    steps = []
-    listed = set(w.dep.resource_ids)
-    for slot in w.own.slots_of(username):
+def _goes(w, username, state, keep_slots):
+    """What of the user goes, as UserPlan fields: ``removals``, each rule while its transport still names it, then
+    the transport, then the body mapping once no resource of the slot is left (slots beyond ``keep_slots``, None:
+    every slot stays; resources no longer listed); and what the slots supersede, which goes last (``retire``),
+    once the user's own objects are in place, except the notification rules of a user who does not stay, which
+    stop first (``stops``)."""
+    stops, removals, retire = [], [], []
+    listed = set(w.deployment.resource_ids)
+    for slot in w.ownership.slots_of(username):
         whole = keep_slots is not None and slot.number > keep_slots
         for resource_id in sorted(set(slot.rules) | set(slot.transports)):
             if whole or resource_id not in listed:
                 if resource_id in slot.rules:
-                    steps.append(Deletion("rule", slot.rules[resource_id], resource_id))
+                    removals.append(Deletion("rule", slot.rules[resource_id], resource_id))
                 if resource_id in slot.transports:
-                    steps.append(Deletion("transport", slot.transports[resource_id]))
-        steps += [Deletion("transport", t) for t in slot.extra_transports]
+                    removals.append(Deletion("transport", slot.transports[resource_id]))
         if whole and slot.mapping is not None:
-            steps.append(Deletion("mapping", slot.mapping))
-    return tuple(steps)
+            removals.append(Deletion("mapping", slot.mapping))
+        for kind, view in slot.superseded:
+            if kind == "notification_rule" and (state != "present" or whole):
+                stops.append(Deletion(kind, view))
+            else:
+                retire.append(Deletion(kind, view))
+    return dict(stops=tuple(stops), removals=tuple(removals), retire=tuple(retire))
 
 
 def _resets(w, username):
     """A user kept without access: every owned rule on a listed resource back to the placeholder."""
     placeholder = w.settings.placeholder
-    return tuple(Reset(rid, rule, "IP", placeholder) for _slot, rid, rule in w.own.rules_of(username)
-                 if rid in w.dep.resource_ids and (rule["match"], rule["value"]) != ("IP", placeholder))
+    return tuple(Reset(rid, rule, "IP", placeholder) for _slot, rid, rule in w.ownership.rules_of(username)
+                 if rid in w.deployment.resource_ids and (rule["match"], rule["value"]) != ("IP", placeholder))
 
 
 # -- 4. groups -----------------------------------------------------------------------------
@@ -278,9 +268,9 @@ def _groups(w, entries):
     """Users stay on their group's rule while it has room; others fill the first group with room."""
     size = w.settings.users_per_rule
     staying = [e["username"] for e in entries if e["state"] == "present"]
-    members = dict((index, []) for index in w.own.groups)
+    members = dict((index, []) for index in w.ownership.groups)
     placed = {}
-    for group in sorted(w.own.groups.values(), key=lambda g: g.index):
+    for group in sorted(w.ownership.groups.values(), key=lambda g: g.index):
         for username in sorted(m for m in group.members if m in staying and m not in placed)[:size]:
             members[group.index].append(username)
             placed[username] = group.index
@@ -295,9 +285,9 @@ def _groups(w, entries):
         placed[username] = index
     plans = []
     for index in sorted(i for i, m in members.items() if m):
-        group = w.own.groups.get(index)
-        pks = tuple(sorted(w.snap.accounts[u]["pk"] for u in members[index]))
-        plans.append(GroupPlan(index, w.dep.group_name(index), tuple(members[index]), pks,
+        group = w.ownership.groups.get(index)
+        pks = tuple(sorted(w.snapshot.accounts[u]["pk"] for u in members[index]))
+        plans.append(GroupPlan(index, w.deployment.group_name(index), tuple(members[index]), pks,
                                rule=group.rule if group else None, policy=group.policy if group else None,
                                bindings=tuple(group.bindings) if group else ()))
     return tuple(plans), placed
@@ -311,10 +301,10 @@ def _shrinks(w, groups, users):
     for user in users:
         if user.state == "present":
             gone = set(d.current["pk"] for d in user.removals if d.kind == "transport")
-            staying |= set(t["pk"] for slot in w.own.slots_of(user.username)
+            staying |= set(t["pk"] for slot in w.ownership.slots_of(user.username)
                            for t in slot.transports.values() if t["pk"] not in gone)
     shrinks = []
-    for group in sorted(w.own.groups.values(), key=lambda g: g.index):
+    for group in sorted(w.ownership.groups.values(), key=lambda g: g.index):
         if group.index not in kept:
             if group.rule is not None or group.policy is not None:
                 shrinks.append(GroupShrink(group.index, group.rule, None, group.policy))
@@ -329,22 +319,22 @@ def _shrinks(w, groups, users):
 # -- 5. shared objects --------------------------------------------------------------------
 def _shared(w, users, teardown):
     settings = w.settings
-    name = settings.headers_mapping or w.dep.headers_name
-    resources = tuple(ResourcePlan(rid, w.snap.resource(rid).view, shared_policy=bool(w.snap.resource(rid).shared))
-                      for rid in w.dep.resource_ids)
+    name = settings.headers_mapping or w.deployment.headers_name
+    states = [w.snapshot.resource(rid) for rid in w.deployment.resource_ids]
+    resources = tuple(ResourcePlan(s.id, s.view, shared_policy=bool(s.shared)) for s in states)
     if not teardown:
         _check_shared_policies(w)
     needed = not teardown and any(u.state == "present" for u in users)
-    ours = bool(settings.webhook_api_key or settings.manage_webhook_key or name == w.dep.headers_name)
-    return SharedPlan(resources=resources, headers_name=name, headers=w.snap.mappings.get(name),
-                      keep_headers=needed, headers_ours=ours, managed_key=settings.manage_webhook_key)
+    ours = bool(settings.webhook_api_key or settings.manage_webhook_key or name == w.deployment.headers_name)
+    return SharedPlan(resources=resources, headers_name=name, headers=w.snapshot.mappings.get(name),
+                      keep_headers=needed, headers_ours=ours)
 
 
 def _check_shared_policies(w):
     """A resource on a shared policy takes applyRules from that policy, which the whitelist never changes: refuse
     to run while its rules are off (they would let nobody in, and nothing would say so)."""
-    for resource_id in w.dep.resource_ids:
-        shared = w.snap.resource(resource_id).shared
+    for resource_id in w.deployment.resource_ids:
+        shared = w.snapshot.resource(resource_id).shared
         if not shared:
             continue
         if shared.get("unreadable"):
@@ -359,22 +349,12 @@ def _check_shared_policies(w):
 
 def _email(w, users, teardown):
     wanted = None if teardown else w.settings.login_email
-    email = w.own.email
-    return EmailPlan(name=w.dep.email_name, wanted=wanted,
+    email = w.ownership.email
+    return EmailPlan(name=w.deployment.email_name, wanted=wanted,
                      member_pks=tuple(sorted(u.pk for u in users if u.state == "present")),
-                     group_pk=w.snap.group_pks.get(wanted.group) if wanted and wanted.group else None,
+                     group_pk=w.snapshot.group_pks.get(wanted.group) if wanted and wanted.group else None,
                      rule=email["notification_rules"], policy=email["policies"], transport=email["transports"],
-                     bindings=tuple(w.own.email_bindings))
+                     bindings=tuple(w.ownership.email_bindings))
 
 
-def _legacy_headers(w):
-    """The 0.2 headers mapping to delete with the chains, and the key it sends."""
-    mapping = legacy_headers(w.snap, w.chains)
-    if mapping is None or (w.settings.headers_mapping or w.dep.headers_name) == LEGACY_HEADERS:
-        return None, None
-    header = (w.snap.mapping_values.get(LEGACY_HEADERS) or {}).get("Authorization")
-    bearer = header[len("Bearer "):] if isinstance(header, str) and header.startswith("Bearer ") else None
-    return mapping, bearer
-
-
-__all__ = ["Whitelisted", "plan_whitelist"]
+__all__ = ["plan_whitelist"]

@@ -8,7 +8,7 @@ notification rule for every event, this run's own writes included) and what a
 run that stops anywhere must leave behind:
 
 1. stop what goes from firing: notification rules that go or lose transports, the
-   login e-mail when unset, the 0.2 rules of users who leave;
+   login e-mail when unset, superseded notification rules of users who leave;
 2. removals: each rule while its transport still names it, then the transport, then
    the body mapping;
 3. shared objects: ``applyRules`` on each resource, the webhook key, the headers mapping;
@@ -18,8 +18,9 @@ run that stops anywhere must leave behind:
 5. the group policies (expression policies cost the worker nothing), then, once authentik's
    worker dispatched this run's earlier events, the notification rules and their bindings,
    and the login e-mail;
-6. what the new chains replace: the 0.2 chains, the rotated key; on a teardown the
-   headers mapping and the managed key.
+6. what the new chains replace: what the users' slots supersede (an older version's
+   chain), the shared objects an older version left and its key, the rotated key; on a
+   teardown the headers mapping and the managed key.
 
 Every pk the runner learns (a mapping, a transport, a rule id) goes into
 ``Learned``, which it returns; no step reads another's fields.
@@ -35,8 +36,11 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authen
 )
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.render import (
     group_policy_expression,
-    headers_mapping_expression,
     login_email_policy_expression,
+)
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.urls import rule_url
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.webhook_key import (
+    headers_mapping_expression,
 )
 
 # How long a rotation waits for webhook tasks rendered with the old key before deleting it
@@ -47,8 +51,10 @@ KEY_GRACE = 35.0
 DISPATCH_WAIT = 10.0
 DISPATCH_ACTOR = "authentik.events.tasks.event_trigger_dispatch"
 TRANSPORT_ACTOR = "authentik.events.tasks.notification_transport"
-# A task in one of these states may still render the old key (2026.5: five states before done/rejected).
+# A task in one of these states may still render the old key (2026.5: five states before done/rejected; 2026.8 adds
+# one, which older servers refuse as a filter choice).
 UNFINISHED = ["queued", "consumed", "preprocess", "running", "postprocess"]
+UNFINISHED_SINCE_2026_8 = ["waiting_for_dependencies"]
 
 
 class Learned(object):
@@ -67,14 +73,14 @@ class Learned(object):
 
 
 class Runner(object):
-    def __init__(self, whitelisted, plan, reconciler, authentik, key=None):
-        self.w = whitelisted
+    def __init__(self, whitelist, plan, reconciler):
+        self.w = whitelist
         self.plan = plan
         self.r = reconciler
-        self.authentik = authentik
-        self.snap = whitelisted.snap
-        self.settings = whitelisted.settings
-        self.key = key  # webhook_key.WebhookKey, when the collection keeps its own key
+        self.authentik = whitelist.authentik
+        self.snap = whitelist.snapshot
+        self.settings = whitelist.settings
+        self.key = whitelist.key  # webhook_key.WebhookKey, when the collection keeps its own key
         self.learned = Learned()
         self.outcomes = dict((u.username, []) for u in plan.users)
 
@@ -114,8 +120,8 @@ class Runner(object):
             else:
                 self.r.ensure(self.snap.notification_kind, dict(name=shrink.rule["name"], transports=list(shrink.keep)),
                               current=shrink.rule, lookup=False)
-        for rule in self.plan.migration.stop_first:
-            self._track(rule["name"][len(self.w.dep.prefix):], lambda: self._delete("notification_rule", rule))
+        for user in self.plan.users:
+            self._track(user.username, lambda: [self._delete(d.kind, d.current) for d in user.stops])
         email = self.plan.email
         if email.wanted is None:
             for kind, view in (("notification_rule", email.rule), ("policy", email.policy),
@@ -130,8 +136,6 @@ class Runner(object):
     def _removals(self):
         for user in self.plan.users:
             self._track(user.username, lambda: [self._delete(d.kind, d.current, d.resource_id) for d in user.removals])
-        for resource_id, rule in self.plan.migration.rules_to_delete:
-            self._delete("rule", rule, resource_id)
 
     # -- 3. shared objects ----------------------------------------------------------------
     def _shared(self):
@@ -169,7 +173,9 @@ class Runner(object):
         # also records where they come from, so a run that stops half-way still proves them ours.
         first = slot.body
         if slot.moving_from is not None:
-            first = slot.body.with_changes(previous_priority=slot.moving_from)
+            action, priority = slot.moving_from
+            first = slot.body.with_changes(previous_action=action if action != slot.body.action else None,
+                                           previous_priority=priority if priority != slot.priority else None)
         mapping = self._body(slot.mapping_name, first, slot.mapping)
         # Transport names are unique in authentik: the transport that gives up the plain name (its resource is no
         # longer listed first) is renamed before the first resource's transport takes that name.
@@ -185,7 +191,7 @@ class Runner(object):
         return outcome
 
     def _rule(self, slot, plan):
-        desired = dict(priority=slot.priority, action=self.settings.action, enabled=True)
+        desired = dict(priority=slot.priority, action=slot.body.action, enabled=True)
         if plan.current is None or plan.write is not None:
             match, value = plan.write or ("IP", self.settings.placeholder)
             desired.update(match=match, value=value)
@@ -197,8 +203,7 @@ class Runner(object):
         transport = dict(name=plan.transport_name, mode="webhook", send_once=True,
                          body_mapping=self.learned.pk("webhook mapping", slot.mapping_name),
                          headers_mapping=self.learned.headers_pk,
-                         webhook_url="%s/v1/resource/%d/rule/%s" % (self.settings.webhook_url, plan.resource_id,
-                                                                    target))
+                         webhook_url=rule_url(self.settings.webhook_url, plan.resource_id, target))
         outcome = self.r.ensure(self.snap.transport_kind, transport, current=plan.transport, lookup=False)
         self.learned.pk("notification transport", plan.transport_name, outcome)
 
@@ -217,7 +222,8 @@ class Runner(object):
 
     def _group_policy(self, group):
         return self.r.ensure(self.snap.policy_kind, dict(name=group.name, expression=group_policy_expression(
-            list(group.member_pks), self.settings.follow_sessions)), current=group.policy, lookup=False)
+            list(group.member_pks), self.settings.follow_sessions, self.plan.group_pk)), current=group.policy,
+            lookup=False)
 
     def _group(self, group, policy):
         transports = [self.learned.pk("notification transport", slot_rule.transport_name)
@@ -274,15 +280,19 @@ class Runner(object):
 
     # -- 6. what the new chains replace ---------------------------------------------------------
     def _retire(self):
-        migration = self.plan.migration
-        for rule in migration.stop_after:
-            self._track(rule["name"][len(self.w.dep.prefix):], lambda: self._delete("notification_rule", rule))
-        if migration.headers is not None:
-            self._delete("mapping", migration.headers)
-            if self.key is not None and migration.key_id:
-                self.key.retire_legacy(self.r, migration.key_id)
-        for kind, view in migration.retire:
-            self._track(view["name"][len(self.w.dep.prefix):], lambda: self._delete(kind, view))
+        # Superseded notification rules stop first; shared leftovers (an older version's headers mapping, whose
+        # key only its chains show to be the collection's) go before those chains, so a run that stops half-way
+        # leaves chains the next run finds, never the mapping alone.
+        for stopping in (True, False):
+            for user in self.plan.users:
+                self._track(user.username, lambda: [self._delete(d.kind, d.current) for d in user.retire
+                                                    if (d.kind == "notification_rule") is stopping])
+            if stopping:
+                for deletion in self.plan.retire_shared:
+                    self._delete(deletion.kind, deletion.current)
+                if self.key is not None:
+                    for key_id, name in self.plan.retire_keys:
+                        self.key.retire_other(self.r, key_id, name)
         shared = self.plan.shared
         if not shared.keep_headers:
             if shared.headers is not None and shared.headers_ours:
@@ -299,8 +309,8 @@ class Runner(object):
         """Let webhook tasks that may have rendered the old key finish before the key goes (no 401 window)."""
         deadline = time.time() + KEY_GRACE
         while time.time() < deadline:
-            running = self.authentik.tasks({"actor_name": TRANSPORT_ACTOR, "aggregated_status": UNFINISHED},
-                                           page_size=1)
+            states = UNFINISHED + (UNFINISHED_SINCE_2026_8 if self.authentik.at_least((2026, 8)) else [])
+            running = self.authentik.tasks({"actor_name": TRANSPORT_ACTOR, "aggregated_status": states}, page_size=1)
             if running is None:  # no task API (before 2025.8): the whole grace period
                 time.sleep(max(0.0, deadline - time.time()))
                 return

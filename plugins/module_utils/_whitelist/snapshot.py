@@ -18,11 +18,13 @@ per user on every run.
 
 from __future__ import annotations
 
-import re
-from collections import namedtuple
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.addresses import whitelist_entries
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.holdings import (
+    LOGIN_SCAN,
+    user_entries,
+    written_as,
+)
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.client import ApiError
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.client import parse_time
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.directory import UserKind
@@ -33,24 +35,14 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authen
     TransportKind,
     WebhookMappingKind,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.body import LOGIN_SCAN, BodySettings
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.body import BodySettings
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin.objects import (
     ResourceSettingsKind,
     RuleKind,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import InputError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.inputs import InputError
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.render import rendered_values
-
-RULE_URL = re.compile(r"^(.*)/v1/resource/(\d+)/rule/(\d+)/?$")
-
-# Where a transport posts: Pangolin's base URL (without /v1), the resource and the rule.
-Target = namedtuple("Target", "base resource_id rule_id")
-
-
-def rule_target(url):
-    """The Target a transport URL posts to, or None when it is no Pangolin rule URL."""
-    match = RULE_URL.match(url or "")
-    return Target(match.group(1), int(match.group(2)), int(match.group(3))) if match else None
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.urls import rule_target
 
 
 class ResourceState(object):
@@ -113,6 +105,7 @@ class Snapshot(object):
         self.want_sessions = sessions
         self.want_groups = dict((name, option) for name, option in (groups or {}).items() if name)
         self._logins = {}
+        self.members = None  # with users_from_group: the usernames of its active direct members
         self.now = datetime.now(timezone.utc)
 
     def read(self):
@@ -195,37 +188,64 @@ class Snapshot(object):
             self._logins[username] = self.authentik.login_events(username, user_pk, limit=LOGIN_SCAN)
         return self._logins[username]
 
-    def since(self, expire_days, not_before=None, now=None):
-        """Logins older than this no longer count (expire_days; a revocation's not_before)."""
-        now = now or self.now
-        since = now - timedelta(days=expire_days) if expire_days else None
-        revoked = parse_time(not_before) if not_before else None
-        if revoked is not None and (since is None or revoked > since):
-            since = revoked
-        return since
+    def is_member(self, username):
+        """Whether the user is an active direct member of users_from_group (always, without one)."""
+        return self.members is None or username in self.members
 
-    def entries_of(self, username, settings, not_before=None, slots=None, now=None):
-        """What the user's rules must hold now, as a body mapping computes it: [(match, value)], and the
-        sources [{kind, id, when, address}] it was computed from."""
-        slots = slots or settings.max_addresses
+    def entries_of(self, username, body, now=None, logins=None):
+        """What the user's rules hold under the body settings ``body``, as the body mappings compute it:
+        [(match, value)] per rule (``holdings.user_entries``, on the state this snapshot read). ``logins``:
+        only these of the user's logins (the doctor's question of one login)."""
         account = self.accounts.get(username)
-        nobody = [("IP", settings.placeholder)] * slots
-        if account is None or not account["is_active"]:
-            return nobody, []
-        since = self.since(settings.expire_days, not_before, now)
-        if settings.follow_sessions:
-            revoked = parse_time(not_before) if not_before else None
-            if revoked is not None and not any(e["created"] and e["created"] >= revoked
-                                               for e in self.logins_of(username, account["pk"])):
-                return nobody, []
-            sources = [dict(kind="session", id=s["uuid"], when=s["used"], address=s["address"])
-                       for s in self.sessions_of(account["pk"])]
-            since = None
-        else:
-            sources = [dict(kind="login", id=e["pk"], when=e["created"], address=e["client_ip"])
-                       for e in self.logins_of(username, account["pk"])]
-        candidates = [(s["when"], s["address"]) for s in sources if s["when"] is not None]
-        return whitelist_entries(candidates, slots, settings.ipv6_prefix, settings.placeholder, since), sources
+        active = bool(account and account["is_active"])
+        member = self.is_member(username)
+        if logins is None:
+            logins = self.logins_of(username, account["pk"]) if active and member else []
+        sessions = []
+        if active and member and body.sessions:
+            sessions = [(s["used"], s["address"], s["uuid"]) for s in self.sessions_of(account["pk"])
+                        if s["used"] is not None]
+        return user_entries(body.settings(), now or self.now, active, member,
+                            [(e["created"], e["client_ip"]) for e in logins if e["created"] is not None],
+                            sessions)
+
+    def sources_of(self, username, sessions):
+        """Where a user's addresses come from, newest first: [{kind, id, when, address}] of the user's live
+        sessions (``sessions``) or logins, whatever their age."""
+        account = self.accounts.get(username)
+        if account is None:
+            return []
+        if sessions:
+            return [dict(kind="session", id=s["uuid"], when=s["used"], address=s["address"])
+                    for s in self.sessions_of(account["pk"])]
+        return [dict(kind="login", id=e["pk"], when=e["created"], address=e["client_ip"])
+                for e in self.logins_of(username, account["pk"])]
+
+    def source_of(self, username, entry, sessions, ipv6_prefix):
+        """The newest session or login whose address a rule holding ``entry`` lets in, or None."""
+        return next((s for s in self.sources_of(username, sessions)
+                     if written_as(s["address"], ipv6_prefix) == entry), None)
+
+    # -- from plain data (tests of the planner, the doctor's vocabulary) ------------------
+    @classmethod
+    def from_data(cls, resource_ids, rules=None, mappings=(), transports=(), policies=(), notification_rules=(),
+                  accounts=(), logins=None, sessions=(), members=None, group_pks=None, bindings=(), now=None):
+        """A snapshot of what the two servers hold, given as plain data instead of read: ``rules`` by resource
+        id (Pangolin's normalised rows), authentik's objects as the kinds' views, ``accounts`` as {pk,
+        username, is_active}, ``logins`` by username as {pk, created, client_ip}, newest first."""
+        snap = cls(None, None, resource_ids, [a["username"] for a in accounts])
+        snap.now = now or snap.now
+        snap.resources = dict((rid, ResourceState(rid, dict(apply_rules=True, org_id="homelab"), list(found)))
+                              for rid, found in (rules or {}).items())
+        for store, views in (("mappings", mappings), ("transports", transports), ("policies", policies),
+                             ("notification_rules", notification_rules)):
+            setattr(snap, store, dict((v["name"], dict(v)) for v in views))
+        snap.accounts = dict((a["username"], dict(a)) for a in accounts)
+        snap.sessions, snap.bindings = list(sessions), list(bindings)
+        snap.members = None if members is None else set(members)
+        snap.group_pks = dict(group_pks or {})
+        snap._logins = dict((username, list((logins or {}).get(username, []))) for username in snap.accounts)
+        return snap.derive()
 
 
-__all__ = ["Snapshot", "ResourceState", "Target", "rule_target"]
+__all__ = ["Snapshot", "ResourceState"]

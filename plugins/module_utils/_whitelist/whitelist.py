@@ -3,9 +3,9 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Where every whitelist module starts: checked inputs, both servers, one read, one ownership.
 
-``open_whitelist`` checks every option (``settings.py``), then connects and
+``open_whitelist`` checks every option (``options.py``), then connects and
 names the resources; ``Whitelist.read`` reads both servers once (``snapshot.py``)
-and decides what the deployment owns (``ownership.py``, ``migration.py``). The
+and decides what the deployment owns (``ownership.py``, ``legacy.py``). The
 whitelist module plans (``planner.py``) and runs (``runner.py``) on it; the
 doctor and expiry read the same.
 
@@ -24,23 +24,23 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authen
     SESSIONS_IN_DATABASE_SINCE,
     AuthentikClient,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.addresses import rule_entry
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.naming import (
     Deployment,
     default_instance,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.legacy import find_chains
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist import legacy
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.body import BodySettings
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.ownership import Ownership
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin.client import PangolinClient
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.planner import Whitelisted
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import InputError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.inputs import InputError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.secrets import sends_key
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.options import (
     UserEntry,
-    sends_key,
+    present,
     whitelist_inputs,
 )
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.snapshot import Snapshot
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin.webhook_key import WebhookKey
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.webhook_key import WebhookKey
 
 
 def open_whitelist(module):
@@ -65,7 +65,8 @@ def open_whitelist(module):
 
 
 class Whitelist(object):
-    """One deployment's whitelist on the servers: read once, owned objects resolved once."""
+    """One deployment's whitelist: what the inventory says, and once read, what the servers hold and which of it
+    is the deployment's own. The planner, the doctor and expiry all work on it."""
 
     def __init__(self, pangolin, authentik, inputs, deployment):
         self.pangolin = pangolin
@@ -76,10 +77,20 @@ class Whitelist(object):
         self.key = None
         self.users = inputs.users  # who is listed: the inventory's entries, or the group's members
         self.not_members = ()  # entries of the inventory for users the group does not hold (not listed)
+        self.snapshot = self.ownership = None
+
+    @classmethod
+    def of(cls, snapshot, deployment, inputs, users=None, plausible=None):
+        """A whitelist on a snapshot already made (from plain data, in tests): ownership resolved on it."""
+        whitelist = cls(None, None, inputs, deployment)
+        whitelist.users = inputs.users if users is None else users
+        whitelist.snapshot = snapshot
+        whitelist.resolve(plausible)
+        return whitelist
 
     @property
     def present(self):
-        return tuple(u for u in self.users if u.state == "present")
+        return present(self.users)
 
     @property
     def headers_name(self):
@@ -94,17 +105,20 @@ class Whitelist(object):
         if not self.authentik.at_least(HEADERS_MAPPING_SINCE):
             raise InputError("authentik %s cannot send headers with a webhook (needs 2025.4 or newer), and Pangolin "
                              "needs its API key in the Authorization header" % self.authentik.version_text)
-        self.users, self.not_members = self.listed_users()
+        members = self.group_members()
+        self.users, self.not_members = self.listed_users(members)
         groups = {settings.destination_group: "destination_group"}
         if settings.login_email and settings.login_email.group:
             groups[settings.login_email.group] = "login_email.group"
         self.snapshot = Snapshot(self.pangolin, self.authentik, self.deployment.resource_ids,
                                  [u.username for u in self.present], sessions=settings.follow_sessions,
                                  groups=groups).read()
+        if members is not None:
+            self.snapshot.members = set(members)
+            self.snapshot.group_pks[settings.users_from_group] = self.group_pk
         self.check_one_org()
-        self.ownership = Ownership(self.snapshot, self.deployment, settings, plausible=self.plausible)
-        self.chains = find_chains(self.snapshot, self.deployment, settings, self.ownership)
-        self.snapshot.read_accounts(list(self.ownership.usernames()) + list(self.chains))
+        self.resolve(self.plausible)
+        self.snapshot.read_accounts(self.ownership.usernames())
         self.ownership.attach_bindings()
         headers = self.snapshot.mappings.get(self.headers_name)
         if secrets is not None and headers is not None:
@@ -116,18 +130,45 @@ class Whitelist(object):
             self.key.read((headers or {}).get("expression"))
         return self
 
-    def listed_users(self):
-        """(listed users, inventory entries of users the group does not hold). With ``users_from_group`` every
-        active direct member of the group is listed, with the settings of the inventory entry of the same name."""
+    def resolve(self, plausible=None):
+        """Which objects of the snapshot are the deployment's own (``ownership.py``), an older version's chains
+        adopted as its slots (``legacy.py``)."""
+        self.ownership = Ownership(self.snapshot, self.deployment, self.settings, plausible=plausible)
+        legacy.adopt(self.snapshot, self.deployment, self.settings, self.ownership)
+        return self
+
+    def group_members(self):
+        """With ``users_from_group``: the usernames of the group's active direct members; else None."""
         group = self.settings.users_from_group
         if group is None:
+            return None
+        found = self.authentik.find_by("/core/groups/", "group", "name", group, {"include_users": "true"})
+        if found is None:
+            raise InputError("users_from_group %r: authentik has no group with that name" % group)
+        self.group_pk = found["pk"]
+        return sorted(user.get("username") for user in found.get("users_obj") or []
+                      if user.get("is_active") and user.get("username"))
+
+    def listed_users(self, members):
+        """(listed users, inventory entries of users the group does not hold). With ``users_from_group`` every
+        active direct member of the group is listed, with the settings of the inventory entry of the same name."""
+        if members is None:
             return self.inputs.users, ()
-        members = sorted(m["username"] for m in self.authentik.group_members(group, "users_from_group")
-                         if m["is_active"] and m["username"])
+        group = self.settings.users_from_group
         entries = dict((u.username, u) for u in self.inputs.users)
         listed = tuple(entries.get(name) or UserEntry(name, where="member %r of group %r" % (name, group))
                        for name in members)
         return listed, tuple(u for u in self.inputs.users if u.username not in members)
+
+    def judged_by(self, username, slots=None):
+        """The body settings a user's rules are judged by now: the inventory's, with the revocation the user's
+        body mappings record (``slots`` rules: the inventory's max_addresses unless given)."""
+        recorded = next((s.body for s in self.ownership.slots_of(username) if s.body), None)
+        account = self.snapshot.accounts.get(username)
+        body = BodySettings.of(self.settings, account["pk"] if account else 0, 1, 0,
+                               recorded.not_before if recorded else None,
+                               recorded.revoked_sessions if recorded else ())
+        return body.with_changes(slots=slots or self.settings.max_addresses)
 
     def check_one_org(self):
         orgs = sorted(set(str(state.view.get("org_id")) for state in self.snapshot.resources.values()))
@@ -141,9 +182,8 @@ class Whitelist(object):
         if rule["value"] == self.settings.placeholder:
             return True
         self.snapshot.read_accounts([username])
-        _entries, sources = self.snapshot.entries_of(username, self.settings)
-        return any(rule_entry(s["address"], self.settings.ipv6_prefix) == (rule["match"], rule["value"])
-                   for s in sources)
+        return self.snapshot.source_of(username, (rule["match"], rule["value"]), self.settings.follow_sessions,
+                                       self.settings.ipv6_prefix) is not None
 
     def check_headers(self, plan):
         """Without a key to write, the headers mapping must exist already, and must not send the playbook's key."""
@@ -157,10 +197,6 @@ class Whitelist(object):
             raise InputError("headers_mapping %r sends this playbook's own Pangolin key (pangolin_api_key) to "
                              "authentik; give authentik a key of its own (webhook_api_key or manage_webhook_key)"
                              % headers["name"])
-
-    def whitelisted(self):
-        """What the planner reads."""
-        return Whitelisted(self.snapshot, self.ownership, self.deployment, self.inputs, self.users, self.chains)
 
 
 __all__ = ["open_whitelist", "Whitelist"]

@@ -17,19 +17,40 @@ a run made but could not record) are deleted; no other key is ever touched.
 
 from __future__ import annotations
 
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.legacy import LEGACY_KEY
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import ObjectKind
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.render import rendered_values
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.render import (
+    RENDERED_MARK,
+    py_literal,
+    rendered_values,
+)
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.secrets import split_key
 
 WEBHOOK_KEY_ACTIONS = ["updateResourceRule"]
+
+
+def headers_mapping_expression(api_key):
+    """The headers mapping: authentik sends Pangolin's bearer key with each webhook."""
+    return "\n".join([
+        RENDERED_MARK,
+        "return {",
+        "    \"Authorization\": %s," % py_literal("Bearer " + api_key),
+        "    \"Content-Type\": \"application/json\",",
+        "}",
+    ])
 
 
 def bearer_in(expression):
     """The ``<id>.<secret>`` a headers mapping this collection rendered sends, or None."""
     header = rendered_values(expression).get("Authorization")
-    if isinstance(header, str) and header.startswith("Bearer ") and "." in header:
+    if isinstance(header, str) and header.startswith("Bearer ") and split_key(header[len("Bearer "):]):
         return header[len("Bearer "):]
     return None
+
+
+def key_id_of(bearer):
+    """The key id of a ``<id>.<secret>`` key, or None."""
+    parts = split_key(bearer)
+    return parts[0] if parts else None
 
 
 class ApiKeyKind(ObjectKind):
@@ -105,7 +126,7 @@ class WebhookKey(object):
         self.bearer = bearer_in(mapping_expression)
         for registry in self.kind.secrets:
             registry.add_key(self.bearer)
-        key_id = self.bearer.split(".", 1)[0] if self.bearer else None
+        key_id = key_id_of(self.bearer)
         # Only a key of ours is kept (and has its actions corrected): a key the
         # operator made for something else is never changed, just no longer sent.
         row = next((k for k in self.keys if k.get("apiKeyId") == key_id and k.get("name") == self.name), None)
@@ -128,8 +149,8 @@ class WebhookKey(object):
         """Whether ``retire`` has keys to delete (the mapping no longer sends them)."""
         return any(row.get("name") == self.name and row.get("apiKeyId") != self.keep_id for row in self.keys)
 
-    def retire_legacy(self, reconciler, key_id, name=LEGACY_KEY):
-        """The key an older version made under ``name``, once the mapping that sent it is gone."""
+    def retire_other(self, reconciler, key_id, name):
+        """A key of another name this whitelist's objects sent (an older version's), once nothing sends it."""
         for row in self.keys:
             if row.get("apiKeyId") == key_id and row.get("name") == name:
                 unused = dict(api_key_id=key_id, name=name)
