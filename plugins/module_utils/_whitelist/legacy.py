@@ -64,10 +64,11 @@ def adopt(snapshot, deployment, settings, ownership):
         recorded = (snapshot.mapping_values.get(name) or {}).get("priority")
         proven = rule is not None and all((rule["action"] == settings.action, rule["match"] in ADDRESS_MATCHES,
                                            rule["priority"] == recorded))
-        # Stop the old rule first, then the rest of the chain (the transport after the rule it names).
+        # Stop the old rule first; the transport goes last: it is what finds the rest of the chain, so a run that
+        # stops half-way leaves a chain the next run finds.
         superseded = [(kind, found) for kind, found in (
-            ("notification_rule", snapshot.notification_rules.get(name)), ("transport", transport),
-            ("policy", snapshot.policies.get(name)), ("mapping", snapshot.mappings.get(name))) if found is not None]
+            ("notification_rule", snapshot.notification_rules.get(name)), ("policy", snapshot.policies.get(name)),
+            ("mapping", snapshot.mappings.get(name)), ("transport", transport)) if found is not None]
         ownership.adopt(username, 1, target.resource_id, rule if proven else None, superseded)
     headers = snapshot.mappings.get(LEGACY_HEADERS)
     if headers is None or not transports or (settings.headers_mapping or deployment.headers_name) == LEGACY_HEADERS:
