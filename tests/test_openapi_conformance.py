@@ -159,7 +159,8 @@ def check_request(spec, method, path, query, body, allowed_query=()):
             continue
         if "query_parameters_not_declared" in operation and name not in operation["query_parameters_not_declared"]:
             problems.append("%s: query parameter %r is not among the filters tests/api_calls.py lists for this "
-                            "call (add it there and run %s)" % (where, name, REGENERATE))
+                            "call, so %s cannot tell whether it is declared (list it there and run %s)"
+                            % (where, name, spec.file, REGENERATE))
         else:
             problems.append("%s: query parameter %r is not declared" % (where, name))
     path_params = spec.parameters(template, method, "path")
