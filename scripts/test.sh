@@ -3,7 +3,7 @@
 #
 #   bash scripts/test.sh            # every phase (what CI runs)
 #   bash scripts/test.sh sanity     # only the named phases:
-#                                   # pytest sanity lint molecule demo pytest-218 galaxy ee
+#                                   # contract pytest sanity lint molecule demo pytest-218 galaxy ee
 #
 # 1. virtualenvs (scripts/setup-venv.sh), built side by side:
 #    .venv      the main line: the newest Python 3.11-3.13 found, with ansible-core
@@ -11,15 +11,17 @@
 #               (requirements/test-ansible219.txt) on Python 3.11
 #    .venv-218  the old line: the oldest Python 3.11-3.13 found, ansible-core 2.18
 #               (requirements/test-ansible218.txt)
-# 2. pytest: the whole suite on the main line, two workers
-# 3. ansible-test sanity on a staged copy of the collection, on the main line's Python
-# 4. ansible-lint (profile production, see .ansible-lint) and shellcheck
-# 5. molecule test (extensions/molecule/default) against the simulators
-# 6. the one-command demo (scripts/demo.py)
-# 7. pytest: the whole suite again on the old line
-# 8. galaxy: galaxy-importer on the built tarball (scripts/galaxy-import.sh, .venv-importer)
-# 9. ee: the tarball in an execution environment build context and ansible-builder's
-#    introspection of it (scripts/ee-check.sh, .venv-builder)
+# 2. contract: tests/contract/ is what scripts/contract_data.py derives from the reference
+#    specs in ../shared/specs (a note, and a pass, where they are not beside the checkout)
+# 3. pytest: the whole suite on the main line, two workers
+# 4. ansible-test sanity on a staged copy of the collection, on the main line's Python
+# 5. ansible-lint (profile production, see .ansible-lint) and shellcheck
+# 6. molecule test (extensions/molecule/default) against the simulators
+# 7. the one-command demo (scripts/demo.py)
+# 8. pytest: the whole suite again on the old line
+# 9. galaxy: galaxy-importer on the built tarball (scripts/galaxy-import.sh, .venv-importer)
+# 10. ee: the tarball in an execution environment build context and ansible-builder's
+#     introspection of it (scripts/ee-check.sh, .venv-builder)
 #
 # Sanity, galaxy and ee run in the background alongside the others (their
 # virtualenvs are mostly network-bound installs).
@@ -163,6 +165,11 @@ run_pytest() {  # run_pytest VENV ARGS... ; exit 5 (nothing collected) is a fail
     return "$rc"
 }
 
+contract_check() {
+    # The API contract data the tests read, against the specs it is derived from.
+    "$VENV/bin/python" scripts/contract_data.py --check
+}
+
 pytest_main() {
     line_info "$VENV"
     run_pytest "$VENV" -q -n "$PYTEST_WORKERS" -p no:cacheprovider tests/
@@ -276,6 +283,7 @@ else
     fi
     phase_start galaxy galaxy_check
     phase_start ee ee_check
+    phase contract contract_check
     phase pytest pytest_main
     phase lint lint
     phase molecule molecule_scenario

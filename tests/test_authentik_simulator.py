@@ -6,16 +6,16 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 import requests
 
 from tests.simulators.authentik import AuthentikSimulator
 from tests.simulators.base import Response, SimulatorBase
-from tests.specs import missing_spec
 
 ROOT = Path(__file__).resolve().parents[1]
-OBSERVED = ROOT.parent / "shared" / "specs" / "observed-authentik-2026.5.0-rc1.json"
+OBSERVED = ROOT / "tests" / "contract" / "observed-authentik.json"  # see tests/contract/README.md
 TOKEN = "test-token"
 
 BODY_MAPPING = (
@@ -80,25 +80,25 @@ def receiver():
 
 # -- 1. replay of what a real 2026.5.0-rc1 server answered ---------------------------
 def test_replay_observed_transcript():
-    if not OBSERVED.exists():
-        missing_spec("observed authentik transcript not found (shared/specs lives beside the repo)")
-    spec = json.loads(OBSERVED.read_text())
-    with AuthentikSimulator(version=spec["server"].split()[-1]) as sim:
+    observed = json.loads(OBSERVED.read_text(encoding="utf-8"))
+    with AuthentikSimulator(version=observed["server"].split()[-1]) as sim:
         sim.add_token(TOKEN)
         sim.add_user("alice", name="Alice")  # the users list must not be empty
         captured = {"nothing": str(uuid.uuid4())}
-        for index, step in enumerate(spec["steps"]):
+        for index, exchange in enumerate(observed["exchanges"]):
+            request, seen = exchange["request"], exchange["expect"]
             headers = {"Authorization": "Bearer " + TOKEN}
-            for key, value in (step["headers"] or {}).items():
+            for key, value in request["headers"].items():
                 headers[key] = "Bearer not-a-token" if value == "<not a token>" else value
-            path = step["path"]
+            path = request["path"]
             for name, value in captured.items():
                 path = path.replace("{%s}" % name, value)
-            resp = requests.request(step["method"], sim.base_url + path, headers=headers,
-                                    data=json.dumps(step["body"]) if step["body"] is not None else None,
+            if request["query"]:
+                path += "?" + urlencode(request["query"])
+            resp = requests.request(request["method"], sim.base_url + path, headers=headers,
+                                    data=json.dumps(request["body"]) if request["body"] is not None else None,
                                     timeout=10)
-            seen = step["observed"]
-            where = "step %d %s %s" % (index, step["method"], path)
+            where = "exchange %d %s %s" % (index, request["method"], path)
             assert resp.status_code == seen["status"], where
             try:
                 body, is_json = resp.json(), True
@@ -112,7 +112,7 @@ def test_replay_observed_transcript():
                 assert sorted(body["pagination"]) == sorted(seen["pagination_keys"]), where
             if seen.get("result_keys") and body.get("results"):
                 assert sorted(body["results"][0]) == sorted(seen["result_keys"]), where
-            for name, keys in spec["captured"].get(str(index), {}).items():
+            for name, keys in exchange.get("capture", {}).items():
                 value = body
                 for key in keys:
                     value = value[key]

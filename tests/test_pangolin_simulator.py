@@ -12,15 +12,15 @@ import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
+from urllib.parse import urlencode
 
 import pytest
 import requests
 
 from tests.simulators.pangolin import PangolinSimulator
-from tests.specs import missing_spec
 
 REPO = Path(__file__).resolve().parents[1]
-OBSERVED = REPO.parent / "shared" / "specs" / "observed-pangolin-1.22.0.json"
+OBSERVED = REPO / "tests" / "contract" / "observed-pangolin.json"  # see tests/contract/README.md
 
 
 @pytest.fixture(scope="module")
@@ -75,20 +75,21 @@ def _digits(text):
 
 
 def test_replay_observed_sequence(env):
-    if not OBSERVED.exists():
-        missing_spec("observed Pangolin 1.22.0 transcript not available at %s" % OBSERVED)
-    spec = json.loads(OBSERVED.read_text())
+    observed = json.loads(OBSERVED.read_text(encoding="utf-8"))
     values = {"res": env.res, "idp": env.idp, "org": "homelab"}
     bogus = "Bearer %s.%s" % ("".join(secrets.choice("abcdefghij0123456789") for _ in range(15)),
                               secrets.token_hex(20))
-    for index, step in enumerate(spec["steps"]):
-        path = step["path"].format(**values)
+    for index, exchange in enumerate(observed["exchanges"]):
+        request, seen = exchange["request"], exchange["expect"]
+        path = request["path"].format(**values)
+        if request["query"]:
+            path += "?" + urlencode(request["query"])
         headers = {"Authorization": "Bearer " + env.key}
-        for name, value in (step["headers"] or {}).items():
+        for name, value in request["headers"].items():
             headers[name] = {"<an invalid key of the right shape>": bogus, "<empty>": ""}.get(value, value)
-        resp = env.http.request(step["method"], env.sim.base_url + path, headers=headers, timeout=5,
-                                data=None if step["body"] is None else json.dumps(step["body"]))
-        seen, where = step["observed"], "step %d: %s %s" % (index, step["method"], path)
+        resp = env.http.request(request["method"], env.sim.base_url + path, headers=headers, timeout=5,
+                                data=None if request["body"] is None else json.dumps(request["body"]))
+        where = "exchange %d: %s %s" % (index, request["method"], path)
         assert resp.status_code == seen["status"], where
         try:
             body = resp.json()
@@ -110,7 +111,7 @@ def test_replay_observed_sequence(env):
             assert type(body["data"]).__name__ == seen["data_type"], where
         if "data_keys" in seen:
             assert sorted(body["data"]) == sorted(seen["data_keys"]), where
-        for name, trail in spec.get("captured", {}).get(str(index), {}).items():
+        for name, trail in exchange.get("capture", {}).items():
             value = body
             for part in trail:
                 value = value[part]
