@@ -21,7 +21,7 @@ PANGOLIN_CLIENT = MODULE_UTILS / "_pangolin"
 
 # What authentik's webhook transport POSTs to (login_ip_whitelist builds the URL).
 PANGOLIN_WEBHOOK_TARGET = ("POST", "/resource/{}/rule/{}")
-PANGOLIN_WEBHOOK_SOURCE = MODULE_UTILS / "_whitelist" / "runner.py"
+PANGOLIN_WEBHOOK_SOURCE = MODULE_UTILS / "_whitelist" / "urls.py"
 
 # Reads of a feature under way: the org's request audit log, and the org itself
 # (its settingsLogRetentionDaysRequest).

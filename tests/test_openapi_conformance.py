@@ -289,17 +289,16 @@ def test_idp_org_policy_lifecycle_conforms(pg):
 
 def test_webhook_rule_update_body_conforms(pangolin_spec):
     """The body authentik's webhook mapping renders is a valid rule update (login IP and placeholder)."""
-    spec_ = importlib.util.find_spec("ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.render")
-    if spec_ is None:
-        pytest.skip("render module_utils not available")
-    from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.render import rule_body_expression
+    from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.body import (
+        event_body_expression,
+    )
 
     template = pangolin_spec.template_for("/v1/resource/3/rule/17")
     assert template == "/resource/{resourceId}/rule/{ruleId}"
     assert pangolin_spec.operation(template, "POST") is not None
     schema = pangolin_spec.body_schema(template, "POST")
     for client_ip in ("203.0.113.7", "2001:db8::7", None):
-        expression = rule_body_expression(150, action="ACCEPT", placeholder="0.0.0.0", enabled=True)
+        expression = event_body_expression(150, action="ACCEPT", placeholder="0.0.0.0", enabled=True)
         event = SimpleNamespace(client_ip=client_ip)
         request = SimpleNamespace(context={"notification": SimpleNamespace(event=event)})
         code = "def handler(request):\n" + "\n".join("    " + line for line in expression.splitlines())
