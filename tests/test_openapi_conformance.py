@@ -20,7 +20,6 @@ translated to JSON Schema, derived from the servers' published documents by
 ``scripts/contract_data.py`` (see ``tests/contract/README.md``).
 """
 
-import importlib.util
 import json
 import re
 from pathlib import Path
