@@ -132,11 +132,12 @@ def user_entries(settings, now, active, member, logins, sessions):
         since = revoked
     if settings["sessions"]:
         # A session counts only when a login after the revocation opened it: none before such a login,
-        # and never one that was live at the revocation.
+        # never one that was live at the revocation, nor one last used before it.
         if revoked is not None and not any(created >= revoked for created, _address in logins):
             return [("IP", placeholder)] * slots
         ended = settings.get("revoked_sessions") or []
-        candidates = [(used, address) for used, address, uuid in sessions if str(uuid) not in ended]
+        candidates = [(used, address) for used, address, uuid in sessions
+                      if str(uuid) not in ended and (revoked is None or used >= revoked)]
         since = None
     else:
         candidates = logins
