@@ -149,3 +149,12 @@ def test_with_sessions_only_sessions_a_login_after_the_revocation_opened_count_a
 def test_sessions_without_a_revocation_all_count_whatever_their_age():
     sessions = [(NOW - timedelta(days=60), "203.0.113.1", "a"), (NOW - timedelta(minutes=1), "10.0.0.9", "b")]
     assert user_entries(body(sessions=True), NOW, True, True, [], sessions) == [("IP", "203.0.113.1"), NOBODY]
+
+
+def test_a_session_last_used_before_the_revocation_never_counts_again_even_after_a_login():
+    revoked = NOW - timedelta(days=2)
+    settings = body(sessions=True, not_before=revoked.isoformat())
+    stale = (revoked - timedelta(minutes=5), "203.0.113.1", "never-seen")  # unused since before the revocation
+    fresh = (NOW - timedelta(minutes=1), "198.51.100.7", "new")
+    logins = [(revoked + timedelta(hours=1), "198.51.100.7")]
+    assert user_entries(settings, NOW, True, True, logins, [stale, fresh]) == [("IP", "198.51.100.7"), NOBODY]
