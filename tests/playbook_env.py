@@ -180,6 +180,11 @@ class PlaybookEnv(object):
                 parsed = None
         return proc.returncode, parsed, proc.stdout, proc.stderr
 
+    @staticmethod
+    def playbook_path(name):
+        """Where a playbook of the repository is (as the role names it in a pasteable command)."""
+        return str(REPO / "playbooks" / name)
+
     # -- reading results -----------------------------------------------------
     @staticmethod
     def task_results(parsed, name_part):

@@ -14,7 +14,7 @@ from tests.test_doctor import checks, converge, doctor, of_check, pk_of, user_re
 from tests.test_module_docs import documented, undocumented
 
 GROUP = "jellyfin"
-SITE = "run playbooks/site.yml, which makes the user's rules"
+SITE = "run ansible-playbook playbooks/site.yml, which makes the user's rules"
 
 
 @contextmanager
@@ -131,13 +131,16 @@ def test_the_role_report_shows_the_group_and_this_whitelists_rules():
         for line in ("authentik's worker: 0 queued tasks; 1 notification rule of this whitelist (3 others in "
                      "authentik: each event costs 4 handler tasks).",
                      head + "3 active members.",
-                     head + "members without rules yet, so not let in: user002. Fix: run playbooks/site.yml.",
+                     head + "members without rules yet, so not let in: user002. Fix: run ansible-playbook -i %s %s." % (
+                         inventory, env.playbook_path("site.yml")),
                      head + "listed in jellyfin_whitelist_users but not active members, so not let in: user003.",
                      head + "members jellyfin_whitelist_users marks absent, so not let in: user001."):
             assert line in report, (line, report)
         assert len([line for line in report if line.startswith("authentik's worker")]) == 1, report  # told once
         assert any(line.startswith("user002: BROKEN") for line in report), report
-        assert any(line.startswith("user002: PROBLEM") and SITE in line for line in report), report
+        site = "ansible-playbook -i %s %s" % (inventory, env.playbook_path("site.yml"))
+        assert any(line.startswith("user002: PROBLEM") and "run %s, which makes the user's rules" % site in line
+                   for line in report), report
         assert any(line.startswith("note: ") and "'user003'" in line for line in report), report
         assert any(line.startswith("user000: OK") for line in report), report
         task, failed = env.failure(parsed)

@@ -48,6 +48,12 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+summary:
+  description: What the run did (or would do, in check mode) to the group, in one line.
+  returned: always
+  type: str
+  sample: "group jellyfin: would be created"
+  version_added: 0.5.0
 group:
   description: The group after the run (predicted in check mode; null when absent).
   returned: always
@@ -93,7 +99,10 @@ def manage_group(module, reconciler):
         desired["attributes"] = params["attributes"]
     kind = GroupKind(AuthentikClient.from_module(module))
     outcome = reconciler.ensure(kind, desired, params["state"])
-    return single_result(reconciler, outcome, kind)
+    words = {"create": "created", "update": "updated", "delete": "deleted"}
+    summary = "group %s: %s" % (desired["name"], "unchanged" if outcome.operation is None else "%s%s" % (
+        "would be " if module.check_mode else "", words[outcome.operation]))
+    return single_result(reconciler, outcome, kind, summary=summary)
 
 
 def main():

@@ -54,6 +54,21 @@ options:
       - How many of authentik's newest login events to examine for the untrusted-proxy pattern.
     type: int
     default: 100
+  commands:
+    description:
+      - The commands the fixes name, as the operator runs them (the role passes its inventory and playbooks), so
+        every fix can be pasted as it is.
+    type: dict
+    version_added: 0.5.0
+    suboptions:
+      site:
+        description: How to run the site playbook.
+        type: str
+        default: ansible-playbook playbooks/site.yml
+      expire:
+        description: How to run the expiry playbook.
+        type: str
+        default: ansible-playbook playbooks/expire.yml
 '''
 
 EXAMPLES = r'''
@@ -77,8 +92,25 @@ healthy:
   description: Whether no problem was found.
   returned: always
   type: bool
+verdict:
+  description: The doctor's word on the whole whitelist - how many problems, and whom they concern.
+  returned: always
+  type: str
+  sample: "1 problem: carol (1)"
+  version_added: 0.5.0
+broken_users:
+  description:
+    - The users a problem concerns - a listed user whose chain is broken, or a user who is not listed but still
+      let in.
+  returned: always
+  type: list
+  elements: str
+  sample: [carol]
+  version_added: 0.5.0
 problems:
-  description: Problems that concern every user, each with C(check), C(message) and C(fix).
+  description:
+    - Problems that concern the whole whitelist, or a user who is not listed (then with C(user)), each with C(check),
+      C(message) and C(fix).
   returned: always
   type: list
   elements: dict
@@ -256,7 +288,8 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitel
 
 def examine(module, reconciler):
     w = open_whitelist(module)
-    result = WhitelistDoctor(w, recent_logins=w.inputs.recent_logins, secrets=reconciler.secrets).examine()
+    result = WhitelistDoctor(w, recent_logins=w.inputs.recent_logins, secrets=reconciler.secrets,
+                             commands=dict((k, v) for k, v in (module.params["commands"] or {}).items() if v)).examine()
     problems = len(result["problems"]) + sum(len(u["problems"]) for u in result["users"])
     result.update(changed=False, msg="healthy" if result["healthy"] else "%d problem%s found" % (
         problems, "" if problems == 1 else "s"))

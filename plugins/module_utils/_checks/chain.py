@@ -58,7 +58,7 @@ class ChainExam(object):
         for collision in self.own.collisions:
             if collision.username == username:
                 report.problem(collision.check, collision.message,
-                               "playbooks/site.yml refuses to run until it is resolved, as the message says")
+                               "{site} refuses to run until it is resolved, as the message says")
         if username in self.d.new_members:
             return self._new_member(summary)
         rules = [rule for number in range(1, self.settings.max_addresses + 1)
@@ -86,7 +86,7 @@ class ChainExam(object):
         username, report = self.username, self.report
         report.problem("new_member", "user %r is a member of group %r (users_from_group) but has no rules yet, so "
                        "the whitelist does not let the user in" % (username, self.settings.users_from_group),
-                       "run playbooks/site.yml, which makes the user's rules")
+                       "run {site}, which makes the user's rules")
         logins = self.snap.logins_of(username, self.account["pk"]) if self.account else []
         if logins:
             summary.update(last_login=format_time(logins[0]["created"]), last_login_ip=logins[0]["client_ip"])
@@ -229,22 +229,22 @@ class ChainExam(object):
                 report.problem("refused_address", "rule %d of resource %d lets in %s, a %s address, which can never "
                                "be a device's as Pangolin sees it (or is private and not opted in)"
                                % (rule["rule_id"], resource_id, rule["value"], kind),
-                               "run playbooks/expire.yml or playbooks/site.yml, which reset it")
+                               "run {expire} or {site}, which reset it")
             elif not account["is_active"]:
                 report.problem("deactivated", "user %r is deactivated, but rule %d of resource %d still lets %s in"
                                % (username, rule["rule_id"], resource_id, rule["value"]),
-                               "run playbooks/expire.yml or playbooks/site.yml, which reset it")
+                               "run {expire} or {site}, which reset it")
             elif self.settings.follow_sessions:
                 report.problem("session_gone", "rule %d of resource %d lets %s in, but no live session of %r comes "
                                "from there any more (ended, expired or revoked)"
                                % (rule["rule_id"], resource_id, rule["value"], username),
-                               "run playbooks/expire.yml (or site.yml), which removes it; schedule expire.yml")
+                               "run {expire} (or {site}), which removes it; schedule the first")
             else:
                 report.note("stale", "rule %d of resource %d lets %s in, which %r's logins %s no longer account for"
                             % (rule["rule_id"], resource_id, rule["value"], username,
                                "of the last %d days" % self.settings.expire_days if self.settings.expire_days
                                else "since the revocation"),
-                            "run playbooks/expire.yml, which resets it (schedule it)")
+                            "run {expire}, which resets it (schedule it)")
         logins = self.snap.logins_of(username, account["pk"])
         self._refused_logins(logins, summary)
         if not logins:

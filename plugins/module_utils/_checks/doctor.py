@@ -43,11 +43,11 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitel
 )
 
 
-COLLISION_FIX = "playbooks/site.yml refuses to run until it is resolved, as the message says"
+COLLISION_FIX = "{site} refuses to run until it is resolved, as the message says"
 
 
 class WhitelistDoctor(object):
-    def __init__(self, whitelist, recent_logins=100, secrets=None, now=None):
+    def __init__(self, whitelist, recent_logins=100, secrets=None, now=None, commands=None):
         self.w = whitelist
         self.settings = whitelist.settings
         self.dep = whitelist.deployment
@@ -58,6 +58,9 @@ class WhitelistDoctor(object):
         self.webhook_url = self.settings.webhook_url
         self.manage_webhook_key = self.settings.manage_webhook_key
         self.secrets = secrets  # what the module's output is scrubbed of
+        # The commands a fix names, as the operator runs them (the role passes its inventory and playbooks).
+        self.commands = dict(dict(site="ansible-playbook playbooks/site.yml",
+                                  expire="ansible-playbook playbooks/expire.yml"), **(commands or {}))
 
     # -- reads ---------------------------------------------------------------
     def read(self):
@@ -109,7 +112,7 @@ class WhitelistDoctor(object):
         listed = set(u.username for u in self.w.present)
         for collision in self.own.collisions:
             if collision.username not in listed:
-                report.problem(collision.check, collision.message, COLLISION_FIX)
+                report.problem(collision.check, collision.message, COLLISION_FIX, user=collision.username)
         self._check_resources(report)
         self._check_headers(report)
         self._check_webhook_key(report)
@@ -118,13 +121,25 @@ class WhitelistDoctor(object):
         self._check_group(report)
         self._check_leftovers(report)
         users = [ChainExam(self, user.username).examine() for user in self.w.present]
+        for found in [report.problems, report.notes] + [u[key] for u in users for key in ("problems", "notes")]:
+            for finding in found:
+                finding.update(message=self._commands(finding["message"]), fix=self._commands(finding["fix"]))
         healthy = not report.problems and not any(u["problems"] for u in users)
         return dict(healthy=healthy, problems=report.problems, notes=report.notes, users=users,
+                    verdict=verdict(report.problems, users),
+                    broken_users=sorted(set([u["username"] for u in users if u["problems"]]
+                                            + [p["user"] for p in report.problems if p.get("user")])),
                     resource_id=self.dep.primary, resource_ids=list(self.dep.resource_ids),
                     instance=self.dep.instance, apply_rules=self.snap.resource(self.dep.primary).applies_rules,
                     backlog=dict(available=self.task_api, queued=self.queued, notification_rules=self.rules_ours,
                                  other_notification_rules=self.rules_others),
                     group=self.group)
+
+    def _commands(self, text):
+        """A finding's text with the commands it names as the operator runs them."""
+        if not text:
+            return text
+        return text.replace("{site}", self.commands["site"]).replace("{expire}", self.commands["expire"])
 
     def _check_resources(self, report):
         for resource_id in self.dep.resource_ids:
@@ -140,7 +155,7 @@ class WhitelistDoctor(object):
             elif not state.applies_rules:
                 report.problem("apply_rules", "resource %d has rules switched off (applyRules is false), so Pangolin "
                                "ignores every user's rule" % resource_id,
-                               "rerun playbooks/site.yml (it turns applyRules on), or enable rules in the resource's "
+                               "run {site} (it turns applyRules on), or enable rules in the resource's "
                                "settings in Pangolin")
 
     def _check_headers(self, report):
@@ -161,7 +176,7 @@ class WhitelistDoctor(object):
                            "where anyone who may read mappings can read it and do whatever the playbook can",
                            "give authentik a key of its own: set jellyfin_whitelist_manage_webhook_key, or a key "
                            "with only updateResourceRule in jellyfin_whitelist_webhook_api_key, and rerun "
-                           "playbooks/site.yml")
+                           "{site}")
             return
         if bearer is None:
             return
@@ -180,7 +195,7 @@ class WhitelistDoctor(object):
         if row is None:
             message = ("Pangolin's org %r has no API key %s, the key authentik sends with each webhook, so Pangolin "
                        "refuses the webhooks" % (org_id, key_id))
-            fix = ("rerun playbooks/site.yml: with jellyfin_whitelist_manage_webhook_key it makes a new key; "
+            fix = ("run {site}: with jellyfin_whitelist_manage_webhook_key it makes a new key; "
                    "otherwise create a key with the updateResourceRule action and set "
                    "jellyfin_whitelist_webhook_api_key")
             if self.manage_webhook_key:
@@ -231,13 +246,13 @@ class WhitelistDoctor(object):
         for username in self.group["not_members"]:
             report.note("not_member", "the inventory lists user %r, who is not an active member of group %r "
                         "(users_from_group), so the whitelist does not let the user in" % (username, name),
-                        "add the user to group %r in authentik (or activate the account) and rerun "
-                        "playbooks/site.yml, or remove the user's entry from jellyfin_whitelist_users" % name)
+                        "add the user to group %r in authentik (or activate the account) and run {site}, or "
+                        "remove the user's entry from jellyfin_whitelist_users" % name)
         for username in self.group["absent_members"]:
             report.note("absent_member", "user %r is a member of group %r (users_from_group), but the inventory "
                         "marks the user absent, so the whitelist does not let the user in" % (username, name),
                         "remove the user from group %r in authentik, or drop state: absent from the user's entry "
-                        "in jellyfin_whitelist_users and rerun playbooks/site.yml" % name)
+                        "in jellyfin_whitelist_users and run {site}" % name)
 
     def _check_leftovers(self, report):
         """Users the inventory (or the group) does not list as present but the whitelist still holds objects for:
@@ -252,7 +267,7 @@ class WhitelistDoctor(object):
             if username in present:
                 if any(kind != "transport" for slot in slots for kind, _view in slot.superseded):
                     report.note("leftover", "user %r still has the chain of an older version of this collection"
-                                % username, "rerun playbooks/site.yml, which moves the user to the current one")
+                                % username, "run {site}, which moves the user to the current one")
                 continue
             rules = [(rid, rule) for _slot, rid, rule in self.own.rules_of(username)]
             open_to = ["%s (rule %d of resource %d)" % (r["value"], r["rule_id"], rid) for rid, r in rules
@@ -261,14 +276,13 @@ class WhitelistDoctor(object):
                    "not an active member of group %r" % group if group else "not in the inventory")
             if open_to:
                 report.problem("unlisted", "user %r is %s but still let in: %s" % (username, who, ", ".join(open_to)),
-                               "rerun playbooks/site.yml, which ends the access (and with jellyfin_whitelist_prune "
-                               "removes the user's objects); run playbooks/expire.yml -e "
-                               "'{\"jellyfin_whitelist_expire_users\": [...]}' only for listed users")
+                               "run {site}, which ends the access now (with jellyfin_whitelist_prune: true it also "
+                               "removes the user's objects)", user=username)
             else:
                 report.note("leftover", "user %r is %s; the whitelist keeps %d object chain(s) of the user, without "
                             "access" % (username, who, len(slots)),
-                            "rerun playbooks/site.yml" if username in absent else
-                            "rerun playbooks/site.yml with jellyfin_whitelist_prune: true to remove them, or %s"
+                            "run {site}" if username in absent else
+                            "run {site} with jellyfin_whitelist_prune: true to remove them, or %s"
                             % ("add the user to the group again" if group else "list the user again"))
 
     def _check_backlog(self, report):
@@ -282,4 +296,20 @@ class WhitelistDoctor(object):
             "wait for the queue to drain (authentik admin: System > Tasks), or give the worker more CPU")
 
 
-__all__ = ["WhitelistDoctor"]
+def verdict(problems, users):
+    """The doctor's word on the whole whitelist, counting who is actually concerned."""
+    per_user = dict((u["username"], len(u["problems"])) for u in users if u["problems"])
+    for problem in problems:
+        if problem.get("user"):
+            per_user[problem["user"]] = per_user.get(problem["user"], 0) + 1
+    shared = len([p for p in problems if not p.get("user")])
+    total = shared + sum(per_user.values())
+    if not total:
+        return "healthy: every listed user's chain works, and nobody else is let in"
+    parts = ["%s (%d)" % (name, count) for name, count in sorted(per_user.items())]
+    if shared:
+        parts.append("the whole whitelist (%d)" % shared)
+    return "%d problem%s: %s" % (total, "" if total == 1 else "s", ", ".join(parts))
+
+
+__all__ = ["WhitelistDoctor", "verdict"]

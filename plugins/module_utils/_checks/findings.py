@@ -15,7 +15,7 @@ import re
 
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.holdings import refusal
 
-RERUN = "rerun playbooks/site.yml, which rebuilds the user's chain"
+RERUN = "run {site}, which rebuilds the user's chain"
 PROXY_SETTING = "AUTHENTIK_LISTEN__TRUSTED_PROXY_CIDRS"
 
 
@@ -48,8 +48,13 @@ class Finding(object):
         self.problems = []
         self.notes = []
 
-    def problem(self, check, message, fix):
-        self.problems.append(dict(check=check, message=message, fix=fix))
+    def problem(self, check, message, fix, user=None):
+        """A finding that breaks the whitelist or lets in who should not get in; ``user``: whom it concerns, when
+        it is one user's."""
+        found = dict(check=check, message=message, fix=fix)
+        if user is not None:
+            found["user"] = user
+        self.problems.append(found)
 
     def note(self, check, message, fix=None):
         self.notes.append(dict(check=check, message=message, fix=fix))

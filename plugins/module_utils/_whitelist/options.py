@@ -110,6 +110,17 @@ class Settings(object):
 
 
 @dataclass(frozen=True)
+class Planned(object):
+    """What this run's users step did before the whitelist (in check mode: would do), as the role passes it: the
+    whitelist's group created or deleted, users it adds to that group, users it creates or deletes."""
+
+    group: str = "kept"
+    members: tuple = ()
+    created: tuple = ()
+    removed: tuple = ()
+
+
+@dataclass(frozen=True)
 class Inputs(object):
     settings: Settings
     users: tuple  # UserEntry, in inventory order
@@ -117,6 +128,7 @@ class Inputs(object):
     org_id: str = None
     expire_users: tuple = None
     recent_logins: int = 100
+    planned: Planned = Planned()
 
     @property
     def present(self):
@@ -249,8 +261,12 @@ def whitelist_inputs(params):
                           if get("manage_webhook_key") and get("webhook_key_name") is not None else None),
         apply_rules=get("apply_rules", True), prune=bool(get("prune")),
         login_email=check_login_email(get("login_email")), state=get("state") or "present")
+    planned = get("planned") or {}
+    planned = Planned(planned.get("group") or "kept", *(tuple(check_name(u, "planned.%s" % key)
+                                                              for u in planned.get(key) or [])
+                                                        for key in ("members", "created", "removed")))
     return Inputs(settings=settings, users=check_users(params["users"]), resources=check_resources(params),
-                  org_id=get("org_id"), expire_users=expire_users,
+                  org_id=get("org_id"), expire_users=expire_users, planned=planned,
                   recent_logins=check_int(get("recent_logins", 100), "recent_logins", 1, 100,
                                           "a number of events (one page)"))
 
@@ -302,9 +318,16 @@ def whitelist_argument_spec(module):
             login_email=dict(type="dict", options=dict(
                 group=dict(type="str"), to_user=dict(type="bool", default=False),
                 subject_prefix=dict(type="str"), template=dict(type="str"))),
+            planned=dict(type="dict", options=dict(
+                group=dict(type="str", choices=["created", "deleted", "kept"], default="kept"),
+                members=dict(type="list", elements="str", default=[]),
+                created=dict(type="list", elements="str", default=[]),
+                removed=dict(type="list", elements="str", default=[]))),
         )
     if module == "doctor":
-        spec.update(recent_logins=dict(type="int", default=100))
+        spec.update(recent_logins=dict(type="int", default=100), commands=dict(type="dict", options=dict(
+            site=dict(type="str", default="ansible-playbook playbooks/site.yml"),
+            expire=dict(type="str", default="ansible-playbook playbooks/expire.yml"))))
     if module == "expire":
         spec.update(expire_users=dict(type="list", elements="str"))
     rules = dict(mutually_exclusive=[("resource_id", "resource", "resources")],

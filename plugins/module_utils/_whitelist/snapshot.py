@@ -97,7 +97,7 @@ class ResourceState(object):
 class Snapshot(object):
     """One read of everything a whitelist involves, on both servers."""
 
-    def __init__(self, pangolin, authentik, resource_ids, usernames, sessions=False, groups=None):
+    def __init__(self, pangolin, authentik, resource_ids, usernames, sessions=False, groups=None, planned=()):
         self.pangolin = pangolin
         self.authentik = authentik
         self.resource_ids = tuple(resource_ids)
@@ -106,6 +106,7 @@ class Snapshot(object):
         self.want_groups = dict((name, option) for name, option in (groups or {}).items() if name)
         self._logins = {}
         self.members = None  # with users_from_group: the usernames of its active direct members
+        self.planned = tuple(planned)  # users this run creates before the whitelist (check mode: not yet)
         self.now = datetime.now(timezone.utc)
 
     def read(self):
@@ -120,6 +121,9 @@ class Snapshot(object):
         self.notification_rules = dict((v["name"], v) for v in self.notification_kind.views())
         self.bindings = []
         self.accounts = dict((u["username"], u) for u in UserKind.summaries(self.authentik, self.usernames))
+        for username in self.planned:  # in check mode, the users step has only predicted them
+            self.accounts.setdefault(username, dict(pk=0, username=username, name=username, is_active=True,
+                                                    planned=True))
         self.sessions = self.read_sessions() if self.want_sessions else []
         self.group_pks = dict((name, self.authentik.group_pk(name, option))
                               for name, option in self.want_groups.items())

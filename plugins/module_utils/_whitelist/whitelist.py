@@ -112,7 +112,7 @@ class Whitelist(object):
             groups[settings.login_email.group] = "login_email.group"
         self.snapshot = Snapshot(self.pangolin, self.authentik, self.deployment.resource_ids,
                                  [u.username for u in self.present], sessions=settings.follow_sessions,
-                                 groups=groups).read()
+                                 groups=groups, planned=self.inputs.planned.created).read()
         if members is not None:
             self.snapshot.members = set(members)
             self.snapshot.group_pks[settings.users_from_group] = self.group_pk
@@ -138,16 +138,24 @@ class Whitelist(object):
         return self
 
     def group_members(self):
-        """With ``users_from_group``: the usernames of the group's active direct members; else None."""
+        """With ``users_from_group``: the usernames of the group's active direct members, as they are once this
+        run's users step is done (in check mode it has only predicted its changes); else None. A teardown lists
+        nobody and needs no group."""
         group = self.settings.users_from_group
-        if group is None:
+        if group is None or self.settings.state == "absent":
             return None
+        planned = self.inputs.planned
+        if planned.group == "deleted":
+            raise InputError("users_from_group %r: this run deletes that group (jellyfin_whitelist_authentik_groups "
+                             "marks it absent), so the whitelist would have no users; tear the whitelist down "
+                             "(jellyfin_whitelist_state: absent) in the same run, or keep the group" % group)
         found = self.authentik.find_by("/core/groups/", "group", "name", group, {"include_users": "true"})
-        if found is None:
+        if found is None and planned.group != "created":
             raise InputError("users_from_group %r: authentik has no group with that name" % group)
-        self.group_pk = found["pk"]
-        return sorted(user.get("username") for user in found.get("users_obj") or []
+        self.group_pk = found["pk"] if found else "(group %r, not created yet)" % group
+        members = set(user.get("username") for user in (found or {}).get("users_obj") or []
                       if user.get("is_active") and user.get("username"))
+        return sorted((members | set(planned.members)) - set(planned.removed))
 
     def listed_users(self, members):
         """(listed users, inventory entries of users the group does not hold). With ``users_from_group`` every
