@@ -38,7 +38,7 @@ from tests.playbook_env import (  # noqa: E402
 from tests.simulators.authentik import AuthentikSimulator  # noqa: E402
 from tests.simulators.pangolin import PangolinSimulator  # noqa: E402
 
-LOGINS = {"alice": "203.0.113.10", "bob": "198.51.100.20"}
+LOGINS = {"alice": "203.0.113.10", "bob": "198.51.100.20", "carol": "2001:db8:7::7"}
 APPS = {"Jellyfin": "jellyfin", "Jellyseerr": "jellyseerr"}  # the example inventory's resources
 
 
@@ -78,10 +78,7 @@ def main():
         pangolin.add_api_key(root=True, key=PANGOLIN_KEY)
         resources = [pangolin.add_resource("homelab", name, subdomain=sub, full_domain="%s.example.com" % sub)
                      for name, sub in APPS.items()]
-        authentik.add_token(AUTHENTIK_TOKEN)
-        members = [authentik.add_user(username, name=username.title(), email="%s@example.com" % username)
-                   for username in LOGINS]
-        authentik.add_group("jellyfin", users=members)
+        authentik.add_token(AUTHENTIK_TOKEN)  # the example inventory makes the household's users and group
 
         workdir = Path(tempfile.mkdtemp(prefix="demo-"))
         overrides = workdir / "simulators.yml"

@@ -47,7 +47,7 @@ from tests.simulators.pangolin import PangolinSimulator
 README = REPO / "README.md"
 ARGUMENT_SPECS = REPO / "roles" / "jellyfin_whitelist" / "meta" / "argument_specs.yml"
 EXAMPLE_VARS = REPO / "inventory" / "example" / "group_vars" / "all" / "main.yml"
-EXAMPLE_VAULT = REPO / "inventory" / "example" / "group_vars" / "all" / "vault.yml.example"
+EXAMPLE_VAULT = REPO / "inventory" / "vault.yml.example"
 
 COLLECTION = "homelab.pangolin_authentik"
 ROLE = "jellyfin_whitelist"
@@ -654,7 +654,7 @@ def run_block(block, clone, env, state, workdir, number):
 
 @pytest.fixture
 def simulators():
-    """Both simulators seeded like the example inventory expects a household to be."""
+    """Both simulators as a newcomer has them: the apps in Pangolin, an empty authentik with a token."""
     pangolin = PangolinSimulator()
     authentik = AuthentikSimulator(worker="background")
     pangolin.start()
@@ -664,10 +664,7 @@ def simulators():
         pangolin.add_api_key(root=True, key=PANGOLIN_KEY, actions=readme_key_actions())
         resources = [pangolin.add_resource("homelab", name, subdomain=sub, full_domain="%s.example.com" % sub)
                      for name, sub in APPS.items()]
-        authentik.add_token(AUTHENTIK_TOKEN, superuser=True)
-        members = [authentik.add_user(username, name=username.title(), email="%s@example.com" % username)
-                   for username in ("alice", "bob")]
-        authentik.add_group("jellyfin", users=members)
+        authentik.add_token(AUTHENTIK_TOKEN, superuser=True)  # the inventory makes the household's users and group
         yield pangolin, authentik, resources
     finally:
         pangolin.stop()

@@ -11,26 +11,17 @@ class ModuleDocFragment(object):
 options:
   resources:
     description:
-      - Several resources in one whitelist (Jellyfin, Jellyseerr, Audiobookshelf, ...), each by C(id), or by C(name)
-        (name, nice id or full domain, within O(org_id)). Every user gets a rule on every resource, at the same
-        priority, and one login updates all of them; the authentik side (notification rules, policies, bindings,
-        body mappings) is shared, so a login costs the worker one task per notification rule and one per resource of
-        its users. Their transports to the first resource keep the plain name C(<head>/<username>/<n>); further
-        resources add C(/resource-<id>).
+      - Several resources in one whitelist (Jellyfin, Jellyseerr, Audiobookshelf, ...), each given as its id (a
+        number), as its name, nice id or full domain within O(org_id) (text), or as C({id: 3}) or
+        C({name: jellyfin.example.com}). Every user gets a rule on every resource, at the same priority, and one login
+        updates all of them; the authentik side (notification rules, policies, bindings, body mappings) is shared, so
+        a login costs the worker one task per notification rule and one per resource of its users. Their transports
+        to the first resource keep the plain name C(<head>/<username>/<n>); further resources add C(/resource-<id>).
       - All resources must belong to one Pangolin org. With more than one, O(instance) is required.
       - Mutually exclusive with O(resource_id) and O(resource), which name one resource.
     type: list
     version_added: 0.4.0
-    elements: dict
-    suboptions:
-      id:
-        description:
-          - Id of the resource.
-        type: int
-      name:
-        description:
-          - Name, nice id or full domain of the resource, within O(org_id).
-        type: str
+    elements: raw
   users:
     description:
       - The users of the whitelist. With O(users_from_group), entries add settings (priority, state) to the

@@ -32,7 +32,7 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangol
     ACTIONS,
     rule_value_error,
 )
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.inputs import check_int
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.inputs import check_int, is_int
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.secrets import sends_key, split_key
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.holdings import (
     PLACEHOLDER,
@@ -155,9 +155,26 @@ def check_users(users):
     return tuple(checked)
 
 
+def resource_entry(entry, where):
+    """A ``resources`` entry as a dict: an id (a number), a name (text), or ``{id: ...}`` / ``{name: ...}``."""
+    if is_int(entry):
+        return dict(id=entry)
+    if isinstance(entry, str):
+        return dict(name=entry)
+    if isinstance(entry, dict) and set(entry) <= set(["id", "name"]) and len([v for v in entry.values()
+                                                                         if v is not None]) == 1:
+        if entry.get("id") is not None and not is_int(entry["id"]):
+            raise InputError("%s.id must be a resource id (a number), got %r" % (where, entry["id"]))
+        if entry.get("name") is not None and not isinstance(entry["name"], str):
+            raise InputError("%s.name must be a name, nice id or full domain, got %r" % (where, entry["name"]))
+        return entry
+    raise InputError("%s must be a resource id (a number), a name, nice id or full domain, or {id: ...} or "
+                     "{name: ...}, got %r" % (where, entry))
+
+
 def check_resources(params):
     if params.get("resources"):
-        entries = params["resources"]
+        entries = [resource_entry(entry, "resources[%d]" % index) for index, entry in enumerate(params["resources"])]
     elif params.get("resource_id") is not None:
         entries = [dict(id=params["resource_id"])]
     else:
@@ -279,8 +296,7 @@ def whitelist_argument_spec(module):
     spec.update(authentik_argument_spec())
     spec.update(
         resource_id=dict(type="int"), resource=dict(type="str"), org_id=dict(type="str"),
-        resources=dict(type="list", elements="dict", options=dict(id=dict(type="int"), name=dict(type="str")),
-                       mutually_exclusive=[("id", "name")], required_one_of=[("id", "name")]),
+        resources=dict(type="list", elements="raw"),
         users=dict(type="list", elements="dict", options=dict(
             username=dict(type="str", required=True),
             priority=dict(type="int"),
