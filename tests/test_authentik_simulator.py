@@ -524,6 +524,125 @@ def test_put_wipes_groups_patch_keeps(sim, api):
     assert resp.json() == {"username": ["A user with that username already exists."]}
 
 
+# -- group membership changes are announced (AuditMiddleware's m2m_changed handler, §19) ----------
+def audit_events(sim, since):
+    """(action, context.model) of the events written since index ``since``."""
+    return [(e.action, e.context.get("model")) for e in sim.events[since:]]
+
+
+def group_model(group):
+    return {"app": "authentik_core", "model_name": "group", "pk": uuid.UUID(group["pk"]).hex, "name": group["name"]}
+
+
+def test_add_user_and_remove_user_announce_the_group(sim, api):
+    alice = sim.add_user("alice", name="Alice")
+    group = api.ok("POST", "/core/groups/", {"name": "family"})
+    before = len(sim.events)
+    api.ok("POST", "/core/groups/%s/add_user/" % group["pk"], {"pk": alice}, status=204)
+    assert audit_events(sim, before) == [("model_updated", group_model(group))]
+    event = sim.events[-1]
+    assert event.user["username"] == "akadmin" and event.client_ip == "127.0.0.1"
+    assert event.app == "authentik.events.middleware"
+    assert event.context["http_request"]["path"] == "/api/v3/core/groups/%s/add_user/" % group["pk"]
+    assert "diff" not in event.context  # who was added: only the licensed enterprise audit says
+    before = len(sim.events)
+    api.ok("POST", "/core/groups/%s/remove_user/" % group["pk"], {"pk": alice}, status=204)
+    assert audit_events(sim, before) == [("model_updated", group_model(group))]
+    assert api.ok("GET", "/core/groups/%s/" % group["pk"])["users"] == []
+    found = api.ok("GET", "/events/events/", action="model_updated", context_model_pk=group["pk"])["results"]
+    assert len(found) == 2 and all(e["context"]["model"] == group_model(group) for e in found)
+    # a request the server refuses changes nothing and announces nothing
+    before = len(sim.events)
+    assert api("POST", "/core/groups/%s/add_user/" % group["pk"], {"pk": 999}).status_code == 404
+    assert sim.events[before:] == []
+
+
+def test_membership_no_ops_announce_as_django_signals(sim, api):
+    """add() sends pre_add even when the user is a member already, remove() sends pre_remove even when
+    the user is not one: each writes its event all the same."""
+    alice = sim.add_user("alice")
+    group = api.ok("POST", "/core/groups/", {"name": "family", "users": [alice]})
+    before = len(sim.events)
+    api.ok("POST", "/core/groups/%s/add_user/" % group["pk"], {"pk": alice}, status=204)
+    api.ok("POST", "/core/groups/%s/remove_user/" % group["pk"], {"pk": alice}, status=204)
+    api.ok("POST", "/core/groups/%s/remove_user/" % group["pk"], {"pk": alice}, status=204)
+    assert audit_events(sim, before) == [("model_updated", group_model(group))] * 3
+
+
+def test_group_write_of_users_announces_each_set_step(sim, api):
+    alice, bob, carol = (sim.add_user(name) for name in ("alice", "bob", "carol"))
+    before = len(sim.events)
+    group = api.ok("POST", "/core/groups/", {"name": "family", "users": [alice]})
+    # the create, then set() adding alice
+    assert audit_events(sim, before) == [("model_created", group_model(group)), ("model_updated", group_model(group))]
+    path = "/core/groups/%s/" % group["pk"]
+    steps = [({"users": [alice, bob]}, 2),  # the save, then the addition
+             ({"users": [bob, alice]}, 1),  # same set: the save only
+             ({"attributes": {"k": "v"}}, 1),  # PATCH without users leaves them alone
+             ({"users": [bob]}, 2),  # the save, then the removal
+             ({"users": [carol]}, 3)]  # the save, the removal, the addition
+    for body, count in steps:
+        before = len(sim.events)
+        api.ok("PATCH", path, body)
+        assert audit_events(sim, before) == [("model_updated", group_model(group))] * count, body
+    before = len(sim.events)
+    assert api.ok("PUT", path, {"name": "family"})["users"] == []  # default=list: set([]) removes carol
+    assert audit_events(sim, before) == [("model_updated", group_model(group))] * 2
+    before = len(sim.events)
+    api.ok("PUT", path, {"name": "family"})  # nothing left to remove
+    assert audit_events(sim, before) == [("model_updated", group_model(group))]
+
+
+def test_user_write_of_groups_announces_the_user(sim, api):
+    family = api.ok("POST", "/core/groups/", {"name": "family"})
+    friends = api.ok("POST", "/core/groups/", {"name": "friends"})
+    alice = sim.add_user("alice", name="Alice")
+    model = {"app": "authentik_core", "model_name": "user", "pk": alice, "name": "Alice"}
+    path = "/core/users/%d/" % alice
+    before = len(sim.events)
+    api.ok("PATCH", path, {"groups": [family["pk"]]})
+    assert audit_events(sim, before) == [("model_updated", model)] * 2  # the save, then the addition
+    before = len(sim.events)
+    api.ok("PATCH", path, {"groups": [family["pk"]]})
+    assert audit_events(sim, before) == [("model_updated", model)]  # unchanged: the save only
+    before = len(sim.events)
+    api.ok("PATCH", path, {"groups": [friends["pk"]]})
+    assert audit_events(sim, before) == [("model_updated", model)] * 3  # save, removal, addition
+    assert api.ok("GET", "/core/groups/%s/" % friends["pk"])["users"] == [alice]
+    # the group whose members changed is not announced: the change was made on the user
+    assert all(m["model_name"] == "user" for _, m in audit_events(sim, before))
+    # context.model.name is model_to_dict's: the user's display name, even a blank one
+    bob = api.ok("POST", "/core/users/", {"username": "bob", "name": "", "groups": [family["pk"]]})
+    assert audit_events(sim, -2) == [
+        ("model_created", {"app": "authentik_core", "model_name": "user", "pk": bob["pk"], "name": ""}),
+        ("model_updated", {"app": "authentik_core", "model_name": "user", "pk": bob["pk"], "name": ""})]
+
+
+def test_membership_events_run_the_pipeline(sim, api):
+    """A rule matching group updates fires for a membership change like for any event."""
+    admins = next(g for g in sim.groups.values() if g["name"] == "authentik Admins")
+    transport = api.ok("POST", "/events/transports/", {"name": "local", "mode": "local"})
+    rule = api.ok("POST", "/events/rules/", {"name": "r", "transports": [transport["pk"]],
+                                             "destination_group": admins["pk"]})
+    matcher = api.ok("POST", "/policies/event_matcher/", {"name": "m", "action": "model_updated",
+                                                          "model": "authentik_core.group"})
+    api.ok("POST", "/policies/bindings/", {"policy": matcher["pk"], "target": rule["pk"], "order": 0})
+    alice = sim.add_user("alice")
+    group = api.ok("POST", "/core/groups/", {"name": "family"})
+    assert sim.notifications == []
+    api.ok("POST", "/core/groups/%s/add_user/" % group["pk"], {"pk": alice}, status=204)
+    assert [(n["rule"], n["event"].action, n["event"].context["model"]["pk"]) for n in sim.notifications] == [
+        ("r", "model_updated", uuid.UUID(group["pk"]).hex)]
+
+
+def test_seeding_membership_writes_no_event(sim):
+    assert sim.events == []  # akadmin joined "authentik Admins" at reset without one
+    family = sim.add_group("family")
+    alice = sim.add_user("alice", groups=[family])
+    sim.add_group("friends", users=[alice])
+    assert sim.events == [] and sim.queued_messages() == 0
+
+
 def test_binding_validation(api):
     rule = api.ok("POST", "/events/rules/", {"name": "r"})
     policy = api.ok("POST", "/policies/expression/", {"name": "p", "expression": "return True"})

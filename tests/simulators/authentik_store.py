@@ -324,6 +324,8 @@ RELATIONS = {
     "target": "rules", "user": "users", "groups": "groups", "roles": "roles", "users": "users",
     "parents": "groups", "parent": "groups",
 }
+# serializer fields with ``default=list``: a POST or PUT without them sets them to [] (§1)
+LIST_DEFAULTS = {"core/users": ("groups", "roles"), "core/groups": ("users", "parents")}
 UNIQUE_MSG = {
     "mappings": "property mapping with this name already exists.",
     "transports": "Notification Transport with this name already exists.",
@@ -677,7 +679,7 @@ class AuthentikStore:
             parent = data.pop("parent")
             data["parents"] = [parent] if parent else []
         if not partial:  # PUT/POST: serializer default=list M2Ms are reset when omitted (§1)
-            for field in {"core/users": ("groups", "roles"), "core/groups": ("users", "parents")}.get(base, ()):
+            for field in LIST_DEFAULTS.get(base, ()):
                 data.setdefault(field, [])
         stamp = now()
         if instance is None:

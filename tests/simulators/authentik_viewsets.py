@@ -15,7 +15,35 @@ requests here. Section numbers refer to the project's authentik API reference.
   bare JSON string with a 500 when the delivery fails (§3, §7);
 * every write through the API writes a ``model_created``, ``model_updated`` or
   ``model_deleted`` event (``AuditMiddleware``), which runs the notification pipeline like
-  any other event.
+  any other event; ``context.model`` is ``model_to_dict()`` of the record: app, model name,
+  pk (a uuid as 32 hex digits, a user's int pk) and the model's ``name`` when it has one (a
+  user's display name, blank or not).
+
+Group membership changes are announced as 2026.5 does (§19): ``AuditMiddleware`` (its
+enterprise subclass, always installed, adds nothing without a licence) connects
+``m2m_changed`` for the request, and for a ``User`` or ``Group`` instance and action
+``pre_add``, ``pre_remove`` or ``post_clear`` writes a ``model_updated`` event about the
+instance the change was made on: the group for ``add_user``/``remove_user`` and for a write
+of a group's ``users`` (or, from 2025.12, ``parents``), the user for a write of a user's
+``groups``. It does not say who was added or removed. When the signals fire follows
+Django's ``ManyRelatedManager``:
+
+* ``add(*objs)`` and ``remove(*objs)`` send ``pre_add`` / ``pre_remove`` whenever they are
+  given anything: ``add()`` drops the pks already there but still sends ``pre_add`` (with an
+  empty ``pk_set``), ``remove()`` does not look first. So ``add_user`` of a member and
+  ``remove_user`` of a non-member write the event all the same;
+* ``ModelSerializer.create()``/``update()`` save the record (its ``model_created`` /
+  ``model_updated`` event) and then ``set()`` each M2M field in the data, ``default=list``
+  making a POST or PUT without one a ``set([])``. ``set()`` calls ``remove()`` with the pks
+  no longer wanted and ``add()`` with the wanted ones not there yet, each only when it has
+  pks to give: an unchanged set writes nothing more, a changed one one event for the
+  removal and one for the addition, in that order. (A pk listed twice goes to ``add()``
+  the second time, already there or not.);
+* ``clear()`` (``pre_clear``/``post_clear``) is called by none of the endpoints modelled.
+
+Only API requests write these events: background tasks, blueprints, ``ak shell`` and the
+simulator's seeding helpers (``add_user(groups=...)``, ``add_group(users=...)``) write
+none.
 """
 
 import re
@@ -26,8 +54,8 @@ import pydantic
 from tests.simulators.authentik_api import BOOL_FALSE, BOOL_TRUE
 from tests.simulators.authentik_expressions import Notification
 from tests.simulators.authentik_store import (
-    ADMIN_PK, ANON_PK, HTML_404, HTML_500, KINDS, READ_ONLY, RELATIONS, ApiError, Event, ExprUser, _json_type,
-    bad_request, drf_errors, iso, norm_uuid, now, user_dict,
+    ADMIN_PK, ANON_PK, HTML_404, HTML_500, KINDS, LIST_DEFAULTS, READ_ONLY, RELATIONS, ApiError, Event, ExprUser,
+    _json_type, bad_request, drf_errors, iso, norm_uuid, now, user_dict,
 )
 from tests.simulators.base import Response
 
@@ -40,12 +68,31 @@ POLICY_META = {
                       "authentik_policies_event_matcher.eventmatcherpolicy"),
     "dummy": ("ak-policy-dummy-form", "Dummy Policy", "Dummy Policies", "authentik_policies_dummy.dummypolicy"),
 }
+# The many-to-many fields of the models AuditMiddleware watches (User, Group), in the serializers'
+# field order: ModelSerializer.create()/update() set() them in that order, after the save.
+M2M_FIELDS = {"core/users": ("groups", "roles"), "core/groups": ("parents", "users", "roles")}
 MAPPING_META = {
     "notification": ("ak-property-mapping-notification-form", "Webhook Mapping", "Webhook Mappings",
                      "authentik_events.notificationwebhookmapping"),
     "scope": ("ak-property-mapping-provider-scope-form", "Scope Mapping", "Scope Mappings",
               "authentik_providers_oauth2.scopemapping"),
 }
+
+
+def m2m_set_actions(current, wanted):
+    """The ``m2m_changed`` actions AuditMiddleware logs when ``ManyRelatedManager.set(wanted)`` runs on
+    a relation holding ``current`` (pks): ``set()`` hands the pks no longer wanted to one ``remove()``
+    and the wanted ones it did not find (each time it meets one again, too) to one ``add()``, calling
+    either only with pks to give; ``remove()`` and ``add()`` send ``pre_remove`` / ``pre_add`` whenever
+    they are called."""
+    old = set(current)
+    added = []
+    for pk in wanted:
+        if pk in old:
+            old.remove(pk)
+        else:
+            added.append(pk)
+    return (["pre_remove"] if old else []) + (["pre_add"] if added else [])
 
 
 class AuthentikViewSets:
@@ -353,9 +400,35 @@ class AuthentikViewSets:
         if errors:
             raise bad_request(errors)
         self._validate(base, data, instance, partial)
+        written = self._m2m_written(base, data, partial)
+        before = {field: self._m2m_current(base, instance, field) for field in written}
         rec = self._apply(base, data, instance, partial)
         self._audit(req, "model_updated" if instance else "model_created", kind, rec)
+        for field, wanted in written.items():  # then the serializer set()s each M2M field
+            for _ in m2m_set_actions(before[field], wanted):
+                self._audit(req, "model_updated", kind, rec)
         return Response(200 if instance else 201, self._serialize(base, rec, req))
+
+    def _m2m_written(self, base, data, partial):
+        """The M2M fields of a user or group a write ``set()``s, each with the pks it asks for."""
+        fields = M2M_FIELDS.get(base, ())
+        if base == "core/groups" and self.vt < (2025, 12):
+            fields = ("users", "roles")  # ``parent`` was a ForeignKey
+        written = {}
+        for field in fields:
+            if field in data:
+                written[field] = [pk if field == "users" else norm_uuid(pk) for pk in data[field]]
+            elif not partial and field in LIST_DEFAULTS[base]:
+                written[field] = []  # default=list
+        return written
+
+    def _m2m_current(self, base, rec, field):
+        """The pks an M2M field of a user or group holds (none for a record not created yet)."""
+        if rec is None:
+            return []
+        if base == "core/users" and field == "groups":
+            return [g["pk"] for g in self._groups_of(rec["pk"])]
+        return list(rec[field])
 
     def _delete(self, req, base, rec):
         """Delete with the model's cascades / SET_NULLs, and its ``model_deleted`` event."""
@@ -364,9 +437,16 @@ class AuthentikViewSets:
         self._audit(req, "model_deleted", kind, rec)
 
     def _audit(self, req, action, kind, rec):
-        """AuditMiddleware: API writes create model_* events, which run the pipeline too."""
+        """AuditMiddleware: API writes create model_* events, which run the pipeline too.
+
+        ``context.model`` is ``model_to_dict(rec)``, whose ``name`` is the model's ``name`` field
+        when it has one: for a user the display name, blank or not.
+        """
         peer = (req.headers.get("x-forwarded-for") or req.client_ip).split(",")[0].strip()
-        name = rec.get("name") or rec.get("username") or "Binding %s" % rec.get("order")
+        if "username" in rec:
+            name = rec["name"]
+        else:
+            name = rec.get("name") or "Binding %s" % rec.get("order")
         pk = rec["pk"] if isinstance(rec["pk"], int) else uuid.UUID(rec["pk"]).hex
         self._record_event(Event(action, user_dict(ExprUser(self, self.users[ADMIN_PK])) if ADMIN_PK in self.users
                                  else {}, peer, {
@@ -411,6 +491,8 @@ class AuthentikViewSets:
                 rec["users"].append(user_pk)
             if action == "remove_user" and user_pk in rec["users"]:
                 rec["users"].remove(user_pk)
+            # group.users.add(user) / .remove(user): pre_add / pre_remove on the group, member or not
+            self._audit(req, "model_updated", kind, rec)
             return Response(204)
         return self._transport_test(rec)
 
