@@ -504,6 +504,93 @@ def test_cross_type_name_uniqueness(sim, api):
     assert api.ok("GET", "/policies/all/", search="pol")["pagination"]["count"] == 1
 
 
+# -- client_ip from the TCP peer and X-Forwarded-For (§12, §17, §19) -------------------------------
+@pytest.mark.parametrize("peer, forwarded_for, recorded", [
+    ("127.0.0.1", "203.0.113.7", "203.0.113.7"),  # a trusted proxy: the header's first entry
+    ("10.1.2.3", "198.51.100.5, 10.1.2.3", "198.51.100.5"),
+    ("172.18.0.1", "203.0.113.8,192.168.1.1", "203.0.113.8"),
+    ("::1", "2001:db8::7, 10.0.0.1", "2001:db8::7"),
+    ("fe80::1", "203.0.113.9", "203.0.113.9"),
+    ("127.0.0.1", "::ffff:203.0.113.62", "::ffff:203.0.113.62"),  # IPv4-mapped: stored as it came
+    ("192.168.1.50", "2001:db8:0:0:0:0:0:1", "2001:db8::1"),  # ip_address()'s canonical spelling
+    ("127.0.0.1", "unknown", "255.255.255.255"),  # no address: ClientIPMiddleware's default
+    ("198.51.100.9", "203.0.113.7", "198.51.100.9"),  # an untrusted peer: its own address
+    ("fd00::5", "203.0.113.7", "fd00::5"),  # a ULA proxy is not in the default list
+    ("::ffff:198.51.100.9", "203.0.113.7", "::ffff:198.51.100.9"),
+    ("::ffff:127.0.0.1", "203.0.113.7", "203.0.113.7"),  # IPv4-mapped loopback: trusted, as Go has it
+    ("127.0.0.1", None, "127.0.0.1"),  # no header: the peer
+    ("198.51.100.9", None, "198.51.100.9"),
+    ("2001:db8::9", None, "2001:db8::9"),
+])
+def test_login_client_ip_from_peer_and_forwarded_for(sim, peer, forwarded_for, recorded):
+    sim.add_user("alice", password="pw")
+    event = sim.login("alice", peer=peer, forwarded_for=forwarded_for, password="pw")
+    assert event.action == "login" and event.client_ip == recorded
+    assert sim.sessions_of("alice")[0]["last_ip"] == recorded
+    failed = sim.login("alice", peer=peer, forwarded_for=forwarded_for, password="wrong")
+    assert failed.action == "login_failed" and failed.client_ip == recorded
+
+
+def test_trusted_proxy_cidrs_setting(sim):
+    with AuthentikSimulator(trusted_proxy_cidrs=["198.51.100.0/24", "not a cidr"]) as custom:
+        custom.add_user("alice")
+        assert custom.login("alice", peer="198.51.100.9", forwarded_for="203.0.113.7").client_ip == "203.0.113.7"
+        # loopback is no longer trusted: the proxy's own address is every login's client_ip (§12)
+        assert custom.login("alice", peer="127.0.0.1", forwarded_for="203.0.113.7").client_ip == "127.0.0.1"
+    sim.add_user("bob")
+    sim.trusted_proxy_cidrs = "0.0.0.0/0, ::/0"  # the Django app reached directly believes every header
+    assert sim.login("bob", peer="203.0.113.200", forwarded_for="192.0.2.4").client_ip == "192.0.2.4"
+
+
+def test_login_client_ip_shortcut_and_arguments(sim):
+    sim.add_user("alice")
+    assert sim.login("alice", "192.0.2.77").client_ip == "192.0.2.77"  # what authentik recorded, as given
+    assert sim.login("alice", client_ip="::ffff:192.0.2.78").client_ip == "::ffff:192.0.2.78"
+    with pytest.raises(TypeError):
+        sim.login("alice")
+    with pytest.raises(TypeError):
+        sim.login("alice", "192.0.2.77", peer="127.0.0.1")
+    with pytest.raises(TypeError):
+        sim.login("alice", "192.0.2.77", forwarded_for="203.0.113.7")
+    with pytest.raises(ValueError):
+        sim.login("alice", peer="not-an-address")
+    assert [e.client_ip for e in sim.events_of("login")] == ["192.0.2.77", "::ffff:192.0.2.78"]
+
+
+def test_sim_login_route_with_peer_and_forwarded_for(sim):
+    sim.add_user("alice")
+    url = sim.base_url + "/_sim/login/"
+    resp = requests.post(url, json={"username": "alice", "peer": "127.0.0.1",
+                                    "x_forwarded_for": "203.0.113.5, 127.0.0.1"}, timeout=10)
+    assert resp.status_code == 200 and resp.json()["client_ip"] == "203.0.113.5"
+    resp = requests.post(url, json={"username": "alice", "peer": "198.51.100.9", "x_forwarded_for": "203.0.113.5"},
+                         timeout=10)
+    assert resp.json()["client_ip"] == "198.51.100.9"
+    resp = requests.post(url, json={"username": "alice", "peer": "::1"}, timeout=10)
+    assert resp.json()["client_ip"] == "::1"
+    resp = requests.post(url, json={"username": "alice", "client_ip": "192.0.2.9"}, timeout=10)
+    assert resp.json()["client_ip"] == "192.0.2.9"
+    assert [e.client_ip for e in sim.events_of("login")] == ["203.0.113.5", "198.51.100.9", "::1", "192.0.2.9"]
+    for body in ({"username": "alice"}, {"username": "alice", "x_forwarded_for": "203.0.113.5"},
+                 {"username": "alice", "client_ip": "192.0.2.9", "peer": "127.0.0.1"},
+                 {"username": "alice", "peer": "nope"},
+                 {"username": "alice", "peer": "127.0.0.1", "x_forwarded_for": ["203.0.113.5"]}):
+        assert requests.post(url, json=body, timeout=10).status_code == 400, body
+    assert len(sim.events_of("login")) == 4
+
+
+def test_audit_events_record_the_request_address(sim, api):
+    """The API's own requests go through the same rule: the test client's peer is loopback, trusted."""
+    group = api.ok("POST", "/core/groups/", {"name": "g"})
+    assert sim.events[-1].client_ip == "127.0.0.1"
+    api.http.headers["X-Forwarded-For"] = "203.0.113.30, 10.0.0.2"
+    api.ok("PATCH", "/core/groups/%s/" % group["pk"], {"attributes": {}})
+    assert sim.events[-1].action == "model_updated" and sim.events[-1].client_ip == "203.0.113.30"
+    sim.trusted_proxy_cidrs = ["10.0.0.0/8"]
+    api.ok("PATCH", "/core/groups/%s/" % group["pk"], {"attributes": {}})
+    assert sim.events[-1].client_ip == "127.0.0.1"
+
+
 def test_put_wipes_groups_patch_keeps(sim, api):
     group = api.ok("POST", "/core/groups/", {"name": "jellyfin"})
     user = api.ok("POST", "/core/users/", {"username": "carol", "name": "Carol", "groups": [group["pk"]]})

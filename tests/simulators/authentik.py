@@ -29,7 +29,8 @@ import signal
 import threading
 
 from tests.simulators.authentik_api import (  # noqa: F401 - re-exported
-    BOOL_FALSE, BOOL_TRUE, CHOICE_ERROR, EVENT_ORDERING, NO_PERMISSION, TASK_ORDERING, AuthentikApi,
+    BOOL_FALSE, BOOL_TRUE, CHOICE_ERROR, DEFAULT_TRUSTED_PROXY_CIDRS, EVENT_ORDERING, NO_PERMISSION, TASK_ORDERING,
+    UNKNOWN_IP, AuthentikApi, recorded_client_ip, trusted_peer,
 )
 from tests.simulators.authentik_expressions import (  # noqa: F401 - re-exported
     AuthentikExpressions, ExprLogger, MappingFailed, Notification, PolicyRequest, SkipObject, error_string,
@@ -57,8 +58,11 @@ class AuthentikSimulator(AuthentikApi, AuthentikViewSets, AuthentikWorker, Authe
     def __init__(self, version="2026.5.0-rc1", page_size=None, worker="sync", worker_threads=2, task_costs=None,
                  retry_backoff=0.05, max_retries=None, webhook_timeout=5.0, busy_delete_failure=0.0,
                  busy_delete_gone=0.0, seed=0, default_rules=False, read_latency=0.0, write_latency=0.0,
-                 task_cost_per_queued=0.0, event_search_latency=None):
+                 task_cost_per_queued=0.0, event_search_latency=None, trusted_proxy_cidrs=DEFAULT_TRUSTED_PROXY_CIDRS):
         super().__init__(read_latency=read_latency, write_latency=write_latency)
+        # AUTHENTIK_LISTEN__TRUSTED_PROXY_CIDRS: peers whose X-Forwarded-For is believed (a list, or a
+        # comma-separated string like the setting)
+        self.trusted_proxy_cidrs = trusted_proxy_cidrs
         # seconds a GET of /events/events/ filtered by username takes (None: read_latency, like any read)
         self.event_search_latency = event_search_latency
         self.default_rules = default_rules  # seed events-default.yaml's rules (a fresh install) on reset()

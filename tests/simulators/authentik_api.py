@@ -51,14 +51,32 @@ themselves are the worker's, see ``authentik_worker.py``): ``GET /tasks/tasks/``
   skips a dotted source through a null FK), although the schema lists them as required;
 * not modelled: ``POST .../retry/``.
 
+Client addresses (§12, §16-17, §19): an event's ``client_ip`` (and a session's ``last_ip``)
+is the first (left-most) ``X-Forwarded-For`` entry only when the request's TCP peer is
+inside ``trusted_proxy_cidrs`` (``AUTHENTIK_LISTEN__TRUSTED_PROXY_CIDRS``, default
+``127.0.0.0/8, 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, fe80::/10, ::1/128``), and the
+peer's own address otherwise or without the header. The front server (``ProxyHeaders``,
+``internal/utils/web/http_forwarded.go``) keeps the header of a trusted peer and overwrites
+it with the peer's address for any other; ``ClientIPMiddleware`` then stores
+``str(ip_address(first entry))``: the address as it came, in Python's canonical spelling
+(``::ffff:203.0.113.62`` stays IPv4-mapped, as §17 saw; ``2001:DB8::1`` becomes
+``2001:db8::1``), and 255.255.255.255 for an entry that is no address. From 2026.8 (the
+Rust front server) the rule holds for every forwarded header (§19). This applies to the
+audit events of API requests and to ``login(peer=..., forwarded_for=...)``. Not modelled:
+``X-Real-IP`` and ``Forwarded`` from a trusted peer, an outpost's
+``X-authentik-remote-ip``. A Django app reached directly, as in §16 and §19, believes every
+peer: ``trusted_proxy_cidrs=["0.0.0.0/0", "::/0"]``.
+
 Authenticated sessions (§17): ``/core/authenticated_sessions/`` lists, reads and deletes
 them (bulk too), writing no event.
 
 Simulator-only control routes (not part of authentik), no auth:
 
-* ``POST /_sim/login/`` with ``{"username", "client_ip", "password"?}`` runs ``login()``
-  and answers ``{"event": <action>, "session_key", "deliveries": [...]}`` (the
-  deliveries made before it answered: all of them with the sync worker);
+* ``POST /_sim/login/`` with ``{"username", "client_ip", "password"?}``, or with ``"peer"``
+  and ``"x_forwarded_for"?`` (the header's value) instead of ``"client_ip"``, runs
+  ``login()`` and answers ``{"event": <action>, "session_key", "client_ip", "deliveries":
+  [...]}`` (the address recorded; the deliveries made before it answered: all of them
+  with the sync worker);
 * ``POST /_sim/logout/`` with ``{"session_key", "client_ip"?}`` runs ``logout()``;
 * ``POST /_sim/worker/`` with ``{"paused": bool}`` (``GET`` reads it) pauses or resumes
   the whole worker, like ``pause_worker()`` / ``resume_worker()``, and answers
@@ -67,6 +85,7 @@ Simulator-only control routes (not part of authentik), no auth:
   ``wait_idle`` wait.
 """
 
+import ipaddress
 import json
 import math
 import re
@@ -85,6 +104,46 @@ EVENT_ORDERING = {"pk": lambda e: str(e.event_uuid), "action": lambda e: e.actio
                   "expires": lambda e: e.expires}
 CHOICE_ERROR = "Select a valid choice. %s is not one of the available choices."
 BOOL_TRUE, BOOL_FALSE = ("true", "True", "1"), ("false", "False", "0")
+# AUTHENTIK_LISTEN__TRUSTED_PROXY_CIDRS's default (authentik/lib/default.yml, §12)
+DEFAULT_TRUSTED_PROXY_CIDRS = ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fe80::/10",
+                               "::1/128")
+UNKNOWN_IP = "255.255.255.255"  # ClientIPMiddleware.default_ip: what an unreadable address is recorded as
+
+
+def trusted_peer(peer, cidrs):
+    """The front server's ``ProxyHeaders`` check: is the TCP peer inside one of ``cidrs`` (a list, or a
+    comma-separated string like the setting)? A CIDR that does not parse is skipped; an IPv4-mapped peer
+    counts as its IPv4 address, as Go's ``IPNet.Contains`` has it."""
+    if isinstance(cidrs, str):
+        cidrs = cidrs.split(",")
+    address = ipaddress.ip_address(peer)
+    candidates = [a for a in (address, getattr(address, "ipv4_mapped", None)) if a is not None]
+    for cidr in cidrs:
+        try:
+            network = ipaddress.ip_network(str(cidr).strip(), strict=False)
+        except ValueError:
+            continue
+        if any(a.version == network.version and a in network for a in candidates):
+            return True
+    return False
+
+
+def recorded_client_ip(peer, forwarded_for, cidrs):
+    """The ``client_ip`` authentik records for a request from ``peer`` carrying ``X-Forwarded-For:
+    forwarded_for`` (None: no such header), the peer trusted when it is inside ``cidrs``.
+
+    The front server keeps the header of a trusted peer and sets it to the peer's address otherwise
+    (the proxy to Django adds the peer's address when there is none); ``ClientIPMiddleware`` takes
+    the first entry and stores ``str(ip_address(entry))``, or 255.255.255.255 when it is no address.
+    """
+    if not trusted_peer(peer, cidrs) or forwarded_for is None:  # a peer that is no address: ValueError
+        forwarded_for = peer
+    try:
+        address = ipaddress.ip_address(forwarded_for.split(",")[0].strip())
+    except ValueError:
+        return UNKNOWN_IP
+    mapped = getattr(address, "ipv4_mapped", None)  # dotted, as str() writes it from Python 3.13 on
+    return "::ffff:%s" % mapped if mapped is not None else str(address)
 
 
 class AuthentikApi:
@@ -95,6 +154,12 @@ class AuthentikApi:
     ``latency`` and ``fault_response`` it implements; the model endpoints come from
     ``AuthentikViewSets``.
     """
+
+    def client_ip_for(self, peer, forwarded_for=None):
+        """The ``client_ip`` authentik records for a request from ``peer`` with ``X-Forwarded-For:
+        forwarded_for`` (None: no header), given ``trusted_proxy_cidrs``: the header's first entry
+        when the peer is a trusted proxy, the peer's own address otherwise."""
+        return recorded_client_ip(peer, forwarded_for, self.trusted_proxy_cidrs)
 
     @property
     def page_size(self):
@@ -235,12 +300,23 @@ class AuthentikApi:
     def _sim_login(self, req):
         """Simulator-only control route: log a user in over HTTP (separate-process demos)."""
         body = self._sim_body(req)
-        if not body.get("username") or not body.get("client_ip"):
-            return Response(400, {"detail": "username and client_ip are required"})
+        client_ip, peer, forwarded_for = body.get("client_ip") or None, body.get("peer"), body.get("x_forwarded_for")
+        if not body.get("username") or not (client_ip or peer):
+            return Response(400, {"detail": "username and client_ip (or peer) are required"})
+        if client_ip and (peer or forwarded_for):
+            return Response(400, {"detail": "client_ip, or peer and x_forwarded_for: not both"})
+        if peer is not None:
+            try:
+                ipaddress.ip_address(peer)
+            except (ValueError, TypeError):
+                return Response(400, {"detail": "peer must be an IP address"})
+        if forwarded_for is not None and not isinstance(forwarded_for, str):
+            return Response(400, {"detail": "x_forwarded_for must be a string (the header's value)"})
         before = len(self.deliveries)
         with self._unlocked():
-            event = self.login(body["username"], body["client_ip"], body.get("password"))
-        return Response(200, {"event": event.action, "session_key": event.session_key,
+            event = self.login(body["username"], client_ip, body.get("password"), peer=peer,
+                               forwarded_for=forwarded_for)
+        return Response(200, {"event": event.action, "session_key": event.session_key, "client_ip": event.client_ip,
                               "deliveries": self.deliveries[before:]})
 
     def _sim_logout(self, req):

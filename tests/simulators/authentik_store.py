@@ -39,7 +39,10 @@ written for the seeding.
 Sessions (§17): a login creates an ``AuthenticatedSession`` (one day, or 30 days with
 "stay signed in"), ``use_session()`` refreshes its address and last use,
 ``expire_session()`` runs it out without an event, ``logout()`` writes a ``logout``
-event and deletes it.
+event and deletes it. A login's address is given as recorded (``client_ip=``), or as
+the request brought it (``peer=`` and ``forwarded_for=``, the ``X-Forwarded-For``
+value), and then recorded as authentik does (``trusted_proxy_cidrs``, see
+``authentik_api.py``).
 """
 
 import importlib
@@ -448,12 +451,23 @@ class AuthentikStore:
             return next((u for u in self.users.values() if u["username"] == username), None)
 
     # -- logins, logouts and sessions (§16-17) --------------------------------
-    def login(self, username, client_ip, password=None, user_agent="python-requests", stay_signed_in=False):
+    def login(self, username, client_ip=None, password=None, user_agent="python-requests", stay_signed_in=False,
+              peer=None, forwarded_for=None):
         """A login through the flow executor: ``login`` (and a session) or ``login_failed``, then the pipeline.
 
-        The session lasts a day, or 30 days when "stay signed in" is ticked (the default
-        authentication flow's user-login stage). The returned event carries ``session_key``.
+        ``client_ip`` is the address authentik recorded (a shortcut); or give the request as it
+        reached authentik: its TCP ``peer`` and the ``X-Forwarded-For`` header's value
+        (``forwarded_for``, one or several comma-separated entries, None for no header), and the
+        address is worked out as authentik does (``client_ip_for``). The session lasts a day, or
+        30 days when "stay signed in" is ticked (the default authentication flow's user-login
+        stage). The returned event carries ``session_key``.
         """
+        if client_ip is None:
+            if peer is None:
+                raise TypeError("login() needs client_ip, or peer (and forwarded_for)")
+            client_ip = self.client_ip_for(peer, forwarded_for)
+        elif peer is not None or forwarded_for is not None:
+            raise TypeError("login() takes client_ip, or peer and forwarded_for: not both")
         with self.lock:
             rec = self.user_by_username(username)
             http = {"args": {"query": "next=%2F"}, "path": "/api/v3/flows/executor/default-authentication-flow/",

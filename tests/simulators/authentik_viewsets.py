@@ -442,7 +442,7 @@ class AuthentikViewSets:
         ``context.model`` is ``model_to_dict(rec)``, whose ``name`` is the model's ``name`` field
         when it has one: for a user the display name, blank or not.
         """
-        peer = (req.headers.get("x-forwarded-for") or req.client_ip).split(",")[0].strip()
+        peer = self.client_ip_for(req.client_ip, req.headers.get("x-forwarded-for"))
         if "username" in rec:
             name = rec["name"]
         else:
