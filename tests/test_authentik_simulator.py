@@ -504,6 +504,93 @@ def test_cross_type_name_uniqueness(sim, api):
     assert api.ok("GET", "/policies/all/", search="pol")["pagination"]["count"] == 1
 
 
+# -- client_ip from the TCP peer and X-Forwarded-For (§12, §17, §19) -------------------------------
+@pytest.mark.parametrize("peer, forwarded_for, recorded", [
+    ("127.0.0.1", "203.0.113.7", "203.0.113.7"),  # a trusted proxy: the header's first entry
+    ("10.1.2.3", "198.51.100.5, 10.1.2.3", "198.51.100.5"),
+    ("172.18.0.1", "203.0.113.8,192.168.1.1", "203.0.113.8"),
+    ("::1", "2001:db8::7, 10.0.0.1", "2001:db8::7"),
+    ("fe80::1", "203.0.113.9", "203.0.113.9"),
+    ("127.0.0.1", "::ffff:203.0.113.62", "::ffff:203.0.113.62"),  # IPv4-mapped: stored as it came
+    ("192.168.1.50", "2001:db8:0:0:0:0:0:1", "2001:db8::1"),  # ip_address()'s canonical spelling
+    ("127.0.0.1", "unknown", "255.255.255.255"),  # no address: ClientIPMiddleware's default
+    ("198.51.100.9", "203.0.113.7", "198.51.100.9"),  # an untrusted peer: its own address
+    ("fd00::5", "203.0.113.7", "fd00::5"),  # a ULA proxy is not in the default list
+    ("::ffff:198.51.100.9", "203.0.113.7", "::ffff:198.51.100.9"),
+    ("::ffff:127.0.0.1", "203.0.113.7", "203.0.113.7"),  # IPv4-mapped loopback: trusted, as Go has it
+    ("127.0.0.1", None, "127.0.0.1"),  # no header: the peer
+    ("198.51.100.9", None, "198.51.100.9"),
+    ("2001:db8::9", None, "2001:db8::9"),
+])
+def test_login_client_ip_from_peer_and_forwarded_for(sim, peer, forwarded_for, recorded):
+    sim.add_user("alice", password="pw")
+    event = sim.login("alice", peer=peer, forwarded_for=forwarded_for, password="pw")
+    assert event.action == "login" and event.client_ip == recorded
+    assert sim.sessions_of("alice")[0]["last_ip"] == recorded
+    failed = sim.login("alice", peer=peer, forwarded_for=forwarded_for, password="wrong")
+    assert failed.action == "login_failed" and failed.client_ip == recorded
+
+
+def test_trusted_proxy_cidrs_setting(sim):
+    with AuthentikSimulator(trusted_proxy_cidrs=["198.51.100.0/24", "not a cidr"]) as custom:
+        custom.add_user("alice")
+        assert custom.login("alice", peer="198.51.100.9", forwarded_for="203.0.113.7").client_ip == "203.0.113.7"
+        # loopback is no longer trusted: the proxy's own address is every login's client_ip (§12)
+        assert custom.login("alice", peer="127.0.0.1", forwarded_for="203.0.113.7").client_ip == "127.0.0.1"
+    sim.add_user("bob")
+    sim.trusted_proxy_cidrs = "0.0.0.0/0, ::/0"  # the Django app reached directly believes every header
+    assert sim.login("bob", peer="203.0.113.200", forwarded_for="192.0.2.4").client_ip == "192.0.2.4"
+
+
+def test_login_client_ip_shortcut_and_arguments(sim):
+    sim.add_user("alice")
+    assert sim.login("alice", "192.0.2.77").client_ip == "192.0.2.77"  # what authentik recorded, as given
+    assert sim.login("alice", client_ip="::ffff:192.0.2.78").client_ip == "::ffff:192.0.2.78"
+    with pytest.raises(TypeError):
+        sim.login("alice")
+    with pytest.raises(TypeError):
+        sim.login("alice", "192.0.2.77", peer="127.0.0.1")
+    with pytest.raises(TypeError):
+        sim.login("alice", "192.0.2.77", forwarded_for="203.0.113.7")
+    with pytest.raises(ValueError):
+        sim.login("alice", peer="not-an-address")
+    assert [e.client_ip for e in sim.events_of("login")] == ["192.0.2.77", "::ffff:192.0.2.78"]
+
+
+def test_sim_login_route_with_peer_and_forwarded_for(sim):
+    sim.add_user("alice")
+    url = sim.base_url + "/_sim/login/"
+    resp = requests.post(url, json={"username": "alice", "peer": "127.0.0.1",
+                                    "x_forwarded_for": "203.0.113.5, 127.0.0.1"}, timeout=10)
+    assert resp.status_code == 200 and resp.json()["client_ip"] == "203.0.113.5"
+    resp = requests.post(url, json={"username": "alice", "peer": "198.51.100.9", "x_forwarded_for": "203.0.113.5"},
+                         timeout=10)
+    assert resp.json()["client_ip"] == "198.51.100.9"
+    resp = requests.post(url, json={"username": "alice", "peer": "::1"}, timeout=10)
+    assert resp.json()["client_ip"] == "::1"
+    resp = requests.post(url, json={"username": "alice", "client_ip": "192.0.2.9"}, timeout=10)
+    assert resp.json()["client_ip"] == "192.0.2.9"
+    assert [e.client_ip for e in sim.events_of("login")] == ["203.0.113.5", "198.51.100.9", "::1", "192.0.2.9"]
+    for body in ({"username": "alice"}, {"username": "alice", "x_forwarded_for": "203.0.113.5"},
+                 {"username": "alice", "client_ip": "192.0.2.9", "peer": "127.0.0.1"},
+                 {"username": "alice", "peer": "nope"},
+                 {"username": "alice", "peer": "127.0.0.1", "x_forwarded_for": ["203.0.113.5"]}):
+        assert requests.post(url, json=body, timeout=10).status_code == 400, body
+    assert len(sim.events_of("login")) == 4
+
+
+def test_audit_events_record_the_request_address(sim, api):
+    """The API's own requests go through the same rule: the test client's peer is loopback, trusted."""
+    group = api.ok("POST", "/core/groups/", {"name": "g"})
+    assert sim.events[-1].client_ip == "127.0.0.1"
+    api.http.headers["X-Forwarded-For"] = "203.0.113.30, 10.0.0.2"
+    api.ok("PATCH", "/core/groups/%s/" % group["pk"], {"attributes": {}})
+    assert sim.events[-1].action == "model_updated" and sim.events[-1].client_ip == "203.0.113.30"
+    sim.trusted_proxy_cidrs = ["10.0.0.0/8"]
+    api.ok("PATCH", "/core/groups/%s/" % group["pk"], {"attributes": {}})
+    assert sim.events[-1].client_ip == "127.0.0.1"
+
+
 def test_put_wipes_groups_patch_keeps(sim, api):
     group = api.ok("POST", "/core/groups/", {"name": "jellyfin"})
     user = api.ok("POST", "/core/users/", {"username": "carol", "name": "Carol", "groups": [group["pk"]]})
@@ -522,6 +609,125 @@ def test_put_wipes_groups_patch_keeps(sim, api):
     assert api.ok("GET", "/core/users/", username="car")["results"] == []
     resp = api("POST", "/core/users/", {"username": "carol", "name": ""})
     assert resp.json() == {"username": ["A user with that username already exists."]}
+
+
+# -- group membership changes are announced (AuditMiddleware's m2m_changed handler, §19) ----------
+def audit_events(sim, since):
+    """(action, context.model) of the events written since index ``since``."""
+    return [(e.action, e.context.get("model")) for e in sim.events[since:]]
+
+
+def group_model(group):
+    return {"app": "authentik_core", "model_name": "group", "pk": uuid.UUID(group["pk"]).hex, "name": group["name"]}
+
+
+def test_add_user_and_remove_user_announce_the_group(sim, api):
+    alice = sim.add_user("alice", name="Alice")
+    group = api.ok("POST", "/core/groups/", {"name": "family"})
+    before = len(sim.events)
+    api.ok("POST", "/core/groups/%s/add_user/" % group["pk"], {"pk": alice}, status=204)
+    assert audit_events(sim, before) == [("model_updated", group_model(group))]
+    event = sim.events[-1]
+    assert event.user["username"] == "akadmin" and event.client_ip == "127.0.0.1"
+    assert event.app == "authentik.events.middleware"
+    assert event.context["http_request"]["path"] == "/api/v3/core/groups/%s/add_user/" % group["pk"]
+    assert "diff" not in event.context  # who was added: only the licensed enterprise audit says
+    before = len(sim.events)
+    api.ok("POST", "/core/groups/%s/remove_user/" % group["pk"], {"pk": alice}, status=204)
+    assert audit_events(sim, before) == [("model_updated", group_model(group))]
+    assert api.ok("GET", "/core/groups/%s/" % group["pk"])["users"] == []
+    found = api.ok("GET", "/events/events/", action="model_updated", context_model_pk=group["pk"])["results"]
+    assert len(found) == 2 and all(e["context"]["model"] == group_model(group) for e in found)
+    # a request the server refuses changes nothing and announces nothing
+    before = len(sim.events)
+    assert api("POST", "/core/groups/%s/add_user/" % group["pk"], {"pk": 999}).status_code == 404
+    assert sim.events[before:] == []
+
+
+def test_membership_no_ops_announce_as_django_signals(sim, api):
+    """add() sends pre_add even when the user is a member already, remove() sends pre_remove even when
+    the user is not one: each writes its event all the same."""
+    alice = sim.add_user("alice")
+    group = api.ok("POST", "/core/groups/", {"name": "family", "users": [alice]})
+    before = len(sim.events)
+    api.ok("POST", "/core/groups/%s/add_user/" % group["pk"], {"pk": alice}, status=204)
+    api.ok("POST", "/core/groups/%s/remove_user/" % group["pk"], {"pk": alice}, status=204)
+    api.ok("POST", "/core/groups/%s/remove_user/" % group["pk"], {"pk": alice}, status=204)
+    assert audit_events(sim, before) == [("model_updated", group_model(group))] * 3
+
+
+def test_group_write_of_users_announces_each_set_step(sim, api):
+    alice, bob, carol = (sim.add_user(name) for name in ("alice", "bob", "carol"))
+    before = len(sim.events)
+    group = api.ok("POST", "/core/groups/", {"name": "family", "users": [alice]})
+    # the create, then set() adding alice
+    assert audit_events(sim, before) == [("model_created", group_model(group)), ("model_updated", group_model(group))]
+    path = "/core/groups/%s/" % group["pk"]
+    steps = [({"users": [alice, bob]}, 2),  # the save, then the addition
+             ({"users": [bob, alice]}, 1),  # same set: the save only
+             ({"attributes": {"k": "v"}}, 1),  # PATCH without users leaves them alone
+             ({"users": [bob]}, 2),  # the save, then the removal
+             ({"users": [carol]}, 3)]  # the save, the removal, the addition
+    for body, count in steps:
+        before = len(sim.events)
+        api.ok("PATCH", path, body)
+        assert audit_events(sim, before) == [("model_updated", group_model(group))] * count, body
+    before = len(sim.events)
+    assert api.ok("PUT", path, {"name": "family"})["users"] == []  # default=list: set([]) removes carol
+    assert audit_events(sim, before) == [("model_updated", group_model(group))] * 2
+    before = len(sim.events)
+    api.ok("PUT", path, {"name": "family"})  # nothing left to remove
+    assert audit_events(sim, before) == [("model_updated", group_model(group))]
+
+
+def test_user_write_of_groups_announces_the_user(sim, api):
+    family = api.ok("POST", "/core/groups/", {"name": "family"})
+    friends = api.ok("POST", "/core/groups/", {"name": "friends"})
+    alice = sim.add_user("alice", name="Alice")
+    model = {"app": "authentik_core", "model_name": "user", "pk": alice, "name": "Alice"}
+    path = "/core/users/%d/" % alice
+    before = len(sim.events)
+    api.ok("PATCH", path, {"groups": [family["pk"]]})
+    assert audit_events(sim, before) == [("model_updated", model)] * 2  # the save, then the addition
+    before = len(sim.events)
+    api.ok("PATCH", path, {"groups": [family["pk"]]})
+    assert audit_events(sim, before) == [("model_updated", model)]  # unchanged: the save only
+    before = len(sim.events)
+    api.ok("PATCH", path, {"groups": [friends["pk"]]})
+    assert audit_events(sim, before) == [("model_updated", model)] * 3  # save, removal, addition
+    assert api.ok("GET", "/core/groups/%s/" % friends["pk"])["users"] == [alice]
+    # the group whose members changed is not announced: the change was made on the user
+    assert all(m["model_name"] == "user" for _, m in audit_events(sim, before))
+    # context.model.name is model_to_dict's: the user's display name, even a blank one
+    bob = api.ok("POST", "/core/users/", {"username": "bob", "name": "", "groups": [family["pk"]]})
+    assert audit_events(sim, -2) == [
+        ("model_created", {"app": "authentik_core", "model_name": "user", "pk": bob["pk"], "name": ""}),
+        ("model_updated", {"app": "authentik_core", "model_name": "user", "pk": bob["pk"], "name": ""})]
+
+
+def test_membership_events_run_the_pipeline(sim, api):
+    """A rule matching group updates fires for a membership change like for any event."""
+    admins = next(g for g in sim.groups.values() if g["name"] == "authentik Admins")
+    transport = api.ok("POST", "/events/transports/", {"name": "local", "mode": "local"})
+    rule = api.ok("POST", "/events/rules/", {"name": "r", "transports": [transport["pk"]],
+                                             "destination_group": admins["pk"]})
+    matcher = api.ok("POST", "/policies/event_matcher/", {"name": "m", "action": "model_updated",
+                                                          "model": "authentik_core.group"})
+    api.ok("POST", "/policies/bindings/", {"policy": matcher["pk"], "target": rule["pk"], "order": 0})
+    alice = sim.add_user("alice")
+    group = api.ok("POST", "/core/groups/", {"name": "family"})
+    assert sim.notifications == []
+    api.ok("POST", "/core/groups/%s/add_user/" % group["pk"], {"pk": alice}, status=204)
+    assert [(n["rule"], n["event"].action, n["event"].context["model"]["pk"]) for n in sim.notifications] == [
+        ("r", "model_updated", uuid.UUID(group["pk"]).hex)]
+
+
+def test_seeding_membership_writes_no_event(sim):
+    assert sim.events == []  # akadmin joined "authentik Admins" at reset without one
+    family = sim.add_group("family")
+    alice = sim.add_user("alice", groups=[family])
+    sim.add_group("friends", users=[alice])
+    assert sim.events == [] and sim.queued_messages() == 0
 
 
 def test_binding_validation(api):

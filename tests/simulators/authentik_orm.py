@@ -27,6 +27,8 @@ import builtins
 from datetime import datetime, timezone
 from types import ModuleType
 
+from tests.simulators.authentik_store import ANON_PK, ExprUser
+
 LOOKUPS = ("exact", "iexact", "in", "gt", "gte", "lt", "lte", "isnull", "contains", "icontains", "startswith")
 
 
@@ -205,8 +207,6 @@ class SessionRecord:
 
 class AuthenticatedSessionRecord:
     def __init__(self, sim, rec):
-        from tests.simulators.authentik import ExprUser
-
         self.uuid = rec["uuid"]
         self.pk = rec["session_key"]
         self.user = ExprUser(sim, sim.users[rec["user"]])
@@ -233,8 +233,6 @@ class GroupRecord:
 
 def models_for(sim):
     """The model classes an expression of ``sim`` may import."""
-    from tests.simulators.authentik import ANON_PK, ExprUser
-
     def model(name, fields, source):
         cls = type(name, (), {"fields": frozenset(fields), "DoesNotExist": type("DoesNotExist", (DoesNotExist,), {})})
         cls.objects = Manager(cls, source)
