@@ -70,6 +70,13 @@ def age_logins(env, username, **delta):
             event.created -= timedelta(**delta)
 
 
+def set_value(env, username, value):
+    """Write a value into the user's rule in Pangolin, as a delivery (or a hand) would."""
+    rule_id = env.rule_of(username)["ruleId"]
+    with env.pangolin.lock:
+        env.pangolin.policy_rules[rule_id]["value"] = value
+
+
 @pytest.fixture
 def env():
     with PlaybookEnv(users=3) as environment:
@@ -206,10 +213,10 @@ def test_a_login_just_over_expire_days_old_no_longer_counts_and_one_a_day_younge
     age_logins(env, "user001", days=29)
     whitelist(env, expire_days=30)  # the converge makes the rules from authentik's state
     assert (env.addresses_of("user000"), env.addresses_of("user001")) == ([PLACEHOLDER], ["203.0.113.91"])
-    env.rule_of("user000")["value"] = "203.0.113.90"  # as if a delivery had written it
+    set_value(env, "user000", "203.0.113.90")  # as if a delivery had written it
     env.login("user002", "198.51.100.92")  # the body mappings run at the group's delivery
     assert (env.addresses_of("user000"), env.addresses_of("user001")) == ([PLACEHOLDER], ["203.0.113.91"])
-    env.rule_of("user000")["value"] = "203.0.113.90"
+    set_value(env, "user000", "203.0.113.90")
     expire(env, expire_days=30)
     assert (env.addresses_of("user000"), env.addresses_of("user001")) == ([PLACEHOLDER], ["203.0.113.91"])
 
