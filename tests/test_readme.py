@@ -698,6 +698,8 @@ def test_readme_walkthrough_from_an_empty_machine(tmp_path, simulators):
     for number, block in enumerate(blocks, 1):
         proc = run_block(block, clone, env, state, tools, number)
         output = proc.stdout
+        # what the README installs prints no deprecation warning of a dependency
+        assert "DeprecationWarning" not in proc.stdout + proc.stderr, (block.line, proc.stderr[-3000:])
         # ansible-vault edit goes on when its editor fails: count the edits that were made
         editor_calls += len(re.findall(r"^\s*(ansible-vault edit|\$\{?EDITOR\b)", block.text, re.M))
         made = edits.read_text().split() if edits.exists() else []

@@ -45,6 +45,19 @@ options:
         user of O(users).
     type: list
     elements: str
+  idle_days:
+    description:
+      - Also close an address that let nothing through for this many days, from Pangolin's request log (Pangolin
+        1.18 or later) - a cafe's or hotel's address a user logged in from once keeps no hole open beside the
+        home address. Days count from the address's last request let through by a rule on any of the whitelist's
+        resources, or from the newest login from it when that is later (a login renews an address). It never
+        extends an address beyond O(expire_days). A closed address comes back at the user's next login from it.
+      - The playbook's key needs the actions C(getOrg) and C(viewLogs); the run refuses, changing nothing, when the
+        key may not read the log, when the org keeps no request log, or keeps it for fewer days than this.
+      - V(0) turns it off.
+    type: int
+    default: 0
+    version_added: 0.5.0
 '''
 
 EXAMPLES = r'''
@@ -104,6 +117,31 @@ users:
     summary:
       description: "The user's line in plain words, in check mode a prediction: C(bob: would expire - ...)."
       type: str
+    closed:
+      description:
+        - The addresses closed (or in check mode that would be closed) for letting nothing through for
+          O(idle_days).
+      type: list
+      elements: dict
+      version_added: 0.5.0
+      contains:
+        address:
+          description: The rule value closed.
+          type: str
+          sample: 198.51.100.7
+        match:
+          description: C(IP), or C(CIDR) for an IPv6 prefix.
+          type: str
+          sample: IP
+        resource_ids:
+          description: The resources it no longer lets in.
+          type: list
+          elements: int
+          sample: [3, 4]
+        why:
+          description: Why, in plain words.
+          type: str
+          sample: "no request let through for 9 days (last 2026-11-28T20:11:05Z; idle_days 7)"
     sessions_ended:
       description: With O(expire_users), how many of the user's authentik sessions were (or in check mode would be)
         ended.

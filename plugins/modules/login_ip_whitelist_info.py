@@ -92,6 +92,29 @@ healthy:
   description: Whether no problem was found.
   returned: always
   type: bool
+request_log:
+  description:
+    - Whether Pangolin's request log can tell when each address last let a request through, and how far back.
+  returned: always
+  type: dict
+  version_added: 0.5.0
+  contains:
+    available:
+      description: Whether the log can tell (Pangolin 1.18 or later, an org that keeps it, a key with C(getOrg) and
+        C(viewLogs)).
+      type: bool
+      sample: true
+    retention_days:
+      description: How many days the org keeps its request log (V(-1) forever, V(0) not at all); null when unknown.
+      type: int
+      sample: 7
+    window:
+      description: How far back the log reaches, in words.
+      type: str
+      sample: the last 7 days of Pangolin's request log
+    problem:
+      description: Why it cannot tell, and what to change; null when it can.
+      type: str
 verdict:
   description: The doctor's word on the whole whitelist - how many problems, and whom they concern.
   returned: always
@@ -176,6 +199,19 @@ users:
             - The newest login event (C(kind=login)) or live session (C(kind=session)) whose address this is, with its
               C(id), C(when) and the C(address) authentik recorded; null when nothing in authentik's state explains it.
           type: dict
+        last_used:
+          description:
+            - When the rule last let a request through on this resource, from Pangolin's request log; null when it
+              did not within the log's window, or when the log cannot tell (see RV(request_log)).
+          type: str
+          sample: "2026-12-07T09:48:12Z"
+          version_added: 0.5.0
+        last_use:
+          description: The same in words - C(12 min ago), C(2 d ago), C(not in the last 7 days of Pangolin's request
+            log), or C(unknown).
+          type: str
+          sample: 12 min ago
+          version_added: 0.5.0
     group:
       description: Which of the whitelist's notification rules sends the user's webhooks.
       type: int

@@ -167,6 +167,16 @@ class TransportKind(NamedKind):
     result_key = "transport"
     path = "/events/transports/"
     what = "notification transport"
+    WEBHOOK_MODES = ("webhook", "webhook_slack")
+    EMAIL_FIELDS = ("email_subject_prefix", "email_template")
+
+    def diff_views(self, before, after, verbose=False):
+        """A webhook transport's diff shows webhook fields only: its e-mail settings do nothing."""
+        sides = [v for v in (before, after) if v]
+        if sides and all(v.get("mode") in self.WEBHOOK_MODES for v in sides):
+            before, after = [dict((k, v) for k, v in view.items() if k not in self.EMAIL_FIELDS) if view else view
+                             for view in (before, after)]
+        return before, after
 
     def api_fields(self):
         fields = {"mode": "mode", "webhook_url": "webhook_url", "send_once": "send_once"}
@@ -206,6 +216,18 @@ class NotificationRuleKind(NamedKind):
     path = "/events/rules/"
     what = "notification rule"
     unordered_fields = ("transports",)
+
+    def __init__(self, client):
+        super(NotificationRuleKind, self).__init__(client)
+        self.transport_names = {}  # pk -> name of the transports known, so that a diff names them
+
+    def diff_views(self, before, after, verbose=False):
+        """A rule's transports by name, in a stable order, as a person reads them."""
+        def named(view):
+            if not view or not isinstance(view.get("transports"), list):
+                return view
+            return dict(view, transports=sorted(self.transport_names.get(str(pk), pk) for pk in view["transports"]))
+        return named(before), named(after)
 
     def api_fields(self):
         fields = {"transports": "transports", "severity": "severity"}

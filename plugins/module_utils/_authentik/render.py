@@ -65,8 +65,9 @@ def settings_block(settings):
 
 
 def _literal(value):
+    """A literal for a str/int/bool/None value or a list of them (lists may nest)."""
     if isinstance(value, list):
-        return "[%s]" % ", ".join(py_literal(v) for v in value)
+        return "[%s]" % ", ".join(_literal(v) for v in value)
     return py_literal(value)
 
 

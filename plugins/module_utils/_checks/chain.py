@@ -20,6 +20,7 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitel
     rule_entry,
 )
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.client import format_time
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._checks.usage import ago
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._checks.findings import (
     PROXY_SETTING,
     RERUN,
@@ -221,7 +222,8 @@ class ChainExam(object):
             entry = (rule["match"], rule["value"])
             summary["addresses"].append(dict(resource_id=resource_id, rule_id=rule["rule_id"],
                                              priority=rule["priority"], match=rule["match"], value=rule["value"],
-                                             source=self._source_of(entry)))
+                                             source=self._source_of(entry),
+                                             **self._last_use(resource_id, entry)))
             if rule["value"] == placeholder or entry in expected:
                 continue
             kind = refusal(rule["value"].split("/")[0], self.settings.private_networks)
@@ -255,6 +257,21 @@ class ChainExam(object):
         last = logins[0]
         summary.update(last_login=format_time(last["created"]), last_login_ip=last["client_ip"])
         self._last_login(rules, last["created"], last["client_ip"])
+
+    def _last_use(self, resource_id, entry):
+        """When the address last let a request through on the resource, from Pangolin's request log: the time
+        (None when unknown or never), and in words."""
+        usage = self.d.usage
+        if entry == ("IP", self.settings.placeholder):
+            return dict(last_used=None, last_use="lets nobody in")
+        if not usage.available:
+            return dict(last_used=None, last_use="unknown")
+        when = usage.last_use(resource_id, entry)
+        if when is not None:
+            return dict(last_used=format_time(when), last_use=ago(when, self.d.now))
+        if usage.complete(resource_id):
+            return dict(last_used=None, last_use="not in %s" % usage.window)
+        return dict(last_used=None, last_use="not among the newest requests of %s" % usage.window)
 
     def _source_of(self, entry):
         """The newest session or login that explains a rule's value, or None."""

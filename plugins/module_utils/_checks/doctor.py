@@ -36,6 +36,7 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._checks
 )
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.holdings import refusal
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._checks.chain import ChainExam
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._checks.usage import RequestLog
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.secrets import sends_key
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.webhook_key import (
     bearer_in,
@@ -82,6 +83,10 @@ class WhitelistDoctor(object):
         queued = self.authentik.tasks({"state": "queued"}, page_size=1)
         self.queued = queued[1] if queued else None
         self.rules_ours, self.rules_others = self._rule_counts()
+        placeholder = ("IP", self.settings.placeholder)
+        held = set((r["match"], r["value"]) for username in self.own.usernames()
+                   for _slot, _rid, r in self.own.rules_of(username)) - set([placeholder])
+        self.usage = RequestLog(self.pangolin, self.snap.org_id, self.dep.resource_ids, self.now).read(held)
         self.group = self._group_members()
         self.new_members = set(self.group["without_rules"]) if self.group else set()
 
@@ -118,6 +123,9 @@ class WhitelistDoctor(object):
         self._check_webhook_key(report)
         self._check_proxy(report)
         self._check_backlog(report)
+        if not self.usage.available:
+            report.note("request_log", "the doctor cannot tell when each address last let a request through: %s"
+                        % self.usage.problem)
         self._check_group(report)
         self._check_leftovers(report)
         users = [ChainExam(self, user.username).examine() for user in self.w.present]
@@ -133,6 +141,8 @@ class WhitelistDoctor(object):
                     instance=self.dep.instance, apply_rules=self.snap.resource(self.dep.primary).applies_rules,
                     backlog=dict(available=self.task_api, queued=self.queued, notification_rules=self.rules_ours,
                                  other_notification_rules=self.rules_others),
+                    request_log=dict(available=self.usage.available, retention_days=self.usage.retention,
+                                     window=self.usage.window, problem=self.usage.problem),
                     group=self.group)
 
     def _commands(self, text):

@@ -19,10 +19,12 @@ device must log in again; a session from before the revocation can never count).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.client import format_time
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.directory import SessionKind
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._checks.usage import RETENTION_FIX, RequestLog
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.holdings import written_as
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.inputs import InputError
 
 
@@ -54,6 +56,8 @@ class WhitelistExpiry(object):
         if w.ownership.collisions:
             raise InputError("; ".join(c.message for c in w.ownership.collisions))
         snap = w.snapshot
+        self.idle_days = w.inputs.idle_days
+        self.usage = self._request_log() if self.idle_days and not self.revoke_now else None
         usernames = list(self.usernames)
         if not self.revoke_now:
             # Users no longer listed, or marked absent, whose rules the whitelist still owns: they get nobody in.
@@ -65,7 +69,7 @@ class WhitelistExpiry(object):
                          rule_ids=[rule["rule_id"] for _s, _rid, rule in rules],
                          whitelisted=rules[0][2]["value"] if rules else None,
                          addresses=[rule["value"] for _s, _rid, rule in rules], last_login=None, expired=False,
-                         restored=False)
+                         restored=False, closed=[])
             summaries.append(entry)
             if not rules:
                 entry["reason"] = "the whitelist owns no rule of this user (run playbooks/site.yml first)"
@@ -88,6 +92,57 @@ class WhitelistExpiry(object):
         """(slot, resource id, rule) of each rule the whitelist owns for the user, in slot order."""
         return self.w.ownership.rules_of(username)
 
+    def _request_log(self):
+        """Pangolin's request log, when idle_days needs it: refused, before any write, when it cannot tell."""
+        held = set((r["match"], r["value"]) for username in self.usernames
+                   for _slot, _rid, r in self.w.ownership.rules_of(username))
+        usage = RequestLog(self.w.pangolin, self.w.snapshot.org_id, self.w.deployment.resource_ids,
+                           self.now).read(held - set([("IP", self.settings.placeholder)]))
+        if not usage.available:
+            raise InputError("idle_days %d needs Pangolin's request log, and %s; nothing was changed"
+                             % (self.idle_days, usage.problem))
+        if 0 <= usage.retention < self.idle_days:
+            raise InputError("idle_days %d is longer than Pangolin keeps its request log (%d days), so an address "
+                             "used in between would look idle; nothing was changed: lower idle_days or %s"
+                             % (self.idle_days, usage.retention, RETENTION_FIX))
+        return usage
+
+    def _idle(self, username, judged, expected):
+        """(match, value, why) of the addresses the user's rules hold that let nothing through for idle_days: days
+        count from the last request a rule let through from there, or from the newest login from there when that
+        is later (a login renews an address)."""
+        idle, limit = [], timedelta(days=self.idle_days)
+        placeholder = ("IP", self.settings.placeholder)
+        for found in dict.fromkeys(expected):
+            if found == placeholder:
+                continue
+            used = self.usage.last_use_anywhere(found)
+            logins = [s["when"] for s in self.w.snapshot.sources_of(username, False)
+                      if s["when"] is not None and written_as(s["address"], judged.ipv6_prefix) == found]
+            renewed = max([w for w in [used] + logins if w is not None] or [None])
+            if renewed is not None and self.now - renewed <= limit:
+                continue
+            if used is not None:
+                why = "no request let through for %d days (last %s; idle_days %d)" % (
+                    (self.now - used).days, format_time(used), self.idle_days)
+            else:
+                why = "no request let through in %s since the login (idle_days %d)" % (
+                    self.usage.window, self.idle_days)
+            idle.append((found[0], found[1], why))
+        return idle
+
+    def _close(self, reconciler, username, idle):
+        """Record the closed addresses in the user's body mappings: a login from there after now reopens one."""
+        stamp = self.now.isoformat()
+        for slot in self.w.ownership.slots_of(username):
+            if slot.body is not None:
+                closed = tuple(c for c in slot.body.closed if (c[0], c[1]) not in set((m, v) for m, v, _ in idle))
+                body = slot.body.with_changes(closed=closed + tuple((m, v, stamp) for m, v, _why in idle))
+                reconciler.ensure(self.w.snapshot.mapping_kind, dict(name=slot.mapping["name"],
+                                                                     expression=body.expression()),
+                                  current=slot.mapping, lookup=False)
+                slot.body = body
+
     def _expire(self, reconciler, username, rules, entry):
         snap, settings = self.w.snapshot, self.settings
         account = snap.accounts.get(username)
@@ -99,7 +154,14 @@ class WhitelistExpiry(object):
             if account is not None:
                 logins = snap.logins_of(username, account["pk"], refresh=True)
                 entry["last_login"] = format_time(logins[0]["created"]) if logins else None
-            expected = snap.entries_of(username, self.w.judged_by(username, slots), now=self.now)
+            judged = self.w.judged_by(username, slots)
+            expected = snap.entries_of(username, judged, now=self.now)
+            idle = self._idle(username, judged, expected) if self.usage is not None else []
+            if idle:
+                self._close(reconciler, username, idle)
+                expected = snap.entries_of(username, self.w.judged_by(username, slots), now=self.now)
+                entry["closed"] = [dict(match=m, address=v, resource_ids=list(self.w.deployment.resource_ids),
+                                        why=why) for m, v, why in idle]
         takes_away = puts_back = False
         for slot, resource_id, rule in rules:
             match, value = expected[slot.number - 1]
@@ -107,6 +169,10 @@ class WhitelistExpiry(object):
                 takes_away = takes_away or rule["value"] != settings.placeholder
                 puts_back = puts_back or value != settings.placeholder
             self._write(reconciler, resource_id, rule, match, value)
+        if entry["closed"]:
+            on = ", ".join(str(r) for r in self.w.deployment.resource_ids)
+            return "; ".join("closes %s on resource%s %s: %s" % (c["address"], "s" if "," in on else "", on, c["why"])
+                             for c in entry["closed"])
         if puts_back and not takes_away:
             entry["restored"] = True
             return ("puts back the address of a live session the rules missed" if settings.follow_sessions

@@ -138,6 +138,26 @@ class PangolinClient(ApiClient):
     def get_org(self, org_id):
         return self.call("GET", "/org/%s" % _seg(org_id), "read org %r" % org_id, "getOrg")
 
+    def request_log(self, org_id, start, end, resource_id=None, reason=None, page_size=1000, max_pages=None):
+        """Rows of the org's request audit log between ``start`` and ``end`` (aware datetimes), newest first, one
+        page at a time (a generator): {ip, timestamp (unix seconds), resourceId, reason, action, ...}."""
+        params = {"timeStart": start.isoformat(), "timeEnd": end.isoformat(), "limit": page_size, "offset": 0}
+        if resource_id is not None:
+            params["resourceId"] = resource_id
+        if reason is not None:
+            params["reason"] = reason
+        pages = 0
+        while max_pages is None or pages < max_pages:
+            data = self.call("GET", "/org/%s/logs/request" % _seg(org_id), "read the request log of org %r"
+                             % org_id, "viewLogs", params=dict(params))
+            pages += 1
+            rows = data.get("log") or []
+            yield rows
+            total = (data.get("pagination") or {}).get("total")
+            params["offset"] += len(rows)
+            if len(rows) < page_size or (total is not None and params["offset"] >= total):
+                return
+
     def resolve_resource(self, org_id, name_or_domain):
         """The id of the resource whose name, niceId or full domain is ``name_or_domain``."""
         wanted = name_or_domain.strip()

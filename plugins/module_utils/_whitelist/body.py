@@ -59,10 +59,14 @@ class BodySettings(object):
     group: str = None  # users_from_group: only a direct member of this authentik group is let in
     private_networks: tuple = ()  # private networks whose addresses may become a rule (opted in)
     revoked_sessions: tuple = ()  # uuids of the sessions live at the revocation: they never count again
+    # (match, value, ISO time) of addresses closed for letting nothing through: only a later login reopens one
+    closed: tuple = ()
 
     # Rendered even when None (0.3 rendered them so); the fields after them only when set.
     ALWAYS = ("user_pk", "slot", "slots", "priority", "action", "placeholder", "ipv6_prefix", "sessions",
               "expire_days", "not_before")
+    # What a run keeps of a recorded body mapping: what expiry wrote into it.
+    KEPT = ("not_before", "revoked_sessions", "closed")
     # What decides the addresses a rule holds (the rest is its place and shape).
     VALUES = ("user_pk", "slots", "placeholder", "ipv6_prefix", "sessions", "expire_days", "group",
               "private_networks")
@@ -70,6 +74,7 @@ class BodySettings(object):
     def __post_init__(self):
         for name in ("private_networks", "revoked_sessions"):  # read back as lists
             object.__setattr__(self, name, tuple(getattr(self, name) or ()))
+        object.__setattr__(self, "closed", tuple(tuple(entry) for entry in self.closed or ()))
         for name, low, high in (("user_pk", None, None), ("slot", 1, 100), ("slots", 1, 100),
                                 ("priority", None, None), ("ipv6_prefix", 0, 128), ("expire_days", 0, 36500)):
             value = getattr(self, name)
@@ -94,20 +99,24 @@ class BodySettings(object):
                 raise ValueError("body setting private_networks: %r %s" % (network, opt_in_error(network)))
         if not all(isinstance(uuid, str) for uuid in self.revoked_sessions):
             raise ValueError("body setting revoked_sessions must list session uuids")
+        if not all(len(entry) == 3 and entry[0] in ("IP", "CIDR") and all(isinstance(v, str) for v in entry)
+                   for entry in self.closed):
+            raise ValueError("body setting closed must list [match, value, ISO time] of closed addresses")
 
     @classmethod
-    def of(cls, settings, user_pk, slot, priority, not_before=None, revoked_sessions=()):
-        """What the whitelist's ``settings`` (an options.Settings) give rule ``slot`` of a user."""
+    def of(cls, settings, user_pk, slot, priority, recorded=None):
+        """What the whitelist's ``settings`` (an options.Settings) give rule ``slot`` of a user; what the user's
+        body mapping ``recorded`` (a revocation, closed addresses) stays."""
+        kept = dict((name, getattr(recorded, name)) for name in cls.KEPT) if recorded is not None else {}
         return cls(user_pk=user_pk, slot=slot, slots=settings.max_addresses, priority=priority,
                    action=settings.action, placeholder=settings.placeholder, ipv6_prefix=settings.ipv6_prefix,
-                   sessions=settings.follow_sessions, expire_days=settings.expire_days, not_before=not_before,
-                   group=settings.users_from_group, private_networks=settings.private_networks,
-                   revoked_sessions=revoked_sessions)
+                   sessions=settings.follow_sessions, expire_days=settings.expire_days,
+                   group=settings.users_from_group, private_networks=settings.private_networks, **kept)
 
     def under(self, settings):
-        """These settings as ``settings`` would render them; the user, rule, priority and revocation stay."""
-        return replace(BodySettings.of(settings, self.user_pk, self.slot, self.priority, self.not_before,
-                                       self.revoked_sessions),
+        """These settings as ``settings`` would render them; the user, rule, priority, revocation and closed
+        addresses stay."""
+        return replace(BodySettings.of(settings, self.user_pk, self.slot, self.priority, self),
                        previous_priority=self.previous_priority, previous_action=self.previous_action)
 
     # -- reading back ------------------------------------------------------
@@ -151,7 +160,8 @@ class BodySettings(object):
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name in self.ALWAYS or (value is not None and value != ()):
-                out[f.name] = list(value) if isinstance(value, tuple) else value
+                out[f.name] = [list(v) if isinstance(v, tuple) else v for v in value] if isinstance(
+                    value, tuple) else value
         return out
 
     def expression(self):

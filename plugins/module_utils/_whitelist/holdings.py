@@ -23,7 +23,8 @@ It decides, from plain data:
   inactive user or one who left the group; the newest distinct addresses of
   the user's logins within ``expire_days``, or of the live sessions; nothing
   from before a revocation (``not_before``) until the next login, and never
-  a session that was live at the revocation.
+  a session that was live at the revocation; an address closed for being idle
+  (``closed``) only from a login (or a session's use) after the closing.
 """
 
 from __future__ import annotations
@@ -98,17 +99,20 @@ def rule_entry(address, ipv6_prefix, private_networks):
     return written_as(address, ipv6_prefix)
 
 
-def whitelist_entries(candidates, slots, ipv6_prefix, placeholder, since, private_networks):
+def whitelist_entries(candidates, slots, ipv6_prefix, placeholder, since, private_networks, closed=None):
     """The (match, value) of each of a user's ``slots`` rules, newest distinct acceptable address first.
 
     ``candidates`` are (time, address) pairs of the user's logins or sessions; only those at or after
-    ``since`` count. Rules left over hold the placeholder.
+    ``since`` count, and none from before the time an entry was closed for being idle (``closed``:
+    {(match, value): time}). Rules left over hold the placeholder.
     """
     entries = []
     for when, address in sorted(candidates, key=lambda pair: pair[0], reverse=True):
         if since is not None and when < since:
             continue
         entry = rule_entry(address, ipv6_prefix, private_networks)
+        if entry is not None and entry in (closed or {}) and when < closed[entry]:
+            continue
         if entry is not None and entry not in entries:
             entries.append(entry)
     entries = entries[:slots]
@@ -141,8 +145,10 @@ def user_entries(settings, now, active, member, logins, sessions):
         since = None
     else:
         candidates = logins
+    closed = dict(((match, value), datetime.datetime.fromisoformat(when))
+                  for match, value, when in settings.get("closed") or [])
     return whitelist_entries(candidates, slots, settings["ipv6_prefix"], placeholder, since,
-                             settings.get("private_networks") or [])
+                             settings.get("private_networks") or [], closed)
 '''
 
 _namespace = {"ipaddress": ipaddress, "datetime": datetime}

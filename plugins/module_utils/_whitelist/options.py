@@ -128,6 +128,7 @@ class Inputs(object):
     org_id: str = None
     expire_users: tuple = None
     recent_logins: int = 100
+    idle_days: int = 0  # expiry: close an address that let nothing through for this many days (0: never)
     planned: Planned = Planned()
 
     @property
@@ -285,7 +286,8 @@ def whitelist_inputs(params):
     return Inputs(settings=settings, users=check_users(params["users"]), resources=check_resources(params),
                   org_id=get("org_id"), expire_users=expire_users, planned=planned,
                   recent_logins=check_int(get("recent_logins", 100), "recent_logins", 1, 100,
-                                          "a number of events (one page)"))
+                                          "a number of events (one page)"),
+                  idle_days=check_int(get("idle_days", 0), "idle_days", 0, 36500, "a whole number of days (0: off)"))
 
 
 # -- the argument spec --------------------------------------------------------------------
@@ -345,7 +347,7 @@ def whitelist_argument_spec(module):
             site=dict(type="str", default="ansible-playbook playbooks/site.yml"),
             expire=dict(type="str", default="ansible-playbook playbooks/expire.yml"))))
     if module == "expire":
-        spec.update(expire_users=dict(type="list", elements="str"))
+        spec.update(expire_users=dict(type="list", elements="str"), idle_days=dict(type="int", default=0))
     rules = dict(mutually_exclusive=[("resource_id", "resource", "resources")],
                  required_one_of=[("resource_id", "resource", "resources"), ("users", "users_from_group")],
                  required_by={"resource": "org_id"})

@@ -202,8 +202,7 @@ def _slot_plan(w, username, account, number, priority):
     slot = w.ownership.slots.get((username, number))
     owned = _owned_rules(w, username, number)
     recorded = slot.body if slot else None
-    body = BodySettings.of(w.settings, account["pk"], number, priority, recorded.not_before if recorded else None,
-                           recorded.revoked_sessions if recorded else ())
+    body = BodySettings.of(w.settings, account["pk"], number, priority, recorded)
     rules = []
     for resource_id in w.deployment.resource_ids:
         name = w.deployment.transport_name(username, number, resource_id)

@@ -93,8 +93,9 @@ class Runner(object):
         self._notification_rules()
         self._retire()
         mine = set(id(o) for found in self.outcomes.values() for o in found)
-        shared = ["%s %s" % (o.operation, o.kind.describe(o.desired)) for o in self.r.outcomes
-                  if o.changed and id(o) not in mine]
+        # An object written twice (a rule that shrinks first, then takes the new transports) is named once.
+        shared = list(dict.fromkeys("%s %s" % (o.operation, o.kind.describe(o.desired)) for o in self.r.outcomes
+                                    if o.changed and id(o) not in mine))
         return self.outcomes, shared, self.learned
 
     def _track(self, username, step):
@@ -205,7 +206,8 @@ class Runner(object):
                          headers_mapping=self.learned.headers_pk,
                          webhook_url=rule_url(self.settings.webhook_url, plan.resource_id, target))
         outcome = self.r.ensure(self.snap.transport_kind, transport, current=plan.transport, lookup=False)
-        self.learned.pk("notification transport", plan.transport_name, outcome)
+        pk = self.learned.pk("notification transport", plan.transport_name, outcome)
+        self.snap.notification_kind.transport_names[str(pk)] = plan.transport_name
 
     # -- 5. notification rules --------------------------------------------------------------
     def _notification_rules(self):

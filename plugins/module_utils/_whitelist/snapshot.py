@@ -117,6 +117,7 @@ class Snapshot(object):
         self.notification_kind = NotificationRuleKind(self.authentik).preload()
         self.mappings = dict((v["name"], v) for v in self.mapping_kind.views())
         self.transports = dict((v["name"], v) for v in self.transport_kind.views())
+        self.notification_kind.transport_names.update((str(v["pk"]), name) for name, v in self.transports.items())
         self.policies = dict((v["name"], v) for v in self.policy_kind.views())
         self.notification_rules = dict((v["name"], v) for v in self.notification_kind.views())
         self.bindings = []

@@ -62,7 +62,7 @@ def user_results(plan, outcomes, learned, check_mode):
             rule_id=learned.rule_ids.get(primary[0].transport_name) if primary else None,
             rule_ids=[learned.rule_ids.get(rule.transport_name) for rule in primary], rules=rules,
             group=user.group, pruned=user.pruned, changed=bool(changed),
-            changes=["%s %s" % (o.operation, o.kind.describe(o.desired)) for o in changed],
+            changes=list(dict.fromkeys("%s %s" % (o.operation, o.kind.describe(o.desired)) for o in changed)),
             summary=user_line(user, status, check_mode)))
     return results
 

@@ -173,9 +173,7 @@ class Whitelist(object):
         body mappings record (``slots`` rules: the inventory's max_addresses unless given)."""
         recorded = next((s.body for s in self.ownership.slots_of(username) if s.body), None)
         account = self.snapshot.accounts.get(username)
-        body = BodySettings.of(self.settings, account["pk"] if account else 0, 1, 0,
-                               recorded.not_before if recorded else None,
-                               recorded.revoked_sessions if recorded else ())
+        body = BodySettings.of(self.settings, account["pk"] if account else 0, 1, 0, recorded)
         return body.with_changes(slots=slots or self.settings.max_addresses)
 
     def check_one_org(self):
