@@ -115,6 +115,32 @@ request_log:
     problem:
       description: Why it cannot tell, and what to change; null when it can.
       type: str
+playbook_key:
+  description:
+    - What the playbook's own Pangolin key is, found out without writing anything - whether it is a root key, and
+      which of the actions this inventory needs it lacks (the C(problems) say so too).
+  returned: always
+  type: dict
+  version_added: 0.5.0
+  contains:
+    key_id:
+      description: The key's id (never its secret).
+      type: str
+      sample: ab12cd34ef56gh7
+    root:
+      description: Whether it is a root key; null when Pangolin's answer did not tell.
+      type: bool
+      sample: true
+    missing:
+      description: Actions the inventory's choices need that the key lacks.
+      type: list
+      elements: str
+      sample: [viewLogs]
+    unknown:
+      description: Actions the doctor could not check.
+      type: list
+      elements: str
+      sample: []
 verdict:
   description: The doctor's word on the whole whitelist - how many problems, and whom they concern.
   returned: always

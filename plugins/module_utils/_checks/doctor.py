@@ -37,6 +37,7 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._checks
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.holdings import refusal
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._checks.chain import ChainExam
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._checks.usage import RequestLog
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin.keys import KeyCheck, needed_actions
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.secrets import sends_key
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.webhook_key import (
     bearer_in,
@@ -121,6 +122,7 @@ class WhitelistDoctor(object):
         self._check_resources(report)
         self._check_headers(report)
         self._check_webhook_key(report)
+        self._check_playbook_key(report)
         self._check_proxy(report)
         self._check_backlog(report)
         if not self.usage.available:
@@ -143,6 +145,7 @@ class WhitelistDoctor(object):
                                  other_notification_rules=self.rules_others),
                     request_log=dict(available=self.usage.available, retention_days=self.usage.retention,
                                      window=self.usage.window, problem=self.usage.problem),
+                    playbook_key=self.playbook_key,
                     group=self.group)
 
     def _commands(self, text):
@@ -220,6 +223,31 @@ class WhitelistDoctor(object):
             report.note("webhook_key", "the API key %s authentik sends may do more than update rules (%s)"
                         % (key_id, ", ".join(actions)),
                         "leave it only updateResourceRule (jellyfin_whitelist_manage_webhook_key does)")
+
+    def _check_playbook_key(self, report):
+        """Whether the playbook's own key is root, and which actions the inventory's choices need that it lacks,
+        found out without writing anything (``keys.py``)."""
+        shared = any(self.snap.resource(rid).shared for rid in self.dep.resource_ids)
+        by_name = any(ref.name for ref in self.w.inputs.resources)
+        needed = needed_actions(self.settings, by_name=by_name, shared_policy=shared)
+        found = KeyCheck(self.pangolin, self.snap.org_id, self.dep.primary).check(needed)
+        self.playbook_key = found
+        lacking = [a for a in found["missing"] if a != "viewLogs"]
+        if self.manage_webhook_key and found["root"] is False:
+            report.problem("playbook_key", "the playbook's Pangolin key %s is not a root key, but "
+                           "jellyfin_whitelist_manage_webhook_key makes the webhook's key, which only a root key may"
+                           % found["key_id"], "use a root key (Pangolin's dashboard, Server Admin > API Keys) with "
+                           "the actions the README lists, or set jellyfin_whitelist_webhook_api_key instead")
+        if lacking:
+            report.problem("playbook_key", "the playbook's Pangolin key %s lacks the action%s %s, which %s needs"
+                           % (found["key_id"], "s" if len(lacking) > 1 else "", ", ".join(lacking),
+                              "this inventory"), "tick %s for the key in Pangolin's dashboard (%s)"
+                           % (", ".join(lacking), "Server Admin > API Keys" if found["root"] else
+                              "the org's API Keys"))
+        # (a key without viewLogs: the request log's own note says so, once)
+        if found["unknown"]:
+            report.note("playbook_key", "the doctor could not tell whether the playbook's key may %s"
+                        % ", ".join(found["unknown"]))
 
     def _check_proxy(self, report):
         by_ip = {}

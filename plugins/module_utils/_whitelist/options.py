@@ -162,8 +162,8 @@ def resource_entry(entry, where):
         return dict(id=entry)
     if isinstance(entry, str):
         return dict(name=entry)
-    if isinstance(entry, dict) and set(entry) <= set(["id", "name"]) and len([v for v in entry.values()
-                                                                         if v is not None]) == 1:
+    given = [v for v in entry.values() if v is not None] if isinstance(entry, dict) else None
+    if given is not None and set(entry) <= set(["id", "name"]) and len(given) == 1:
         if entry.get("id") is not None and not is_int(entry["id"]):
             raise InputError("%s.id must be a resource id (a number), got %r" % (where, entry["id"]))
         if entry.get("name") is not None and not isinstance(entry["name"], str):
