@@ -531,6 +531,16 @@ def test_login_client_ip_from_peer_and_forwarded_for(sim, peer, forwarded_for, r
     assert failed.action == "login_failed" and failed.client_ip == recorded
 
 
+def test_from_2026_8_a_trusted_proxy_gives_the_right_most_entry():
+    """2026.8's Rust front server takes the right-most X-Forwarded-For entry of a trusted peer (the address the
+    proxy itself saw), where 2026.5's Django took the left-most (the client's to choose when a proxy appends)."""
+    for version, recorded in (("2026.5.0", "198.51.100.5"), ("2026.8.2", "10.1.2.3")):
+        with AuthentikSimulator(version=version) as sim:
+            sim.add_user("alice")
+            assert sim.login("alice", peer="10.9.9.9", forwarded_for="198.51.100.5, 10.1.2.3").client_ip == recorded
+            assert sim.login("alice", peer="203.0.113.1", forwarded_for="198.51.100.5").client_ip == "203.0.113.1"
+
+
 def test_trusted_proxy_cidrs_setting(sim):
     with AuthentikSimulator(trusted_proxy_cidrs=["198.51.100.0/24", "not a cidr"]) as custom:
         custom.add_user("alice")

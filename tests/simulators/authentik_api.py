@@ -128,18 +128,22 @@ def trusted_peer(peer, cidrs):
     return False
 
 
-def recorded_client_ip(peer, forwarded_for, cidrs):
+def recorded_client_ip(peer, forwarded_for, cidrs, rightmost=False):
     """The ``client_ip`` authentik records for a request from ``peer`` carrying ``X-Forwarded-For:
     forwarded_for`` (None: no such header), the peer trusted when it is inside ``cidrs``.
 
     The front server keeps the header of a trusted peer and sets it to the peer's address otherwise
     (the proxy to Django adds the peer's address when there is none); ``ClientIPMiddleware`` takes
     the first entry and stores ``str(ip_address(entry))``, or 255.255.255.255 when it is no address.
+    From 2026.8 (``rightmost``) the Rust front server takes the header's right-most entry of a trusted
+    peer (``client_ip::rightmost_x_forwarded_for`` in ``packages/ak-axum/src/extract/client_ip.rs``) and
+    hands Django that address alone.
     """
     if not trusted_peer(peer, cidrs) or forwarded_for is None:  # a peer that is no address: ValueError
         forwarded_for = peer
+    entries = [entry.strip() for entry in forwarded_for.split(",")]
     try:
-        address = ipaddress.ip_address(forwarded_for.split(",")[0].strip())
+        address = ipaddress.ip_address(entries[-1] if rightmost else entries[0])
     except ValueError:
         return UNKNOWN_IP
     mapped = getattr(address, "ipv4_mapped", None)  # dotted, as str() writes it from Python 3.13 on
@@ -158,8 +162,8 @@ class AuthentikApi:
     def client_ip_for(self, peer, forwarded_for=None):
         """The ``client_ip`` authentik records for a request from ``peer`` with ``X-Forwarded-For:
         forwarded_for`` (None: no header), given ``trusted_proxy_cidrs``: the header's first entry
-        when the peer is a trusted proxy, the peer's own address otherwise."""
-        return recorded_client_ip(peer, forwarded_for, self.trusted_proxy_cidrs)
+        (from 2026.8 its last) when the peer is a trusted proxy, the peer's own address otherwise."""
+        return recorded_client_ip(peer, forwarded_for, self.trusted_proxy_cidrs, rightmost=self.vt >= (2026, 8))
 
     @property
     def page_size(self):
@@ -436,11 +440,13 @@ class AuthentikApi:
     def _filter_tasks(self, req, tasks):
         """``TaskFilter`` (exact lookups, choice validation like django-filter) plus ``search``."""
         errors = {}
+        # 2026.8 added a state (tasks waiting for others), which the filters of older versions refuse as a choice
+        later = ("waiting_for_dependencies",) if self.vt >= (2026, 8) else ()
         state = req.q("state")
-        if state and state not in TASK_STATES:
+        if state and state not in TASK_STATES + later:
             errors["state"] = [CHOICE_ERROR % state]
         statuses = [v for v in req.query.get("aggregated_status", []) if v]
-        bad = [v for v in statuses if v not in TASK_STATUSES]
+        bad = [v for v in statuses if v not in TASK_STATUSES + later]
         if bad:
             errors["aggregated_status"] = [CHOICE_ERROR % bad[0]]
         if errors:
