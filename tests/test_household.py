@@ -251,8 +251,8 @@ def test_reordering_the_resources_renames_transports_and_keeps_every_rule(env):
     assert ours(env.authentik.transports) == sorted(transport_name(u, r, requests)
                                                     for u in env.usernames for r in rules)
     assert dict((r, env.pangolin.rules(r)) for r in rules) == rules
-    assert all(c.startswith("update notification transport") for u in env.whitelist_users(parsed).values()
-               for c in u["changes"])
+    changes = [c for u in env.whitelist_users(parsed).values() for c in u["changes"]]
+    assert changes and all(c.startswith("update notification transport") for c in changes), changes
     assert_rerun_is_a_no_op(env, swapped)
     env.login("user002", "203.0.113.13")
     assert addresses_on(env, "user002", [requests, env.resource_id]) == ["203.0.113.13"] * 2
@@ -293,6 +293,7 @@ def test_a_removed_resource_loses_only_this_whitelists_rules(env, removed):
     assert env.writes() == [] and len(env.pangolin.rules(gone)) == 4
     assert env.stats(checked)["changed"] > 0
     predicted = changes_by_user(env, checked)
+    assert sorted(predicted) == sorted(env.usernames), predicted  # (an empty prediction would pass all())
     assert all(any(c.startswith("delete rule") and c.endswith("on resource %d" % gone) for c in changes)
                for changes in predicted.values()), predicted
     real = converge(env, smaller, diff=True)

@@ -210,7 +210,8 @@ def test_state_absent_removes_everything_the_whitelist_owns_and_nothing_else(env
     writes_before = len(env.writes())
     predicted = managed(env, state="absent", check=True, diff=True)
     assert predicted["changed"] and len(env.writes()) == writes_before
-    assert all(u["status"] == "removed" and "would remove" in u["summary"] for u in predicted["users"])
+    assert predicted["users"] and all(u["status"] == "removed" and "would remove" in u["summary"]
+                                      for u in predicted["users"])
     managed(env, state="absent")
     assert [r["ruleId"] for r in env.pangolin.rules(env.resource_id)] == [office]
     assert [m["name"] for m in env.authentik.mappings.values()] == ["my own mapping"]
