@@ -9,7 +9,17 @@ in its own module, put together here as ``PangolinSimulator``:
   their rules, API keys, IdPs and their org policies), the seeding and inspection helpers;
 * ``pangolin_api.py``: the Integration API routes, with the key check and the guards,
   checking requests with the zod look-alike of ``pangolin_validation.py``;
-* ``pangolin_gatekeeper.py``: badger's decision for a client address (``apply_rules_for``).
+* ``pangolin_gatekeeper.py``: badger's decision for a client address (``apply_rules_for``,
+  ``request``), which it writes to the request log;
+* ``pangolin_logs.py``: the request audit log (its write buffer, retention cleanup, the
+  cached retention setting) and its query route, GET /org/{orgId}/logs/request;
+* ``pangolin_clock.py``: the clock all of it runs on: real time until a test calls
+  ``sim.clock.advance(seconds)``, after which what became due is applied (every API
+  request applies it first too), so no test sleeps to see a flush or a cleanup;
+  ``sim.clock.freeze()`` holds it still for tests that need the exact second.
+
+``version`` (default "1.22.0") is the Pangolin version simulated; only the request-log
+route depends on it (from 1.18 on); everything else answers as 1.22 does.
 
 Each module's docstring says what its part models; the parts' public names are
 importable from this module too.
@@ -24,7 +34,9 @@ import threading
 
 from tests.simulators.base import SimulatorBase
 from tests.simulators.pangolin_api import ACTION_IDS, HTML_404, PUB, RID, PangolinApi  # noqa: F401 - re-exported
+from tests.simulators.pangolin_clock import SimClock
 from tests.simulators.pangolin_gatekeeper import PangolinGatekeeper
+from tests.simulators.pangolin_logs import PangolinRequestLog
 from tests.simulators.pangolin_store import ALNUM, BASE32, POLICY_FIELDS, PangolinStore  # noqa: F401 - re-exported
 from tests.simulators.pangolin_validation import (  # noqa: F401 - re-exported
     ACTIONS, API_KEY_FIELDS, COUNTRIES, EXPECTED, HTTP_RESOURCE_FIELDS, IDP_ORG_FIELDS, IDP_UPDATE_FIELDS,
@@ -34,13 +46,15 @@ from tests.simulators.pangolin_validation import (  # noqa: F401 - re-exported
 )
 
 
-class PangolinSimulator(PangolinApi, PangolinGatekeeper, PangolinStore, SimulatorBase):
-    """Pangolin: its Integration API, gatekeeper and database over one lock."""
+class PangolinSimulator(PangolinApi, PangolinGatekeeper, PangolinRequestLog, PangolinStore, SimulatorBase):
+    """Pangolin: its Integration API, gatekeeper, request log and database over one lock and one clock."""
 
     name = "pangolin"
 
-    def __init__(self):
+    def __init__(self, version="1.22.0"):
         super().__init__()
+        self.version = version
+        self.clock = SimClock()
         self._build_routes()
         self.reset()
 
@@ -51,7 +65,7 @@ def seed_from(sim, seed):
     """Apply a seed dict; return (resources name->id, idps name->id)."""
     resources, idps = {}, {}
     for org in seed.get("orgs", []):
-        sim.add_org(org["org_id"], org.get("name"))
+        sim.add_org(org["org_id"], org.get("name"), org.get("log_retention_days", 7))
         for res in org.get("resources", []):
             rid = sim.add_resource(org["org_id"], res["name"], res.get("subdomain"), res.get("full_domain"),
                                    res.get("mode", "http"), res.get("apply_rules", False),

@@ -56,6 +56,31 @@ org answers 500 "FOREIGN KEY constraint failed" (the insert runs outside
 the handler's try), set-actions on an unknown key 500 "An error occurred",
 actions are listed sorted by id (a key seeded with "all" lists them all),
 and the action ids known are the ActionsEnum of a later mirror commit.
+
+Harmless probes (requests that can never write), as the server answers them; the guards
+run in the order server/routers/integration.ts lists them (verifyLimits and
+logActionAudit are no-ops in OSS: server/middlewares/logActionAudit.ts; an EE build's
+logActionAudit may write an action-audit row, not modelled), then the handler rejects
+the request before any write. Key lacking the action: 403 "Key does not have permission
+perform this action"; key holding it:
+
+* PUT /resource/{id}/rule ``{}``: 400, every missing field (createResourceRule.ts parses
+  the body before the path);
+* POST /resource/{id}/rule/0 ``{}`` and DELETE /resource/{id}/rule/0: 400 'Too small:
+  expected number to be >0 at "ruleId"' (update/deleteResourceRule.ts parse the path
+  first, ``z.coerce.number().int().positive()``);
+* POST /resource/{id} ``{}``: 400 "At least one field must be provided for update"
+  (updateResource.ts: the body's refine, before any write or policy clearing);
+* PUT /org/{orgId}/api-key ``{}``: 400 at "name" (createOrgApiKey.ts);
+* POST /org/{orgId}/api-key/{id}/actions ``{}``: 400 'expected tuple, received undefined
+  at "actionIds"' (setApiKeyActions.ts parses the body first);
+* DELETE /org/{orgId}/api-key/0: 404 "API Key with ID 0 not found" (deleteApiKey.ts);
+* GET /org/{orgId}/api-key/{own id}/actions with a root key: 200 and the key's own
+  actions (listApiKeyActions.ts selects by apiKeyId alone);
+* the five api-key routes and GET /orgs with a non-root key: 403 "Key does not have
+  root access" whatever its actions (verifyApiKeyIsRoot runs first); GET /orgs with a
+  root key: 403 without listOrgs, else 200 with every org (listOrgs.ts: a plain
+  z.object, unknown parameters ignored, limit > 0).
 """
 
 import json
@@ -64,11 +89,12 @@ import secrets
 from urllib.parse import urlencode
 
 from tests.simulators.base import Response
+from tests.simulators.pangolin_logs import LOG_ROUTE_SINCE
 from tests.simulators.pangolin_store import POLICY_FIELDS
 from tests.simulators.pangolin_validation import (
     API_KEY_FIELDS, HTTP_RESOURCE_FIELDS, IDP_ORG_FIELDS, IDP_UPDATE_FIELDS, KEY_ACTIONS_FIELDS, KEY_LIST_QUERY,
-    LIMIT_OFFSET, RAW_RESOURCE_FIELDS, RULE_FIELDS, RULE_LIST_QUERY, RULE_MODES, ApiError, _check_field,
-    _js_number, _js_str, check_rule_value, page_param, zod_query, zod_strict,
+    LIMIT_OFFSET, ORG_LIST_QUERY, RAW_RESOURCE_FIELDS, RULE_FIELDS, RULE_LIST_QUERY, RULE_MODES, ApiError,
+    _check_field, _js_number, _js_str, check_rule_value, page_param, zod_query, zod_strict,
 )
 
 HTML_404 = ('<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>Error</title>\n'
@@ -145,6 +171,7 @@ class PangolinApi:
             ("PUT", r"org/(?P<orgId>[^/]+)/api-key", self._create_api_key),
             ("DELETE", r"org/(?P<orgId>[^/]+)/api-key/(?P<apiKeyId>[^/]+)", self._delete_api_key),
             ("GET", r"org/(?P<orgId>[^/]+)/api-key/(?P<apiKeyId>[^/]+)/actions", self._list_api_key_actions),
+            ("GET", r"org/(?P<orgId>[^/]+)/logs/request", self._query_request_log, LOG_ROUTE_SINCE),
             ("POST", r"org/(?P<orgId>[^/]+)/api-key/(?P<apiKeyId>[^/]+)/actions", self._set_api_key_actions),
             ("GET", r"org/(?P<orgId>[^/]+)", self._get_org),
             ("GET", r"orgs", self._list_orgs),
@@ -156,7 +183,9 @@ class PangolinApi:
             ("POST", r"idp/(?P<idpId>[^/]+)/org/(?P<orgId>[^/]+)", self._update_idp_org),
             ("DELETE", r"idp/(?P<idpId>[^/]+)/org/(?P<orgId>[^/]+)", self._delete_idp_org),
         ]
-        self.routes = [(m, re.compile("^/v1/" + p + "$"), fn) for m, p, fn in self.routes]
+        # a fourth item is the first version serving the route (older ones 404 like Express)
+        self.routes = [(r[0], re.compile("^/v1/" + r[1] + "$"), r[2], r[3] if len(r) > 3 else None)
+                       for r in self.routes]
 
     @staticmethod
     def ok(data, message, status=200):
@@ -188,6 +217,7 @@ class PangolinApi:
 
     # -- dispatch ------------------------------------------------------------
     def handle(self, request):
+        self._apply_due()  # the request log's flushes and cleanups due by the clock
         resp = self._route(request)
         resp.headers.setdefault("Access-Control-Allow-Origin", "*")  # cors() (§1)
         resp.headers.setdefault("X-Powered-By", "Express")
@@ -211,9 +241,9 @@ class PangolinApi:
             return self._html_404(req)
         try:
             key = self._authenticate(req)
-            for route_method, pattern, fn in self.routes:
+            for route_method, pattern, fn, since in self.routes:
                 m = pattern.match(path)
-                if m and route_method == method:
+                if m and route_method == method and self._route_available(since):
                     return fn(req, key, m.groupdict(), body)
             return self._html_404(req)
         except ApiError as exc:
@@ -476,7 +506,7 @@ class PangolinApi:
 
     def _list_orgs(self, req, key, p, body):
         self._root(key, "listOrgs")
-        q = zod_query(req, LIMIT_OFFSET)
+        q = zod_query(req, ORG_LIST_QUERY, strict=False)
         orgs = list(self.orgs.values())
         return self.ok({"orgs": [dict(o) for o in orgs[q["offset"]:q["offset"] + q["limit"]]],
                         "pagination": {"total": len(orgs), "limit": q["limit"], "offset": q["offset"]}},

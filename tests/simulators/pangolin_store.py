@@ -12,7 +12,9 @@ Section numbers refer to the project's Pangolin API reference.
   rule API are then the resource's per-resource overrides (the legacy table), and a
   change of shared policy deletes them (clearResourceSpecificSettings). Seed with
   ``add_shared_policy``, ``add_policy_rule`` and ``attach_shared_policy``;
-* every new org gets the roles Admin and Member (createOrg.ts, §5);
+* every new org gets the roles Admin and Member (createOrg.ts, §5), and the request-log
+  retention of the column default, 7 days (``add_org(log_retention_days=...)``,
+  ``set_log_retention`` in ``pangolin_logs.py``); ``createdAt`` comes from the clock;
 * an API key is ``<id>.<secret>``: a 15-character id and a 40-character base32 secret
   (generateId(15), generateIdFromEntropySize(25), §2).
 
@@ -25,7 +27,6 @@ import re
 import secrets
 import string
 import uuid
-from datetime import datetime, timezone
 
 ALNUM = string.ascii_lowercase + string.digits
 POLICY_FIELDS = ("sso", "emailWhitelistEnabled", "applyRules", "skipToIdpId")  # §3.6
@@ -36,10 +37,6 @@ def _nice_id(name):
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "resource"
 
 
-def _now():
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 class PangolinStore:
     """The database: every record, the seeding and inspection helpers, and the row logic the
     handlers and the gatekeeper share (which policy a resource uses, where its rules live).
@@ -48,7 +45,8 @@ class PangolinStore:
     """
 
     def reset(self):
-        """Forget all state, log and faults (lets a test module reuse one server)."""
+        """Forget all state, log and faults, as a restarted server would (lets a test module
+        reuse one server); the clock goes back to real time."""
         with self.lock:
             self.orgs = {}
             self.roles = {}
@@ -62,17 +60,24 @@ class PangolinStore:
             self._ids = {}
             self.log = []
             self.faults = []
+            self._reset_request_log()  # pangolin_logs.py: the request log, its buffer, the clock
 
     def _next(self, kind):
         self._ids[kind] = self._ids.get(kind, 0) + 1
         return self._ids[kind]
 
     # -- seeding -----------------------------------------------------------
-    def add_org(self, org_id, name=None):
+    def add_org(self, org_id, name=None, log_retention_days=7):
+        """An org as createOrg.ts makes it; ``log_retention_days`` seeds its request-log
+        retention (settingsLogRetentionDaysRequest, column default 7)."""
         with self.lock:
+            # the three retention columns of orgs (server/db/sqlite/schema/schema.ts, defaults
+            # 7/0/0); the org row's other columns are not modelled
             self.orgs[org_id] = {"orgId": org_id, "name": name or org_id,
                                  "subnet": "100.90.128.0/24", "utilitySubnet": "100.96.128.0/24",
-                                 "createdAt": _now(), "settings": None}
+                                 "createdAt": self.clock.iso(), "settings": None,
+                                 "settingsLogRetentionDaysRequest": int(log_retention_days),
+                                 "settingsLogRetentionDaysAccess": 0, "settingsLogRetentionDaysAction": 0}
             # createOrg.ts: every new org gets Admin and Member (§5)
             for role_name, admin, desc in (("Admin", True, "Admin role with the most permissions"),
                                            ("Member", None, "Members can only view resources")):
@@ -151,7 +156,7 @@ class PangolinStore:
 
     def _store_key(self, key_id, secret, root, org_id, actions, name):
         self.api_keys[key_id] = {"secret": secret, "root": root, "orgId": org_id, "actions": actions,
-                                 "name": name, "lastChars": secret[-4:], "createdAt": _now()}
+                                 "name": name, "lastChars": secret[-4:], "createdAt": self.clock.iso()}
         return self.api_keys[key_id]
 
     def add_idp(self, name, auto_provision=False):

@@ -4,9 +4,12 @@ the rule value checks of ``server/lib/validators.ts`` and the routes' field sche
 Part of the Pangolin simulator (``tests/simulators/pangolin.py`` puts the parts together);
 the routes in ``pangolin_api.py`` use it. Bodies and list queries are strict zod schemas
 with zod's messages (§3, §7; section numbers refer to the project's Pangolin API
-reference).
+reference). The request log's query (``request_log_query``, used by ``pangolin_logs.py``)
+is checked the same way, its time bounds with a model of JS ``Date.parse``
+(``js_date_parse``); a query name given twice is an array, as Express 5's parser makes it.
 """
 
+import email.utils
 import ipaddress
 import math
 import re
@@ -157,12 +160,22 @@ def _js_str(value):
 
 
 def _js_number(raw):
-    """JS Number(): "" is 0, junk is NaN; integral floats become ints."""
+    """JS Number() on a string: trimmed, "" is 0, 0x/0o/0b prefixes, Infinity, junk is NaN
+    (Python's "1_000", "inf" or "nan" are junk too); integral floats become ints."""
     raw = raw.strip()
-    try:
-        value = float(raw) if raw else 0.0
-    except ValueError:
+    if not raw:
+        return 0
+    prefixed = re.fullmatch(r"0([xXoObB])([0-9a-fA-F]+)", raw)
+    if prefixed:
+        try:
+            return int(prefixed.group(2), {"x": 16, "o": 8, "b": 2}[prefixed.group(1).lower()])
+        except ValueError:
+            return float("nan")
+    if re.fullmatch(r"[+-]?Infinity", raw):
+        return float(raw.replace("Infinity", "inf"))
+    if not re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", raw):
         return float("nan")
+    value = float(raw)
     return int(value) if math.isfinite(value) and value == int(value) else value
 
 
@@ -303,5 +316,152 @@ LIMIT_OFFSET = {"limit": ("1000", {"min": 0}), "offset": ("0", {"min": 0})}
 RULE_LIST_QUERY = {"limit": ("1000", {"gt": 0}), "offset": ("0", {"min": 0})}
 # listOrgApiKeys/listApiKeyActions: the same limits, but a plain z.object (unknown params ignored)
 KEY_LIST_QUERY = RULE_LIST_QUERY
+# listOrgs.ts: the same (z.object, limit > 0)
+ORG_LIST_QUERY = KEY_LIST_QUERY
 API_KEY_FIELDS = {"name": ("str", {"min": 1, "max": 255})}  # createOrgApiKey.ts: z.object, not strict
 KEY_ACTIONS_FIELDS = {"actionIds": ("tuple", {"item": ("str", {})})}  # setApiKeyActions.ts: z.strictObject
+
+
+# -- the request log's query (server/routers/auditLogs/queryRequestAuditLog.ts) ----------
+
+MAX_DATE_MS = 8.64e15  # the range of a JS Date
+_ISO_DATE = re.compile(r"([+-]\d{6}|\d{4})(?:-(\d\d)(?:-(\d\d))?)?"
+                       r"(?:T(\d\d):(\d\d)(?::(\d\d)(?:\.(\d+))?)?(Z|[+-]\d\d:\d\d)?)?")
+_SPACED_DATE = re.compile(r"(\d{4})([-/])(\d{1,2})\2(\d{1,2})"
+                          r"(?:[ T](\d{1,2}):(\d\d)(?::(\d\d)(?:\.(\d+))?)?\s*(Z|GMT|UTC|[+-]\d\d:?\d\d)?)?")
+
+
+def _days_from_civil(year, month, day):
+    """Days since 1970-01-01 of a proleptic Gregorian date; a day past the month's end
+    rolls over, as MakeDay does."""
+    year -= month <= 2
+    era = year // 400
+    yoe = year - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+
+
+def _ms(year, month, day, hour, minute, second, fraction, tz):
+    if not (1 <= month <= 12 and 1 <= day <= 31 and minute <= 59 and second <= 59):
+        return None
+    if hour > 24 or (hour == 24 and (minute or second or int(fraction or "0"))):
+        return None
+    offset = 0
+    if tz and tz not in ("Z", "GMT", "UTC"):
+        sign = -1 if tz[0] == "-" else 1
+        digits = tz[1:].replace(":", "")
+        offset = sign * (int(digits[:2]) * 60 + int(digits[2:]))
+    ms = ((_days_from_civil(year, month, day) * 24 + hour) * 60 + minute - offset) * 60000 + second * 1000
+    ms += int((fraction or "0")[:3].ljust(3, "0"))
+    return ms if abs(ms) <= MAX_DATE_MS else None
+
+
+def js_date_parse(text):
+    """``Date.parse(text)`` in milliseconds, or None for NaN.
+
+    The ECMAScript date-time forms (``YYYY``, ``YYYY-MM``, ``YYYY-MM-DD``, with ``THH:mm``,
+    ``:ss``, ``.sss`` and ``Z``/``±HH:mm``; ``±YYYYYY`` years), V8's lenient
+    ``YYYY-MM-DD HH:mm[:ss]`` / ``YYYY/MM/DD`` forms and RFC 2822 dates. Times without
+    an offset are the server's local time, taken as UTC (a container's default). V8's
+    legacy parser accepts more (``Jan 1 2024``, ``0``, ...); those are NaN here.
+    """
+    m = _ISO_DATE.fullmatch(text)
+    if m:
+        year = int(m.group(1))
+        if m.group(1) == "-000000":
+            return None
+        return _ms(year, int(m.group(2) or 1), int(m.group(3) or 1), int(m.group(4) or 0),
+                   int(m.group(5) or 0), int(m.group(6) or 0), m.group(7), m.group(8))
+    m = _SPACED_DATE.fullmatch(text.strip())
+    if m:
+        return _ms(int(m.group(1)), int(m.group(3)), int(m.group(4)), int(m.group(5) or 0),
+                   int(m.group(6) or 0), int(m.group(7) or 0), m.group(8), m.group(9))
+    try:
+        parts = email.utils.parsedate_tz(text)
+    except (TypeError, ValueError, IndexError):
+        parts = None
+    if parts is None or parts[0] < 100:
+        return None
+    ms = _ms(parts[0], parts[1], parts[2], parts[3], parts[4], parts[5], None, None)
+    return None if ms is None else ms - (parts[9] or 0) * 1000
+
+
+REQUEST_LOG_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
+REQUEST_LOG_QUERY = ("timeStart", "timeEnd", "action", "method", "reason", "resourceId", "actor", "location",
+                     "host", "path", "limit", "offset")
+
+
+def _query_value(req, name):
+    """Express 5's query parser: one value is a string, a repeated name an array."""
+    values = req.query.get(name)
+    if values is None:
+        return ...
+    return values[0] if len(values) == 1 else list(values)
+
+
+def _positive_int(value, gt=0):
+    """``z.string().transform(Number).pipe(z.int()...)``: the message, or the number."""
+    number = _js_number(value)
+    if number != number:
+        return "Invalid input: expected number, received NaN", None
+    msg = _check_field("int", {"gt": gt} if gt is not None else {"min": 0}, number)
+    return msg, number
+
+
+def request_log_query(req, now):
+    """Parse GET /org/{orgId}/logs/request's query like its zod schema (a strictObject).
+
+    Returns ``{timeStart, timeEnd (unix seconds), action, method, reason, resourceId, actor,
+    location, host, path, limit, offset}`` (None where absent); raises ApiError(400) with
+    every issue, in the schema's order, an unknown name last.
+    """
+    issues, out = [], {}
+
+    def string(name):
+        value = _query_value(req, name)
+        if value is not ... and not isinstance(value, str):
+            issues.append(("Invalid input: expected string, received array", name))
+            return None
+        return None if value is ... else value
+
+    day = 86400
+    seven_days_ago = (int(now) // day - 7) * day  # getSevenDaysAgo(): midnight seven days back
+    for name, default_ms in (("timeStart", seven_days_ago * 1000), ("timeEnd", now * 1000)):
+        value = string(name)
+        ms = default_ms if value is None else js_date_parse(value)
+        if ms is None:
+            issues.append(("%s must be a valid ISO date string" % name, name))
+        out[name] = None if ms is None else math.floor(ms / 1000)
+    action = _query_value(req, "action")
+    if action is ... or isinstance(action, str):
+        out["action"] = None if action is ... else action == "true"
+    else:
+        issues.append(("Invalid input", "action"))  # z.union([z.boolean(), z.string()])
+    method = _query_value(req, "method")
+    out["method"] = None if method is ... else method
+    if method is not ... and method not in REQUEST_LOG_METHODS:
+        issues.append((_check_field("enum", {"values": REQUEST_LOG_METHODS}, method), "method"))
+    for name in ("reason", "resourceId"):
+        value = string(name)
+        out[name] = None
+        if value is not None:
+            msg, number = _positive_int(value)
+            if msg:
+                issues.append((msg, name))
+            out[name] = number
+    for name in ("actor", "location", "host", "path"):
+        out[name] = string(name)
+    for name, default, gt in (("limit", "1000", 0), ("offset", "0", None)):
+        value = string(name)
+        msg, number = _positive_int(default if value is None else value, gt)
+        if msg:
+            issues.append((msg, name))
+        out[name] = number
+    unknown = [k for k in req.query if k not in REQUEST_LOG_QUERY]
+    if unknown:
+        issues.append(("Unrecognized key%s: %s" % ("s" if len(unknown) > 1 else "",
+                                                   ", ".join('"%s"' % k for k in unknown)), None))
+    if issues:
+        raise ApiError(400, "Validation error: " + "; ".join(
+            m if p is None else '%s at "%s"' % (m, p) for m, p in issues))
+    return out
