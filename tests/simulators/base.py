@@ -190,6 +190,11 @@ class SimulatorBase:
         with self.lock:
             return [e for e in self.log if e.is_write and e.fault in (None, "lost_answer")]
 
+    def accepted_writes(self):
+        """The writes the server accepted (a 2xx answer): what changed state. A write the server refused (a
+        permission probe answered 403, 400 or 404) changed nothing."""
+        return [e for e in self.writes() if e.status is not None and 200 <= e.status < 300]
+
     def requests_by_method(self):
         counts = {}
         with self.lock:
