@@ -3,7 +3,7 @@
 #
 #   bash scripts/test.sh            # every phase (what CI runs)
 #   bash scripts/test.sh sanity     # only the named phases:
-#                                   # contract pytest sanity lint molecule demo pytest-218 galaxy ee
+#                                   # contract pytest sanity units lint molecule demo pytest-218 galaxy ee
 #
 # 1. virtualenvs (scripts/setup-venv.sh), built side by side:
 #    .venv      the main line: the newest Python 3.11-3.13 found, with ansible-core
@@ -13,17 +13,20 @@
 #               (requirements/test-ansible218.txt)
 # 2. contract: tests/contract/ is what scripts/contract_data.py derives from the reference
 #    specs in ../shared/specs (a note, and a pass, where they are not beside the checkout)
-# 3. pytest: the whole suite on the main line, two workers
+# 3. pytest: the whole suite on the main line, two workers (tests/unit included)
 # 4. ansible-test sanity on a staged copy of the collection, on the main line's Python
-# 5. ansible-lint (profile production, see .ansible-lint) and shellcheck
-# 6. molecule test (extensions/molecule/default) against the simulators
-# 7. the one-command demo (scripts/demo.py)
-# 8. pytest: the whole suite again on the old line
-# 9. galaxy: galaxy-importer on the built tarball (scripts/galaxy-import.sh, .venv-importer)
-# 10. ee: the tarball in an execution environment build context and ansible-builder's
+# 5. units: ansible-test units on a staged copy with tests/unit (the pure unit tests, no
+#    simulator), in a virtualenv of the main line's Python with tests/unit/requirements.txt;
+#    a run in which no test passed is a failure
+# 6. ansible-lint (profile production, see .ansible-lint) and shellcheck
+# 7. molecule test (extensions/molecule/default) against the simulators
+# 8. the one-command demo (scripts/demo.py)
+# 9. pytest: the whole suite again on the old line
+# 10. galaxy: galaxy-importer on the built tarball (scripts/galaxy-import.sh, .venv-importer)
+# 11. ee: the tarball in an execution environment build context and ansible-builder's
 #     introspection of it (scripts/ee-check.sh, .venv-builder)
 #
-# Sanity, galaxy and ee run in the background alongside the others (their
+# Sanity, units, galaxy and ee run in the background alongside the others (their
 # virtualenvs are mostly network-bound installs).
 #
 # Every phase runs even when an earlier one failed; a summary with timings is
@@ -180,39 +183,43 @@ pytest_old() {
     run_pytest "$VENV_218" -q -n "$PYTEST_WORKERS" -p no:cacheprovider tests/
 }
 
-sanity() {
-    # ansible-test needs .../ansible_collections/<ns>/<name>; test a staged copy
-    # of the collection content. Left out: tests/ (pytest suites and HTTP
-    # simulators, not ansible-test targets; tests/sanity is staged for ignore
-    # files when present) and scripts/ (developer tooling, not shipped;
-    # the lint phase runs shellcheck on its shell scripts).
-    local stage dest rc pip_version test_home log
-    stage="$(mktemp -d)"
-    dest="$stage/ansible_collections/$COLLECTION_NS/$COLLECTION_NAME"
-    mkdir -p "$dest"
+stage_collection() {  # stage_collection DIR [PATH...]: a copy of the collection under DIR/ansible_collections/<ns>/<name>
+    # ansible-test and antsibull-docs need .../ansible_collections/<ns>/<name>; they get a staged
+    # copy of the collection content. Left out: tests/ (pytest suites and HTTP simulators, not
+    # ansible-test targets; the PATHs given, e.g. tests/unit, are staged when present) and
+    # scripts/ (developer tooling, not shipped; the lint phase runs shellcheck on its shell scripts).
+    local dest="$1/ansible_collections/$COLLECTION_NS/$COLLECTION_NAME" path
+    shift
+    mkdir -p "$dest" || return 1
     tar -C "$ROOT" -cf - \
         --exclude=./.git --exclude='./.venv*' --exclude=./.ansible --exclude=./.cache \
         --exclude=./.pytest_cache --exclude=./.hypothesis --exclude=./.demo --exclude=./tests --exclude=./scripts \
         --exclude='*.tar.gz' --exclude=__pycache__ --exclude='*.pyc' . | tar -C "$dest" -xf - || return 1
-    if [ -d tests/sanity ]; then
-        mkdir -p "$dest/tests" && cp -a tests/sanity "$dest/tests/"
-    fi
+    for path in "$@"; do
+        if [ -e "$path" ]; then
+            mkdir -p "$dest/$(dirname "$path")" && cp -a "$path" "$dest/$(dirname "$path")/" || return 1
+        fi
+    done
+    (cd "$dest" && find . -name __pycache__ -prune -exec rm -rf {} +)
+    echo "$dest"
+}
 
-    # ansible-test bootstraps pip in its per-test virtualenvs from a script it
-    # downloads from ci-files.testing.ansible.com. Give it a local stand-in
-    # instead (ensurepip, then the pinned pip from the package index), inside a
-    # private HOME so a developer's own ~/.ansible is left alone; its sanity
-    # virtualenvs are cached there between runs.
-    test_home="$VENV/ansible-test-home"
+ansible_test_home() {  # in the main shell, before the ansible-test phases start
+    # ansible-test bootstraps pip in its virtualenvs from a script it downloads
+    # from ci-files.testing.ansible.com. Give it a local stand-in instead
+    # (ensurepip, then the pinned pip from the package index), inside a private
+    # HOME so a developer's own ~/.ansible is left alone; its virtualenvs are
+    # cached there between runs. Written once here: sanity and units run side by side.
+    local pip_version home="$VENV/ansible-test-home"
     pip_version="$(grep -oE "pip='[0-9.]+'" \
         "$("$VENV/bin/python" -c 'import ansible_test, os; print(os.path.dirname(ansible_test.__file__))')/_internal/python_requirements.py" \
         | head -n1 | tr -dc '0-9.')"
     if [ -z "$pip_version" ]; then
-        echo "sanity: cannot tell which pip ansible-test bootstraps" >&2
+        echo "ansible-test: cannot tell which pip it bootstraps" >&2
         return 1
     fi
-    mkdir -p "$test_home/.ansible/test/cache"
-    cat >"$test_home/.ansible/test/cache/get_pip_${pip_version//./_}.py" <<'EOF'
+    mkdir -p "$home/.ansible/test/cache" || return 1
+    cat >"$home/.ansible/test/cache/get_pip_${pip_version//./_}.py" <<'EOF2' || return 1
 """Local stand-in for get-pip.py: ensurepip, then the requested pip from the index."""
 import subprocess
 import sys
@@ -220,15 +227,48 @@ import sys
 args = [a for a in sys.argv[1:] if a not in ("--no-setuptools", "--no-wheel")]
 subprocess.check_call([sys.executable, "-m", "ensurepip", "--default-pip"], stdout=subprocess.DEVNULL)
 subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "--upgrade"] + args)
-EOF
+EOF2
+    ANSIBLE_TEST_HOME="$home"
+}
 
+without_pip_chatter() {  # what ran and what failed, without pip's download chatter
+    grep -vE '^(Collecting|  Downloading|  Using cached|Installing collected|Successfully installed|Using cached pip|Installing requirements| +━)' \
+        "$1" | grep -vE 'Using locale "C.UTF-8"|^$'
+}
+
+sanity() {
+    # ansible-test sanity on a staged copy (tests/sanity is staged for ignore files when present).
+    local stage dest rc log
+    [ -n "$ANSIBLE_TEST_HOME" ] || { echo "sanity: no ansible-test home" >&2; return 1; }
+    stage="$(mktemp -d)"
+    dest="$(stage_collection "$stage" tests/sanity)" || { rm -rf "$stage"; return 1; }
     log="$(mktemp)"
-    (cd "$dest" && HOME="$test_home" PATH="$VENV/bin:$PATH" \
+    (cd "$dest" && HOME="$ANSIBLE_TEST_HOME" PATH="$VENV/bin:$PATH" \
         ansible-test sanity --python "$SANITY_PYTHON" --color no "${SANITY_ARGS[@]}") >"$log" 2>&1
     rc=$?
-    # Show what ran and what failed, without pip's download chatter.
-    grep -vE '^(Collecting|  Downloading|  Using cached|Installing collected|Successfully installed|Using cached pip|Installing requirements| +━)' \
-        "$log" | grep -vE 'Using locale "C.UTF-8"|^$'
+    without_pip_chatter "$log"
+    rm -rf "$stage" "$log"
+    return "$rc"
+}
+
+units() {
+    # ansible-test units on a staged copy with tests/unit: the pure unit tests (no simulator, no
+    # network), in a virtualenv of the main line's Python with ansible-test's units requirements
+    # and tests/unit/requirements.txt. Fails when no test ran.
+    local stage dest rc log
+    [ -n "$ANSIBLE_TEST_HOME" ] || { echo "units: no ansible-test home" >&2; return 1; }
+    stage="$(mktemp -d)"
+    dest="$(stage_collection "$stage" tests/unit)" || { rm -rf "$stage"; return 1; }
+    log="$(mktemp)"
+    (cd "$dest" && HOME="$ANSIBLE_TEST_HOME" PATH="$VENV/bin:$PATH" \
+        ansible-test units --venv --python "$SANITY_PYTHON" --requirements --color no \
+        --num-workers "$PYTEST_WORKERS") >"$log" 2>&1
+    rc=$?
+    without_pip_chatter "$log"
+    if [ "$rc" -eq 0 ] && ! grep -qE '^=+ [0-9]+ passed' "$log"; then
+        echo "units: ansible-test ran no unit test: treating as a failure" >&2
+        rc=1
+    fi
     rm -rf "$stage" "$log"
     return "$rc"
 }
@@ -271,13 +311,18 @@ lint() {
 
 TOTAL_START=$(date +%s)
 SANITY_PYTHON=""
+ANSIBLE_TEST_HOME=""
 TARBALL=""
 phase venv setup_venvs
 if [ "$FAILED" -ne 0 ]; then
     echo "virtualenv setup failed; nothing else can run" >&2
 else
     sanity_args
+    if { selected sanity || selected units; } && ! ansible_test_home; then
+        echo "ansible-test cannot be prepared" >&2
+    fi
     phase_start sanity sanity
+    phase_start units units
     if { selected galaxy || selected ee; } && ! build_tarball; then
         echo "ansible-galaxy collection build failed" >&2
     fi
@@ -290,6 +335,7 @@ else
     phase demo demo
     phase pytest-218 pytest_old
     phase_collect sanity
+    phase_collect units
     phase_collect galaxy
     phase_collect ee
 fi
