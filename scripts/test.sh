@@ -3,7 +3,7 @@
 #
 #   bash scripts/test.sh            # every phase (what CI runs)
 #   bash scripts/test.sh sanity     # only the named phases:
-#                                   # contract pytest sanity units lint molecule demo pytest-218 galaxy ee
+#                                   # contract pytest sanity units lint molecule demo pytest-218 galaxy ee docs
 #
 # 1. virtualenvs (scripts/setup-venv.sh), built side by side:
 #    .venv      the main line: the newest Python 3.11-3.13 found, with ansible-core
@@ -25,8 +25,11 @@
 # 10. galaxy: galaxy-importer on the built tarball (scripts/galaxy-import.sh, .venv-importer)
 # 11. ee: the tarball in an execution environment build context and ansible-builder's
 #     introspection of it (scripts/ee-check.sh, .venv-builder)
+# 12. docs: antsibull-docs lint-collection-docs --plugin-docs on a staged copy: the modules'
+#     and the role's docs, their semantic markup and its references (.venv-docs,
+#     requirements/antsibull-docs.txt); any finding fails
 #
-# Sanity, units, galaxy and ee run in the background alongside the others (their
+# Sanity, units, galaxy, ee and docs run in the background alongside the others (their
 # virtualenvs are mostly network-bound installs).
 #
 # Every phase runs even when an earlier one failed; a summary with timings is
@@ -273,6 +276,25 @@ units() {
     return "$rc"
 }
 
+docs_lint() {
+    # antsibull-docs lint-collection-docs, as the Ansible documentation site builds a collection's docs:
+    # every module's and the role's docs parse, render, pass rstcheck, and their semantic markup
+    # (O(), V(), RV(), M(), E(), ...) names options, values and return values that exist, in this
+    # collection and in ansible.builtin. Any finding fails the phase. Uses .venv-docs
+    # (requirements/antsibull-docs.txt) on a staged copy of the collection.
+    local stage dest rc=0
+    bash scripts/setup-venv.sh docs || return 1
+    stage="$(mktemp -d)"
+    dest="$(stage_collection "$stage")" || { rm -rf "$stage"; return 1; }
+    echo "antsibull-docs $("$ROOT/.venv-docs/bin/python" -c 'from importlib.metadata import version; print(version("antsibull-docs"))')"
+    (cd "$dest" && HOME="$stage" PATH="$ROOT/.venv-docs/bin:$PATH" antsibull-docs lint-collection-docs \
+        --plugin-docs --validate-collection-refs all --disallow-unknown-collection-refs --check-extra-docs-refs .) \
+        || rc=$?
+    rm -rf "$stage"
+    [ "$rc" -eq 0 ] && echo "antsibull-docs: no findings"
+    return "$rc"
+}
+
 sanity_args() {  # in the main shell, so the notes reach the summary
     local entry
     SANITY_ARGS=()
@@ -328,6 +350,7 @@ else
     fi
     phase_start galaxy galaxy_check
     phase_start ee ee_check
+    phase_start docs docs_lint
     phase contract contract_check
     phase pytest pytest_main
     phase lint lint
@@ -338,6 +361,7 @@ else
     phase_collect units
     phase_collect galaxy
     phase_collect ee
+    phase_collect docs
 fi
 
 echo
