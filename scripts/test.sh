@@ -14,7 +14,8 @@
 # 2. contract: tests/contract/ is what scripts/contract_data.py derives from the reference
 #    specs in ../shared/specs (a note, and a pass, where they are not beside the checkout)
 # 3. pytest: the whole suite on the main line, two workers (tests/unit included)
-# 4. ansible-test sanity on a staged copy of the collection, on the main line's Python
+# 4. ansible-test sanity on a staged copy of the collection with tests/unit, on the main
+#    line's Python
 # 5. units: ansible-test units on a staged copy with tests/unit (the pure unit tests, no
 #    simulator), in a virtualenv of the main line's Python with tests/unit/requirements.txt;
 #    a run in which no test passed is a failure
@@ -240,11 +241,12 @@ without_pip_chatter() {  # what ran and what failed, without pip's download chat
 }
 
 sanity() {
-    # ansible-test sanity on a staged copy (tests/sanity is staged for ignore files when present).
+    # ansible-test sanity on a staged copy with tests/unit (its Python code is checked like the
+    # plugins') and tests/sanity (ignore files, when present).
     local stage dest rc log
     [ -n "$ANSIBLE_TEST_HOME" ] || { echo "sanity: no ansible-test home" >&2; return 1; }
     stage="$(mktemp -d)"
-    dest="$(stage_collection "$stage" tests/sanity)" || { rm -rf "$stage"; return 1; }
+    dest="$(stage_collection "$stage" tests/unit tests/sanity)" || { rm -rf "$stage"; return 1; }
     log="$(mktemp)"
     (cd "$dest" && HOME="$ANSIBLE_TEST_HOME" PATH="$VENV/bin:$PATH" \
         ansible-test sanity --python "$SANITY_PYTHON" --color no "${SANITY_ARGS[@]}") >"$log" 2>&1
