@@ -139,3 +139,18 @@ def test_a_servers_settings_come_from_its_environment_variables(env, tmp_path):
                                                                       env.pki["authentik"]["ca"])
     assert (args["pangolin_timeout"], args["authentik_retries"]) == (9, 5)
     assert "failed (HTTP 503); retry 1 of 5" in out + err, (out + err)[-3000:]
+
+
+def test_the_role_gives_each_server_its_own_tls_settings(env):
+    """``jellyfin_whitelist_ca_path`` for both servers, ``jellyfin_whitelist_authentik_ca_path`` over it for
+    authentik: the role hands each server's modules that server's prefixed options, never the shared ones."""
+    inventory = env.inventory(jellyfin_whitelist_ca_path=env.pki["pangolin"]["ca"],
+                              jellyfin_whitelist_authentik_ca_path=env.pki["authentik"]["ca"])
+    rc, parsed, out, err = env.run(inventory=inventory)
+    assert rc == 0, (out[-3000:], err[-3000:])
+    [whitelist] = env.task_results(parsed, "login → webhook → Pangolin rule chain")
+    args = whitelist["invocation"]["module_args"]
+    assert (args["pangolin_ca_path"], args["authentik_ca_path"]) == (env.pki["pangolin"]["ca"],
+                                                                      env.pki["authentik"]["ca"])
+    assert args["ca_path"] is None and args["validate_certs"] is True
+    assert [u["username"] for u in whitelist["users"]] == env.usernames
