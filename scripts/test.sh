@@ -30,8 +30,8 @@
 #     and the role's docs, their semantic markup and its references (.venv-docs,
 #     requirements/antsibull-docs.txt); any finding fails
 #
-# Sanity, units, galaxy, ee and docs run in the background alongside the others (their
-# virtualenvs are mostly network-bound installs).
+# Docs, units, sanity, galaxy and ee run in the background, one after the other, alongside
+# the others (their virtualenvs are mostly network-bound installs).
 #
 # Every phase runs even when an earlier one failed; a summary with timings is
 # printed at the end and the exit status is non-zero if any phase failed.
@@ -89,18 +89,28 @@ phase() {  # phase NAME COMMAND... : run, time and record one phase
     record "$name" "$rc" $(( $(date +%s) - start ))
 }
 
-# A phase that mostly waits on the network (pip installs) runs in the
-# background alongside the others; its output is shown when it is collected.
+# The phases that mostly wait on the network (pip installs) run in the
+# background alongside the others; their output is shown when they are collected.
 BG_DIR="$(mktemp -d)"
 trap 'rm -rf "$BG_DIR"' EXIT
 
-phase_start() {  # phase_start NAME COMMAND...
-    local name="$1"
-    shift
-    selected "$name" || return 0
-    date +%s >"$BG_DIR/$name.start"
-    ( "$@" >"$BG_DIR/$name.log" 2>&1; echo $? >"$BG_DIR/$name.rc"; date +%s >"$BG_DIR/$name.end" ) &
-    echo $! >"$BG_DIR/$name.pid"
+phase_lane() {  # phase_lane NAME COMMAND [NAME COMMAND...]: phases run one after the other in the background
+    # One lane instead of one job per phase: on CI's two cores the pytest phases run alongside,
+    # and each background phase that runs at the same time slows them down.
+    local lane=("$@") pid index
+    (
+        for ((index = 0; index < ${#lane[@]}; index += 2)); do
+            selected "${lane[index]}" || continue
+            date +%s >"$BG_DIR/${lane[index]}.start"
+            "${lane[index + 1]}" >"$BG_DIR/${lane[index]}.log" 2>&1
+            echo $? >"$BG_DIR/${lane[index]}.rc"
+            date +%s >"$BG_DIR/${lane[index]}.end"
+        done
+    ) &
+    pid=$!
+    for ((index = 0; index < ${#lane[@]}; index += 2)); do
+        echo "$pid" >"$BG_DIR/${lane[index]}.pid"
+    done
 }
 
 phase_collect() {  # phase_collect NAME
@@ -114,7 +124,7 @@ phase_collect() {  # phase_collect NAME
     echo "=== $name (ran in the background) ==="
     cat "$BG_DIR/$name.log"
     record "$name" "$(cat "$BG_DIR/$name.rc" 2>/dev/null || echo 1)" \
-        $(( $(cat "$BG_DIR/$name.end" 2>/dev/null || date +%s) - $(cat "$BG_DIR/$name.start") )) " (bg)"
+        $(( $(cat "$BG_DIR/$name.end" 2>/dev/null || date +%s) - $(cat "$BG_DIR/$name.start" 2>/dev/null || date +%s) )) " (bg)"
 }
 
 # -- phases ------------------------------------------------------------------
@@ -345,14 +355,10 @@ else
     if { selected sanity || selected units; } && ! ansible_test_home; then
         echo "ansible-test cannot be prepared" >&2
     fi
-    phase_start sanity sanity
-    phase_start units units
     if { selected galaxy || selected ee; } && ! build_tarball; then
         echo "ansible-galaxy collection build failed" >&2
     fi
-    phase_start galaxy galaxy_check
-    phase_start ee ee_check
-    phase_start docs docs_lint
+    phase_lane docs docs_lint units units sanity sanity galaxy galaxy_check ee ee_check
     phase contract contract_check
     phase pytest pytest_main
     phase lint lint
