@@ -4,13 +4,17 @@
 # 2.19 on 3.11), .venv-218 the old line (ansible-core 2.18).
 BUILD_DIR ?= build
 
-.PHONY: test sanity lint pytest-218 galaxy ee build clean demo
+.PHONY: test sanity units lint pytest-218 galaxy ee docs build clean demo
 
 test:
 	bash scripts/test.sh
 
 sanity:
 	bash scripts/test.sh sanity
+
+# ansible-test units: the pure unit tests of tests/unit.
+units:
+	bash scripts/test.sh units
 
 lint:
 	bash scripts/test.sh lint
@@ -26,6 +30,10 @@ galaxy:
 # The tarball in an execution environment build context (ansible-builder).
 ee:
 	bash scripts/test.sh ee
+
+# antsibull-docs lint-collection-docs: the docs and their semantic markup.
+docs:
+	bash scripts/test.sh docs
 
 # Build the collection tarball into $(BUILD_DIR) and check that no development
 # files (see build_ignore in galaxy.yml) ended up in it.

@@ -10,6 +10,7 @@
 #                     requirements/test-ansible218.txt (ansible-core 2.18)
 #           importer  .venv-importer: galaxy-importer (requirements/galaxy-importer.txt)
 #           builder   .venv-builder: ansible-builder (requirements/ansible-builder.txt)
+#           docs      .venv-docs: antsibull-docs (requirements/antsibull-docs.txt)
 #   PYTHON  an interpreter path to use instead of searching (scripts/find-python.sh)
 #
 #   scripts/setup-venv.sh --print-python LINE   only print the interpreter LINE would use
@@ -32,7 +33,8 @@ case "$LINE" in
     218)      VENV="$ROOT/.venv-218";      PICK=oldest ;;
     importer) VENV="$ROOT/.venv-importer"; PICK=newest; REQS="$ROOT/requirements/galaxy-importer.txt" ;;
     builder)  VENV="$ROOT/.venv-builder";  PICK=newest; REQS="$ROOT/requirements/ansible-builder.txt" ;;
-    *) die "unknown line '$LINE' (main, 218, importer or builder)" ;;
+    docs)     VENV="$ROOT/.venv-docs";     PICK=newest; REQS="$ROOT/requirements/antsibull-docs.txt" ;;
+    *) die "unknown line '$LINE' (main, 218, importer, builder or docs)" ;;
 esac
 
 if [ -z "$PY" ]; then

@@ -3,7 +3,7 @@
 #
 #   bash scripts/test.sh            # every phase (what CI runs)
 #   bash scripts/test.sh sanity     # only the named phases:
-#                                   # contract pytest sanity lint molecule demo pytest-218 galaxy ee
+#                                   # contract pytest sanity units lint molecule demo pytest-218 galaxy ee docs
 #
 # 1. virtualenvs (scripts/setup-venv.sh), built side by side:
 #    .venv      the main line: the newest Python 3.11-3.13 found, with ansible-core
@@ -13,18 +13,25 @@
 #               (requirements/test-ansible218.txt)
 # 2. contract: tests/contract/ is what scripts/contract_data.py derives from the reference
 #    specs in ../shared/specs (a note, and a pass, where they are not beside the checkout)
-# 3. pytest: the whole suite on the main line, two workers
-# 4. ansible-test sanity on a staged copy of the collection, on the main line's Python
-# 5. ansible-lint (profile production, see .ansible-lint) and shellcheck
-# 6. molecule test (extensions/molecule/default) against the simulators
-# 7. the one-command demo (scripts/demo.py)
-# 8. pytest: the whole suite again on the old line
-# 9. galaxy: galaxy-importer on the built tarball (scripts/galaxy-import.sh, .venv-importer)
-# 10. ee: the tarball in an execution environment build context and ansible-builder's
+# 3. pytest: the whole suite on the main line, two workers (tests/unit included)
+# 4. ansible-test sanity on a staged copy of the collection with tests/unit, on the main
+#    line's Python
+# 5. units: ansible-test units on a staged copy with tests/unit (the pure unit tests, no
+#    simulator), in a virtualenv of the main line's Python with tests/unit/requirements.txt;
+#    a run in which no test passed is a failure
+# 6. ansible-lint (profile production, see .ansible-lint) and shellcheck
+# 7. molecule test (extensions/molecule/default) against the simulators
+# 8. the one-command demo (scripts/demo.py)
+# 9. pytest: the whole suite again on the old line
+# 10. galaxy: galaxy-importer on the built tarball (scripts/galaxy-import.sh, .venv-importer)
+# 11. ee: the tarball in an execution environment build context and ansible-builder's
 #     introspection of it (scripts/ee-check.sh, .venv-builder)
+# 12. docs: antsibull-docs lint-collection-docs --plugin-docs on a staged copy: the modules'
+#     and the role's docs, their semantic markup and its references (.venv-docs,
+#     requirements/antsibull-docs.txt); any finding fails
 #
-# Sanity, galaxy and ee run in the background alongside the others (their
-# virtualenvs are mostly network-bound installs).
+# Docs, units, sanity, galaxy and ee run in the background, one after the other, alongside
+# the others (their virtualenvs are mostly network-bound installs).
 #
 # Every phase runs even when an earlier one failed; a summary with timings is
 # printed at the end and the exit status is non-zero if any phase failed.
@@ -82,18 +89,28 @@ phase() {  # phase NAME COMMAND... : run, time and record one phase
     record "$name" "$rc" $(( $(date +%s) - start ))
 }
 
-# A phase that mostly waits on the network (pip installs) runs in the
-# background alongside the others; its output is shown when it is collected.
+# The phases that mostly wait on the network (pip installs) run in the
+# background alongside the others; their output is shown when they are collected.
 BG_DIR="$(mktemp -d)"
 trap 'rm -rf "$BG_DIR"' EXIT
 
-phase_start() {  # phase_start NAME COMMAND...
-    local name="$1"
-    shift
-    selected "$name" || return 0
-    date +%s >"$BG_DIR/$name.start"
-    ( "$@" >"$BG_DIR/$name.log" 2>&1; echo $? >"$BG_DIR/$name.rc"; date +%s >"$BG_DIR/$name.end" ) &
-    echo $! >"$BG_DIR/$name.pid"
+phase_lane() {  # phase_lane NAME COMMAND [NAME COMMAND...]: phases run one after the other in the background
+    # One lane instead of one job per phase: on CI's two cores the pytest phases run alongside,
+    # and each background phase that runs at the same time slows them down.
+    local lane=("$@") pid index
+    (
+        for ((index = 0; index < ${#lane[@]}; index += 2)); do
+            selected "${lane[index]}" || continue
+            date +%s >"$BG_DIR/${lane[index]}.start"
+            "${lane[index + 1]}" >"$BG_DIR/${lane[index]}.log" 2>&1
+            echo $? >"$BG_DIR/${lane[index]}.rc"
+            date +%s >"$BG_DIR/${lane[index]}.end"
+        done
+    ) &
+    pid=$!
+    for ((index = 0; index < ${#lane[@]}; index += 2)); do
+        echo "$pid" >"$BG_DIR/${lane[index]}.pid"
+    done
 }
 
 phase_collect() {  # phase_collect NAME
@@ -107,7 +124,7 @@ phase_collect() {  # phase_collect NAME
     echo "=== $name (ran in the background) ==="
     cat "$BG_DIR/$name.log"
     record "$name" "$(cat "$BG_DIR/$name.rc" 2>/dev/null || echo 1)" \
-        $(( $(cat "$BG_DIR/$name.end" 2>/dev/null || date +%s) - $(cat "$BG_DIR/$name.start") )) " (bg)"
+        $(( $(cat "$BG_DIR/$name.end" 2>/dev/null || date +%s) - $(cat "$BG_DIR/$name.start" 2>/dev/null || date +%s) )) " (bg)"
 }
 
 # -- phases ------------------------------------------------------------------
@@ -180,39 +197,43 @@ pytest_old() {
     run_pytest "$VENV_218" -q -n "$PYTEST_WORKERS" -p no:cacheprovider tests/
 }
 
-sanity() {
-    # ansible-test needs .../ansible_collections/<ns>/<name>; test a staged copy
-    # of the collection content. Left out: tests/ (pytest suites and HTTP
-    # simulators, not ansible-test targets; tests/sanity is staged for ignore
-    # files when present) and scripts/ (developer tooling, not shipped;
-    # the lint phase runs shellcheck on its shell scripts).
-    local stage dest rc pip_version test_home log
-    stage="$(mktemp -d)"
-    dest="$stage/ansible_collections/$COLLECTION_NS/$COLLECTION_NAME"
-    mkdir -p "$dest"
+stage_collection() {  # stage_collection DIR [PATH...]: a copy of the collection under DIR/ansible_collections/<ns>/<name>
+    # ansible-test and antsibull-docs need .../ansible_collections/<ns>/<name>; they get a staged
+    # copy of the collection content. Left out: tests/ (pytest suites and HTTP simulators, not
+    # ansible-test targets; the PATHs given, e.g. tests/unit, are staged when present) and
+    # scripts/ (developer tooling, not shipped; the lint phase runs shellcheck on its shell scripts).
+    local dest="$1/ansible_collections/$COLLECTION_NS/$COLLECTION_NAME" path
+    shift
+    mkdir -p "$dest" || return 1
     tar -C "$ROOT" -cf - \
         --exclude=./.git --exclude='./.venv*' --exclude=./.ansible --exclude=./.cache \
         --exclude=./.pytest_cache --exclude=./.hypothesis --exclude=./.demo --exclude=./tests --exclude=./scripts \
         --exclude='*.tar.gz' --exclude=__pycache__ --exclude='*.pyc' . | tar -C "$dest" -xf - || return 1
-    if [ -d tests/sanity ]; then
-        mkdir -p "$dest/tests" && cp -a tests/sanity "$dest/tests/"
-    fi
+    for path in "$@"; do
+        if [ -e "$path" ]; then
+            mkdir -p "$dest/$(dirname "$path")" && cp -a "$path" "$dest/$(dirname "$path")/" || return 1
+        fi
+    done
+    (cd "$dest" && find . -name __pycache__ -prune -exec rm -rf {} +)
+    echo "$dest"
+}
 
-    # ansible-test bootstraps pip in its per-test virtualenvs from a script it
-    # downloads from ci-files.testing.ansible.com. Give it a local stand-in
-    # instead (ensurepip, then the pinned pip from the package index), inside a
-    # private HOME so a developer's own ~/.ansible is left alone; its sanity
-    # virtualenvs are cached there between runs.
-    test_home="$VENV/ansible-test-home"
+ansible_test_home() {  # in the main shell, before the ansible-test phases start
+    # ansible-test bootstraps pip in its virtualenvs from a script it downloads
+    # from ci-files.testing.ansible.com. Give it a local stand-in instead
+    # (ensurepip, then the pinned pip from the package index), inside a private
+    # HOME so a developer's own ~/.ansible is left alone; its virtualenvs are
+    # cached there between runs. Written once here: sanity and units run side by side.
+    local pip_version home="$VENV/ansible-test-home"
     pip_version="$(grep -oE "pip='[0-9.]+'" \
         "$("$VENV/bin/python" -c 'import ansible_test, os; print(os.path.dirname(ansible_test.__file__))')/_internal/python_requirements.py" \
         | head -n1 | tr -dc '0-9.')"
     if [ -z "$pip_version" ]; then
-        echo "sanity: cannot tell which pip ansible-test bootstraps" >&2
+        echo "ansible-test: cannot tell which pip it bootstraps" >&2
         return 1
     fi
-    mkdir -p "$test_home/.ansible/test/cache"
-    cat >"$test_home/.ansible/test/cache/get_pip_${pip_version//./_}.py" <<'EOF'
+    mkdir -p "$home/.ansible/test/cache" || return 1
+    cat >"$home/.ansible/test/cache/get_pip_${pip_version//./_}.py" <<'EOF2' || return 1
 """Local stand-in for get-pip.py: ensurepip, then the requested pip from the index."""
 import subprocess
 import sys
@@ -220,16 +241,69 @@ import sys
 args = [a for a in sys.argv[1:] if a not in ("--no-setuptools", "--no-wheel")]
 subprocess.check_call([sys.executable, "-m", "ensurepip", "--default-pip"], stdout=subprocess.DEVNULL)
 subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "--upgrade"] + args)
-EOF
+EOF2
+    ANSIBLE_TEST_HOME="$home"
+}
 
+without_pip_chatter() {  # what ran and what failed, without pip's download chatter
+    grep -vE '^(Collecting|  Downloading|  Using cached|Installing collected|Successfully installed|Using cached pip|Installing requirements| +━)' \
+        "$1" | grep -vE 'Using locale "C.UTF-8"|^$'
+}
+
+sanity() {
+    # ansible-test sanity on a staged copy with tests/unit (its Python code is checked like the
+    # plugins') and tests/sanity (ignore files, when present).
+    local stage dest rc log
+    [ -n "$ANSIBLE_TEST_HOME" ] || { echo "sanity: no ansible-test home" >&2; return 1; }
+    stage="$(mktemp -d)"
+    dest="$(stage_collection "$stage" tests/unit tests/sanity)" || { rm -rf "$stage"; return 1; }
     log="$(mktemp)"
-    (cd "$dest" && HOME="$test_home" PATH="$VENV/bin:$PATH" \
+    (cd "$dest" && HOME="$ANSIBLE_TEST_HOME" PATH="$VENV/bin:$PATH" \
         ansible-test sanity --python "$SANITY_PYTHON" --color no "${SANITY_ARGS[@]}") >"$log" 2>&1
     rc=$?
-    # Show what ran and what failed, without pip's download chatter.
-    grep -vE '^(Collecting|  Downloading|  Using cached|Installing collected|Successfully installed|Using cached pip|Installing requirements| +━)' \
-        "$log" | grep -vE 'Using locale "C.UTF-8"|^$'
+    without_pip_chatter "$log"
     rm -rf "$stage" "$log"
+    return "$rc"
+}
+
+units() {
+    # ansible-test units on a staged copy with tests/unit: the pure unit tests (no simulator, no
+    # network), in a virtualenv of the main line's Python with ansible-test's units requirements
+    # and tests/unit/requirements.txt. Fails when no test ran.
+    local stage dest rc log
+    [ -n "$ANSIBLE_TEST_HOME" ] || { echo "units: no ansible-test home" >&2; return 1; }
+    stage="$(mktemp -d)"
+    dest="$(stage_collection "$stage" tests/unit)" || { rm -rf "$stage"; return 1; }
+    log="$(mktemp)"
+    (cd "$dest" && HOME="$ANSIBLE_TEST_HOME" PATH="$VENV/bin:$PATH" \
+        ansible-test units --venv --python "$SANITY_PYTHON" --requirements --color no \
+        --num-workers "$PYTEST_WORKERS") >"$log" 2>&1
+    rc=$?
+    without_pip_chatter "$log"
+    if [ "$rc" -eq 0 ] && ! grep -qE '^=+ [0-9]+ passed' "$log"; then
+        echo "units: ansible-test ran no unit test: treating as a failure" >&2
+        rc=1
+    fi
+    rm -rf "$stage" "$log"
+    return "$rc"
+}
+
+docs_lint() {
+    # antsibull-docs lint-collection-docs, as the Ansible documentation site builds a collection's docs:
+    # every module's and the role's docs parse, render, pass rstcheck, and their semantic markup
+    # (O(), V(), RV(), M(), E(), ...) names options, values and return values that exist, in this
+    # collection and in ansible.builtin. Any finding fails the phase. Uses .venv-docs
+    # (requirements/antsibull-docs.txt) on a staged copy of the collection.
+    local stage dest rc=0
+    bash scripts/setup-venv.sh docs || return 1
+    stage="$(mktemp -d)"
+    dest="$(stage_collection "$stage")" || { rm -rf "$stage"; return 1; }
+    echo "antsibull-docs $("$ROOT/.venv-docs/bin/python" -c 'from importlib.metadata import version; print(version("antsibull-docs"))')"
+    (cd "$dest" && HOME="$stage" PATH="$ROOT/.venv-docs/bin:$PATH" antsibull-docs lint-collection-docs \
+        --plugin-docs --validate-collection-refs all --disallow-unknown-collection-refs --check-extra-docs-refs .) \
+        || rc=$?
+    rm -rf "$stage"
+    [ "$rc" -eq 0 ] && echo "antsibull-docs: no findings"
     return "$rc"
 }
 
@@ -271,18 +345,20 @@ lint() {
 
 TOTAL_START=$(date +%s)
 SANITY_PYTHON=""
+ANSIBLE_TEST_HOME=""
 TARBALL=""
 phase venv setup_venvs
 if [ "$FAILED" -ne 0 ]; then
     echo "virtualenv setup failed; nothing else can run" >&2
 else
     sanity_args
-    phase_start sanity sanity
+    if { selected sanity || selected units; } && ! ansible_test_home; then
+        echo "ansible-test cannot be prepared" >&2
+    fi
     if { selected galaxy || selected ee; } && ! build_tarball; then
         echo "ansible-galaxy collection build failed" >&2
     fi
-    phase_start galaxy galaxy_check
-    phase_start ee ee_check
+    phase_lane docs docs_lint units units sanity sanity galaxy galaxy_check ee ee_check
     phase contract contract_check
     phase pytest pytest_main
     phase lint lint
@@ -290,8 +366,10 @@ else
     phase demo demo
     phase pytest-218 pytest_old
     phase_collect sanity
+    phase_collect units
     phase_collect galaxy
     phase_collect ee
+    phase_collect docs
 fi
 
 echo

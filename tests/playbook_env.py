@@ -71,14 +71,16 @@ def wait_for(condition, timeout=30.0, what="the condition"):
 class PlaybookEnv(object):
     """A Pangolin and an authentik simulator, seeded for the Jellyfin setup."""
 
-    def __init__(self, users=0, authentik_version="2026.5.0-rc1", workdir=None, worker="background", **authentik):
+    def __init__(self, users=0, authentik_version="2026.5.0-rc1", workdir=None, worker="background",
+                 pangolin_pki=None, authentik_pki=None, **authentik):
+        """``pangolin_pki`` / ``authentik_pki`` (``tests.pki.make_pki``) serve that simulator over HTTPS."""
         ensure_collection_link()
         self.pangolin = PangolinSimulator()
         # authentik's worker runs in the background, as the real one: deliveries come later, and
         # tests wait for them (wait_for, wait_delivered), never for a fixed time.
         self.authentik = AuthentikSimulator(version=authentik_version, worker=worker, **authentik)
-        self.pangolin.start()
-        self.authentik.start()
+        for simulator, pki in ((self.pangolin, pangolin_pki), (self.authentik, authentik_pki)):
+            simulator.start(certfile=pki and pki["cert"], keyfile=pki and pki["key"])
         self.pangolin_key = self.pangolin.add_api_key(root=True, key=PANGOLIN_KEY, actions=readme_key_actions())
         self.webhook_key = self.pangolin.add_api_key(org_id="homelab", actions=["updateResourceRule"],
                                                      key=WEBHOOK_KEY)

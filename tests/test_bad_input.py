@@ -229,6 +229,12 @@ CASES = [
      ["pangolin_validate_certs", "'maybe'"]),
     ("authentik-ca-path-missing", "login_ip_whitelist", {"authentik_ca_path": "/nonexistent/authentik-ca.pem"},
      ["authentik_ca_path", "/nonexistent/authentik-ca.pem"]),
+    # -- timeout and retries per server: the server's own option is named, not the shared one -------
+    ("pangolin-timeout-zero", "login_ip_whitelist", {"pangolin_timeout": 0}, ["pangolin_timeout", "0"]),
+    ("authentik-timeout-not-int", "authentik_group", {"authentik_timeout": "soon"},
+     ["authentik_timeout", "'soon'"]),
+    ("authentik-retries-negative", "login_ip_whitelist", {"authentik_retries": -1}, ["authentik_retries", "-1"]),
+    ("pangolin-retries-negative", "pangolin_rule", {"pangolin_retries": -2}, ["pangolin_retries", "-2"]),
 ]
 
 REAL_RUN_ONLY = {"unknown-headers-mapping", "unknown-body-mapping", "rule-on-tcp-resource", "user-unknown-group"}
@@ -266,7 +272,8 @@ def assert_refused(world, result, fragments):
 
 
 NEW_OPTIONS = ("instance", "max_addresses", "users_per_rule", "expire_days", "login_email", "webhook_api_key",
-               "pangolin_validate_certs", "authentik_ca_path")
+               "pangolin_validate_certs", "authentik_ca_path", "pangolin_timeout", "pangolin_retries",
+               "authentik_timeout", "authentik_retries")
 
 
 def test_table_covers_enough_kinds():

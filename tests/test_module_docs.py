@@ -2,6 +2,8 @@
 
 Each module runs once for real against the simulators; the keys of its result
 (and of the entries of its documented lists) must all appear in its RETURN block.
+Every value the whitelist modules return has a sample of its documented type,
+naming only documented keys.
 """
 
 import importlib
@@ -101,3 +103,48 @@ def test_every_module_names_its_action_group(name):
               ("homelab.pangolin_authentik.authentik",): "homelab.pangolin_authentik.attributes.AUTHENTIK_GROUP"}
     expected = wanted.get(tuple(groups), "homelab.pangolin_authentik.attributes.BOTH_GROUPS")
     assert groups and expected in fragments, (name, groups, fragments)
+
+
+WHITELIST_MODULES = ["login_ip_whitelist", "login_ip_whitelist_info", "login_ip_whitelist_expire"]
+TYPES = {"str": str, "int": int, "bool": bool, "list": list, "dict": dict}
+
+
+def sample_problems(returns, where=""):
+    """Keys without a sample (a key with ``contains`` may leave it to its sub-keys), and samples of the wrong
+    type or, for a dict or a list of dicts, with keys ``contains`` does not document."""
+    problems = []
+    for key, spec in returns.items():
+        contains = spec.get("contains")
+        if contains:
+            problems.extend(sample_problems(contains, where + key + "."))
+        if "sample" not in spec:
+            if not contains:
+                problems.append("%s%s: no sample" % (where, key))
+            continue
+        sample, kind = spec["sample"], TYPES[spec["type"]]
+        values = sample if kind is list and isinstance(sample, list) else [sample]
+        element = TYPES.get(spec.get("elements")) if kind is list else kind
+        if not isinstance(sample, kind) or any(isinstance(v, bool) is not (element is bool) or
+                                               (element and not isinstance(v, element)) for v in values):
+            wanted = spec["type"] + (" of %s" % spec["elements"] if kind is list and element else "")
+            problems.append("%s%s: sample %r is not a %s" % (where, key, sample, wanted))
+        elif contains:
+            problems.extend("%s%s: sample has undocumented key %s" % (where, key, missing)
+                            for missing in undocumented({key: sample}, {key: spec}))
+    return problems
+
+
+@pytest.mark.parametrize("name", WHITELIST_MODULES)
+def test_every_value_a_whitelist_module_returns_has_a_sample(name):
+    returns, _doc = documented(name)
+    assert sample_problems(returns) == []
+
+
+def test_the_sample_check_finds_what_is_missing_or_wrong():
+    returns = {"a": {"type": "int", "sample": "3"}, "b": {"type": "str"},
+               "c": {"type": "list", "elements": "dict", "sample": [{"x": 1, "y": 2}],
+                     "contains": {"x": {"type": "int", "sample": 1}}},
+               "d": {"type": "bool", "sample": 0}, "e": {"type": "list", "elements": "int", "sample": [1, True]}}
+    assert sample_problems(returns) == ["a: sample '3' is not a int", "b: no sample",
+                                        "c: sample has undocumented key c.y", "d: sample 0 is not a bool",
+                                        "e: sample [1, True] is not a list of int"]

@@ -57,6 +57,9 @@ attributes:
     description:
       - Use C(group/homelab.pangolin_authentik.pangolin) and C(group/homelab.pangolin_authentik.authentik) in
         C(module_defaults) to set defaults for this module; it talks to both servers.
+      - Give each group its server's connection settings with the prefixed options (C(pangolin_validate_certs),
+        C(authentik_timeout), ...); an unprefixed one (C(validate_certs), C(timeout), ...) set in both groups
+        reaches this module once, from the group listed last, for both servers.
     support: full
     membership:
       - homelab.pangolin_authentik.pangolin

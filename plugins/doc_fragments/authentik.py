@@ -34,4 +34,14 @@ options:
       - PEM file of the CA that signed authentik's certificate; overrides O(ca_path) for authentik only.
       - If not set, the value of the E(AUTHENTIK_CA_PATH) environment variable is used, else O(ca_path).
     type: path
+  authentik_timeout:
+    description:
+      - Seconds to wait for each answer of authentik; overrides O(timeout) for authentik only.
+      - If not set, the value of the E(AUTHENTIK_TIMEOUT) environment variable is used, else O(timeout).
+    type: int
+  authentik_retries:
+    description:
+      - How many times a read or an update sent to authentik is retried; overrides O(retries) for authentik only.
+      - If not set, the value of the E(AUTHENTIK_RETRIES) environment variable is used, else O(retries).
+    type: int
 '''

@@ -30,6 +30,14 @@ options:
       - Creates are never re-sent blindly; after an unanswered create the module looks for the object first.
     type: int
     default: 3
+notes:
+  - Each server's connection settings can also be given on their own, with the options C(pangolin_validate_certs),
+    C(pangolin_ca_path), C(pangolin_timeout), C(pangolin_retries) and their C(authentik_) twins; each one wins over
+    the unprefixed O(validate_certs), O(ca_path), O(timeout) or O(retries) for its server. Use them in
+    C(module_defaults) for the groups C(group/homelab.pangolin_authentik.pangolin) and
+    C(group/homelab.pangolin_authentik.authentik). The C(login_ip_whitelist) modules belong to both groups and
+    talk to both servers, so they get one value of an unprefixed option from the two groups' defaults (that of the
+    group listed last) and apply it to both servers.
 requirements:
   - requests
 '''

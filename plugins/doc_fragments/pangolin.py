@@ -35,4 +35,14 @@ options:
         Pangolin next to a publicly signed authentik, say).
       - If not set, the value of the E(PANGOLIN_CA_PATH) environment variable is used, else O(ca_path).
     type: path
+  pangolin_timeout:
+    description:
+      - Seconds to wait for each answer of Pangolin; overrides O(timeout) for Pangolin only.
+      - If not set, the value of the E(PANGOLIN_TIMEOUT) environment variable is used, else O(timeout).
+    type: int
+  pangolin_retries:
+    description:
+      - How many times a read or an update sent to Pangolin is retried; overrides O(retries) for Pangolin only.
+      - If not set, the value of the E(PANGOLIN_RETRIES) environment variable is used, else O(retries).
+    type: int
 '''

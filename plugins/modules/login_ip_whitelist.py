@@ -191,13 +191,37 @@ users:
   returned: always
   type: list
   elements: dict
+  sample:
+    - username: alice
+      state: present
+      status: created
+      priority: 100
+      priorities:
+        - 100
+      rule_id: 17
+      rule_ids:
+        - 17
+      rules:
+        - resource_id: 3
+          priority: 100
+          rule_id: 17
+      group: 1
+      pruned: false
+      changed: true
+      changes:
+        - create webhook mapping 'jellyfin-whitelist-resource-3/alice/1'
+        - create rule priority 100 on resource 3
+        - create notification transport 'jellyfin-whitelist-resource-3/alice/1'
+      summary: 'alice: created, priority 100.'
   contains:
     username:
       description: authentik username.
       type: str
+      sample: alice
     state:
       description: C(present) or C(absent).
       type: str
+      sample: present
     status:
       description:
         - C(created) (the user's first rules), C(updated), C(reset) (a deactivated user's rules put back to the
@@ -205,66 +229,95 @@ users:
           kept), C(kept_out) (no longer listed and already without access), or C(unchanged). In check mode the same
           words say what a run would do.
       type: str
+      sample: created
     summary:
       description: "The user's line in plain words, in check mode a prediction: C(alice: would create, priority 100.)"
       type: str
+      sample: 'alice: created, priority 100.'
     rules:
       description: Each of the user's rules on each resource.
       type: list
       elements: dict
+      sample:
+        - resource_id: 3
+          priority: 100
+          rule_id: 17
       contains:
         resource_id:
           description: The resource.
           type: int
+          sample: 3
         priority:
           description: The rule's priority (the same on every resource).
           type: int
+          sample: 100
         rule_id:
           description: The rule's id (null in check mode before creation).
           type: int
+          sample: 17
     priority:
       description: Priority of the user's first rule (null when absent).
       type: int
+      sample: 100
     priorities:
       description: Priority of each of the user's rules, first to last.
       type: list
       elements: int
+      sample: [100, 101]
     rule_id:
       description: Id of the user's first Pangolin rule on the first resource (null when absent, or in check mode
         before creation).
       type: int
+      sample: 17
     rule_ids:
       description: Id of each of the user's rules on the first resource.
       type: list
       elements: int
+      sample: [17, 18]
     group:
       description: Which of the shared notification rules (C(<head>/logins/<group>)) sends the user's webhooks.
       type: int
+      sample: 1
     pruned:
       description: Whether the user was removed because O(prune) is on and the user is no longer listed.
       type: bool
+      sample: false
     changed:
       description: Whether anything of this user changed.
       type: bool
+      sample: true
     changes:
       description: What changed of the user's own objects, one line per object.
       type: list
       elements: str
+      sample:
+        - create webhook mapping 'jellyfin-whitelist-resource-3/alice/1'
+        - create rule priority 100 on resource 3
+        - create notification transport 'jellyfin-whitelist-resource-3/alice/1'
 shared:
   description: What changed of the objects all users share - applyRules, the key, the headers mapping, the notification
     rules, their policies and bindings, the login e-mail.
   returned: always
   type: list
   elements: str
+  sample:
+    - update resource 3
+    - create webhook mapping 'jellyfin-whitelist-resource-3/headers'
+    - create expression policy 'jellyfin-whitelist-resource-3/logins/1'
+    - create notification rule 'jellyfin-whitelist-resource-3/logins/1'
+    - create binding of policy 'jellyfin-whitelist-resource-3/logins/1' to notification rule
+      'jellyfin-whitelist-resource-3/logins/1'
 resource_id:
   description: Id of the Pangolin resource (the first one, with several).
   returned: always
   type: int
+  sample: 3
 resource_ids:
   description: Ids of every resource of the whitelist.
   returned: always
   type: list
   elements: int
+  sample: [3]
 instance:
   description: The instance the object names carry.
   returned: always
@@ -274,13 +327,18 @@ requests:
   description: Number of HTTP requests sent to each API by this run.
   returned: always
   type: dict
+  sample:
+    pangolin: 7
+    authentik: 18
   contains:
     pangolin:
       description: Requests sent to Pangolin.
       type: int
+      sample: 7
     authentik:
       description: Requests sent to authentik.
       type: int
+      sample: 18
 '''
 
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.module import ansible_module, run

@@ -82,41 +82,64 @@ users:
   returned: always
   type: list
   elements: dict
+  sample:
+    - username: bob
+      rule_id: 18
+      rule_ids:
+        - 18
+      whitelisted: 198.51.100.11
+      addresses:
+        - 198.51.100.11
+      last_login: '2026-10-28T09:41:07.709367Z'
+      expired: true
+      restored: false
+      reason: last login older than 30 days
+      summary: 'bob: expired - last login older than 30 days'
   contains:
     username:
       description: authentik username.
       type: str
+      sample: bob
     rule_id:
       description: Id of the user's rule (null when the whitelist owns none).
       type: int
+      sample: 18
     rule_ids:
       description: Ids of every rule of the user the whitelist owns.
       type: list
       elements: int
+      sample: [18]
     whitelisted:
       description: What the first rule let through before this run.
       type: str
+      sample: 198.51.100.11
     addresses:
       description: What each rule let through before this run.
       type: list
       elements: str
+      sample: [198.51.100.11]
     last_login:
       description: Time of the newest login authentik recorded (null when none was read or recorded).
       type: str
+      sample: '2026-10-28T09:41:07.709367Z'
     expired:
       description: Whether the rule was (or in check mode would be) reset.
       type: bool
+      sample: true
     restored:
       description:
         - Whether the rules only got back (or in check mode would get back) addresses authentik's state gives the
           user and a delivery missed (a lost webhook), with nothing taken away.
       type: bool
+      sample: false
     reason:
       description: Why the user was or was not reset.
       type: str
+      sample: last login older than 30 days
     summary:
       description: "The user's line in plain words, in check mode a prediction: C(bob: would expire - ...)."
       type: str
+      sample: 'bob: expired - last login older than 30 days'
     closed:
       description:
         - The addresses closed (or in check mode that would be closed) for letting nothing through for
@@ -146,19 +169,23 @@ users:
       description: With O(expire_users), how many of the user's authentik sessions were (or in check mode would be)
         ended.
       type: int
+      sample: 1
 resource_id:
   description: Id of the Pangolin resource (the first one, with several).
   returned: always
   type: int
+  sample: 3
 resource_ids:
   description: Ids of every resource of the whitelist.
   returned: always
   type: list
   elements: int
+  sample: [3]
 msg:
   description: Who was expired, in one line.
   returned: always
   type: str
+  sample: expired bob
 '''
 
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._checks.expiry import WhitelistExpiry

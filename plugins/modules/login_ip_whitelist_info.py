@@ -92,6 +92,7 @@ healthy:
   description: Whether no problem was found.
   returned: always
   type: bool
+  sample: false
 request_log:
   description:
     - Whether Pangolin's request log can tell when each address last let a request through, and how far back.
@@ -115,6 +116,9 @@ request_log:
     problem:
       description: Why it cannot tell, and what to change; null when it can.
       type: str
+      sample: "Pangolin keeps no request log (settingsLogRetentionDaysRequest is 0): in Pangolin's dashboard, set the
+        org's request log retention (its settings, Logs; the org setting settingsLogRetentionDaysRequest) to a number
+        of days"
 playbook_key:
   description:
     - What the playbook's own Pangolin key is, found out without writing anything - whether it is a root key, and
@@ -163,68 +167,136 @@ problems:
   returned: always
   type: list
   elements: dict
+  sample:
+    - check: apply_rules
+      message: resource 3 has rules switched off (applyRules is false), so Pangolin ignores every user's rule
+      fix: rerun playbooks/site.yml (it turns applyRules on), or enable rules in the resource's settings in Pangolin
 notes:
   description: Findings that concern every user but break nothing now, each with C(check), C(message) and C(fix).
   returned: always
   type: list
   elements: dict
+  sample:
+    - check: backlog
+      message: authentik's worker has 240 queued tasks; every event costs one task per notification rule (1 of this
+        whitelist, 3 others in authentik), so logins wait behind the queue and the whitelist lags until it drains
+      fix: 'wait for the queue to drain (authentik admin: System > Tasks), or give the worker more CPU'
 users:
   description: One entry per present user.
   returned: always
   type: list
   elements: dict
+  sample:
+    - username: alice
+      rule_id: 17
+      priority: 100
+      match: CIDR
+      whitelisted: 2001:db8:5:7::/64
+      addresses:
+        - resource_id: 3
+          rule_id: 17
+          priority: 100
+          match: CIDR
+          value: 2001:db8:5:7::/64
+          source:
+            kind: login
+            id: e05635b1-c230-4c06-8fa8-6e4d46f77504
+            when: '2026-12-07T10:12:00.278279Z'
+            address: 2001:db8:5:7::42
+      last_login: '2026-12-07T10:12:00.278279Z'
+      last_login_ip: 2001:db8:5:7::42
+      group: 1
+      refused_logins: []
+      healthy: true
+      problems: []
+      notes: []
   contains:
     username:
       description: authentik username.
       type: str
+      sample: alice
     healthy:
       description: Whether the user's chain has no problem.
       type: bool
+      sample: true
     problems:
       description: What breaks the user's whitelist, each with C(check), C(message) and C(fix).
       type: list
       elements: dict
+      sample:
+        - check: rule
+          message: rule 17 of resource 3 is disabled
+          fix: rerun playbooks/site.yml, which rebuilds the user's chain
     notes:
       description: What is worth knowing, same shape.
       type: list
       elements: dict
+      sample:
+        - check: last_login
+          message: no login recorded yet; the rules hold the placeholder 0.0.0.0 until the first login
+          fix: null
     rule_id:
       description: Id of the user's first rule, the one its first transport updates.
       type: int
+      sample: 17
     priority:
       description: Priority of that rule.
       type: int
+      sample: 100
     match:
       description: C(IP), or C(CIDR) after an IPv6 login with a prefix.
       type: str
+      sample: CIDR
     whitelisted:
       description: The address (or prefix) the first rule lets through now; the placeholder before the first login.
       type: str
+      sample: 2001:db8:5:7::/64
     addresses:
       description: Every rule of the user, first to last and resource by resource, with what it lets in and why.
       type: list
       elements: dict
+      sample:
+        - resource_id: 3
+          rule_id: 17
+          priority: 100
+          match: CIDR
+          value: 2001:db8:5:7::/64
+          source:
+            kind: login
+            id: e05635b1-c230-4c06-8fa8-6e4d46f77504
+            when: '2026-12-07T10:12:00.278279Z'
+            address: 2001:db8:5:7::42
       contains:
         resource_id:
           description: The resource of the rule.
           type: int
+          sample: 3
         rule_id:
           description: Id of the rule.
           type: int
+          sample: 17
         priority:
           description: Its priority.
           type: int
+          sample: 100
         match:
           description: C(IP) or C(CIDR).
           type: str
+          sample: CIDR
         value:
           description: The address or prefix it lets in (the placeholder lets nobody in).
           type: str
+          sample: 2001:db8:5:7::/64
         source:
           description:
             - The newest login event (C(kind=login)) or live session (C(kind=session)) whose address this is, with its
               C(id), C(when) and the C(address) authentik recorded; null when nothing in authentik's state explains it.
           type: dict
+          sample:
+            kind: login
+            id: e05635b1-c230-4c06-8fa8-6e4d46f77504
+            when: '2026-12-07T10:12:00.278279Z'
+            address: 2001:db8:5:7::42
         last_used:
           description:
             - When the rule last let a request through on this resource, from Pangolin's request log; null when it
@@ -241,12 +313,15 @@ users:
     group:
       description: Which of the whitelist's notification rules sends the user's webhooks.
       type: int
+      sample: 1
     last_login:
       description: Time of the user's newest login authentik recorded.
       type: str
+      sample: '2026-12-07T10:12:00.278279Z'
     last_login_ip:
       description: Client address of that login.
       type: str
+      sample: 2001:db8:5:7::42
     refused_logins:
       description:
         - The user's logins within O(expire_days) (all recorded ones with 0) whose address may not become a rule -
@@ -255,6 +330,10 @@ users:
           cannot get in and the user's C(problems) say why.
       type: list
       elements: dict
+      sample:
+        - address: 192.168.1.50
+          when: '2026-12-07T10:09:43.356920Z'
+          kind: private
       version_added: 0.5.0
       contains:
         address:
@@ -273,71 +352,101 @@ apply_rules:
   description: Whether the resource evaluates its rules.
   returned: always
   type: bool
+  sample: true
 backlog:
   description: authentik's worker queue.
   returned: always
   type: dict
+  sample:
+    available: true
+    queued: 0
+    notification_rules: 1
+    other_notification_rules: 3
   contains:
     available:
       description: Whether the task API could be read (authentik 2025.8 and later, with a token that may read tasks).
       type: bool
+      sample: true
     queued:
       description: Number of queued tasks (null without a task API).
       type: int
+      sample: 0
     notification_rules:
       description:
         - Number of this whitelist's notification rules (those of its user groups and login e-mail, and of chains
           of collection version 0.2); each costs the worker one handler task per authentik event.
       type: int
+      sample: 1
     other_notification_rules:
       description:
         - Number of authentik's other notification rules (its default rules, other whitelists', the operator's),
           which cost the same; each event costs RV(backlog.notification_rules) plus these handler tasks.
       type: int
+      sample: 3
 group:
   description:
     - With O(users_from_group), the group's members against O(users); null without it.
   returned: always
   type: dict
+  sample:
+    name: jellyfin
+    members:
+      - alice
+      - bob
+      - dave
+    without_rules:
+      - dave
+    not_members:
+      - carol
+    absent_members: []
   contains:
     name:
       description: The group, O(users_from_group).
       type: str
+      sample: jellyfin
     members:
       description: Its active direct members, the listed users (also those O(users) marks V(absent)).
       type: list
       elements: str
+      sample: [alice, bob, dave]
     without_rules:
       description:
         - Members, not marked V(absent), the whitelist has no rules (no objects) for yet, so they are not let in
           until the whitelist runs again.
       type: list
       elements: str
+      sample: [dave]
     not_members:
       description: Usernames of entries of O(users), not V(absent), that are not active members; not let in.
       type: list
       elements: str
+      sample: [carol]
     absent_members:
       description: Members whose entry in O(users) is V(absent); not let in.
       type: list
       elements: str
+      sample: [erin]
 resource_id:
   description: Id of the Pangolin resource (the first one, with several).
   returned: always
   type: int
+  sample: 3
 resource_ids:
   description: Ids of every resource of the whitelist.
   returned: always
   type: list
   elements: int
+  sample: [3]
 instance:
   description: The instance the object names carry.
   returned: always
   type: str
+  sample: resource-3
 msg:
   description: C(healthy), or how many problems were found.
   returned: always
   type: str
+  sample: 2 problems found
 '''
 
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._checks.doctor import WhitelistDoctor

@@ -19,6 +19,7 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.c
     ApiClient,
     ApiError,
     connection_argument_spec,
+    server_connection,
 )
 
 # Versions where field names changed (docs: version matrix).
@@ -38,6 +39,8 @@ def authentik_argument_spec():
         authentik_token=dict(type="str", required=True, no_log=True, fallback=(env_fallback, ["AUTHENTIK_TOKEN"])),
         authentik_validate_certs=dict(type="bool", fallback=(env_fallback, ["AUTHENTIK_VALIDATE_CERTS"])),
         authentik_ca_path=dict(type="path", fallback=(env_fallback, ["AUTHENTIK_CA_PATH"])),
+        authentik_timeout=dict(type="int", fallback=(env_fallback, ["AUTHENTIK_TIMEOUT"])),
+        authentik_retries=dict(type="int", fallback=(env_fallback, ["AUTHENTIK_RETRIES"])),
     )
     spec.update(connection_argument_spec())
     return spec
@@ -80,13 +83,8 @@ class AuthentikClient(ApiClient):
     @classmethod
     def from_module(cls, module):
         params = module.params
-        validate_certs = params.get("authentik_validate_certs")
-        return cls(params["authentik_url"], params["authentik_token"],
-                   validate_certs=params["validate_certs"] if validate_certs is None else validate_certs,
-                   ca_path=params.get("authentik_ca_path") or params.get("ca_path"),
-                   ca_option="authentik_ca_path" if params.get("authentik_ca_path") else "ca_path",
-                   timeout=params["timeout"],
-                   retries=params["retries"], warn=module.warn)
+        return cls(params["authentik_url"], params["authentik_token"], warn=module.warn,
+                   **server_connection(params, "authentik"))
 
     # -- errors ----------------------------------------------------------
     def error_detail(self, status, body):

@@ -75,6 +75,25 @@ def connection_argument_spec():
     )
 
 
+def server_connection(params, prefix):
+    """The connection settings of one server, as keyword arguments of ``ApiClient``.
+
+    Each of the server's own options (``<prefix>_validate_certs``, ``<prefix>_ca_path``,
+    ``<prefix>_timeout``, ``<prefix>_retries``) wins where it is set; the shared option of
+    ``connection_argument_spec()`` applies otherwise. Messages name the option a value came from.
+    """
+    settings = {}
+    for name, default in (("validate_certs", True), ("ca_path", None), ("timeout", 30), ("retries", 3)):
+        own = "%s_%s" % (prefix, name)
+        value = params.get(own)
+        if value is None or (name == "ca_path" and not value):
+            own, value = name, params.get(name)
+        settings[name] = default if value is None or (name == "ca_path" and not value) else value
+        if name != "validate_certs":
+            settings["%s_option" % name] = own
+    return settings
+
+
 def normalize_base_url(url, suffix, option):
     """Return ``url`` without trailing slash and without ``suffix``.
 
@@ -116,7 +135,8 @@ class ApiClient(object):
     token_option = "token"
 
     def __init__(self, base_url, token, validate_certs=True, ca_path=None, timeout=30,
-                 retries=3, warn=None, secrets=None, retry_backoff=0.5, ca_option="ca_path"):
+                 retries=3, warn=None, secrets=None, retry_backoff=0.5, ca_path_option="ca_path",
+                 timeout_option="timeout", retries_option="retries"):
         self.secrets = secrets or Secrets()
         if self.token_is_key:
             self.secrets.add_key(token)
@@ -127,14 +147,14 @@ class ApiClient(object):
             raise ApiError("%s is required (or set its environment variable)" % self.token_option)
         self.token = token
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise ApiError("timeout must be a positive number of seconds, got %r" % (timeout,))
+            raise ApiError("%s must be a positive number of seconds, got %r" % (timeout_option, timeout))
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise ApiError("retries must be 0 or a positive integer, got %r" % (retries,))
+            raise ApiError("%s must be 0 or a positive integer, got %r" % (retries_option, retries))
         self.timeout = timeout
         self.retries = retries
         self.retry_backoff = retry_backoff
         self.warn = warn or (lambda msg: None)
-        self.ca_option = ca_option
+        self.ca_option = ca_path_option
         self.request_count = 0
         self.session = requests.Session()
         # Our own retry loop decides what may be re-sent; the adapter must never retry.
@@ -156,7 +176,7 @@ class ApiClient(object):
                 pass
         elif ca_path:
             if not os.path.exists(ca_path):
-                raise ApiError("%s %r does not exist" % (ca_option, ca_path))
+                raise ApiError("%s %r does not exist" % (ca_path_option, ca_path))
             self.session.verify = ca_path
 
     # -- hooks for subclasses ------------------------------------------

@@ -11,6 +11,7 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.c
     ApiClient,
     ApiError,
     connection_argument_spec,
+    server_connection,
 )
 
 # Every rule field Pangolin stores; compare on these only (docs: list rows and
@@ -28,6 +29,8 @@ def pangolin_argument_spec():
                               fallback=(env_fallback, ["PANGOLIN_API_KEY"])),
         pangolin_validate_certs=dict(type="bool", fallback=(env_fallback, ["PANGOLIN_VALIDATE_CERTS"])),
         pangolin_ca_path=dict(type="path", fallback=(env_fallback, ["PANGOLIN_CA_PATH"])),
+        pangolin_timeout=dict(type="int", fallback=(env_fallback, ["PANGOLIN_TIMEOUT"])),
+        pangolin_retries=dict(type="int", fallback=(env_fallback, ["PANGOLIN_RETRIES"])),
     )
     spec.update(connection_argument_spec())
     return spec
@@ -69,11 +72,8 @@ class PangolinClient(ApiClient):
     @classmethod
     def from_module(cls, module):
         params = module.params
-        return cls(params["pangolin_url"], params["pangolin_api_key"],
-                   validate_certs=_first(params.get("pangolin_validate_certs"), params["validate_certs"]),
-                   ca_path=params.get("pangolin_ca_path") or params.get("ca_path"),
-                   ca_option="pangolin_ca_path" if params.get("pangolin_ca_path") else "ca_path",
-                   timeout=params["timeout"], retries=params["retries"], warn=module.warn)
+        return cls(params["pangolin_url"], params["pangolin_api_key"], warn=module.warn,
+                   **server_connection(params, "pangolin"))
 
     # -- envelope ------------------------------------------------------
     def error_detail(self, status, body):
@@ -294,11 +294,6 @@ def _names(resource, wanted):
     """Whether ``wanted`` is the resource's name, nice id or (in any case) full domain."""
     return wanted in (resource.get("name"), resource.get("niceId")) or (
         (resource.get("fullDomain") or "").lower() == wanted.lower())
-
-
-def _first(*values):
-    """The first value that is set (a per-server TLS option before the shared one)."""
-    return next((v for v in values if v is not None), True)
 
 
 def normalize_rule(raw):

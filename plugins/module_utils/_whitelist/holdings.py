@@ -168,7 +168,8 @@ def may_hold(rule, body):
     (or network) that may become a rule. A rule holding anything else is written again in the run."""
     if (rule["match"], rule["value"]) == ("IP", body.placeholder):
         return True
-    return rule["match"] in ("IP", "CIDR") and refusal(str(rule["value"]).split("/")[0], body.private_networks) is None
+    address = str(rule["value"]).split("/", maxsplit=1)[0]
+    return rule["match"] in ("IP", "CIDR") and refusal(address, body.private_networks) is None
 
 
 def opt_in_error(cidr):

@@ -304,8 +304,8 @@ def test_the_recorded_priority_adopts_nothing_someone_else_posts_to():
     world = World()
     world.body("alice", priority=100)
     rule = world.rule(100)
-    world.transports["someone else's"] = dict(pk="x", name="someone else's", mode="webhook", webhook_url=
-                                              "%s/v1/resource/1/rule/%d" % (ELSEWHERE, rule["rule_id"]))
+    world.transports["someone else's"] = dict(pk="x", name="someone else's", mode="webhook",
+                                              webhook_url="%s/v1/resource/1/rule/%d" % (ELSEWHERE, rule["rule_id"]))
     assert user(world.plan("alice"), "alice").slots[0].rules[0].current is None
 
 
@@ -360,8 +360,8 @@ def test_a_user_no_longer_listed_loses_access_and_with_prune_the_objects():
     assert shrink.keep == ("t-%s/alice/1" % HEAD,)
     world.settings = Settings(webhook_url=BASE, prune=True)
     bob = user(world.plan("alice"), "bob")
-    assert bob.state == "absent" and bob.pruned and [d.kind for d in bob.removals] == ["rule", "transport",
-                                                                                        "mapping"]
+    assert bob.state == "absent" and bob.pruned
+    assert [d.kind for d in bob.removals] == ["rule", "transport", "mapping"]
 
 
 def test_users_stay_on_their_group_and_new_ones_fill_the_first_with_room():
