@@ -98,11 +98,12 @@ def test_every_module_names_its_action_group(name):
                                   "/meta/runtime.yml"))
     groups = sorted("homelab.pangolin_authentik." + g for g, members in runtime["action_groups"].items()
                     if name in members)
-    fragments = doc.get("extends_documentation_fragment") or []
-    wanted = {("homelab.pangolin_authentik.pangolin",): "homelab.pangolin_authentik.attributes.PANGOLIN_GROUP",
-              ("homelab.pangolin_authentik.authentik",): "homelab.pangolin_authentik.attributes.AUTHENTIK_GROUP"}
-    expected = wanted.get(tuple(groups), "homelab.pangolin_authentik.attributes.BOTH_GROUPS")
-    assert groups and expected in fragments, (name, groups, fragments)
+    fragments = [f for f in doc.get("extends_documentation_fragment") or []
+                 if f.startswith("homelab.pangolin_authentik.connection.")]
+    assert groups and len(fragments) == 1, (name, groups, fragments)
+    from ansible_collections.homelab.pangolin_authentik.plugins.doc_fragments.connection import ModuleDocFragment
+    attributes = yaml.safe_load(getattr(ModuleDocFragment, fragments[0].rsplit(".", 1)[1]))["attributes"]
+    assert sorted(attributes["action_group"]["membership"]) == groups, (name, fragments, attributes["action_group"])
 
 
 WHITELIST_MODULES = ["login_ip_whitelist", "login_ip_whitelist_info", "login_ip_whitelist_expire"]
@@ -148,3 +149,29 @@ def test_the_sample_check_finds_what_is_missing_or_wrong():
     assert sample_problems(returns) == ["a: sample '3' is not a int", "b: no sample",
                                         "c: sample has undocumented key c.y", "d: sample 0 is not a bool",
                                         "e: sample [1, True] is not a list of int"]
+
+
+def test_every_module_renders_with_its_fragments_as_ansible_doc_shows_it():
+    """ansible-doc merges each module's documentation with its fragments; a fragment that is no valid YAML, or that
+    defines an option twice over, breaks every module that uses it."""
+    import glob
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.playbook_env import COLLECTIONS, REPO, ensure_collection_link
+
+    ensure_collection_link()
+    names = sorted(os.path.basename(p)[:-3] for p in glob.glob(str(REPO / "plugins" / "modules" / "*.py")))
+    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-doc"), "--json"] +
+                          ["homelab.pangolin_authentik." + n for n in names], capture_output=True, text=True,
+                          env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS)), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    docs = json.loads(proc.stdout)
+    assert sorted(docs) == ["homelab.pangolin_authentik." + n for n in names]
+    for name, found in docs.items():
+        options = found["doc"].get("options") or {}
+        assert options, name
+        if name.split(".")[-1] != "role_variables":
+            assert "validate_certs" in options and found["doc"]["attributes"]["check_mode"]["support"], name

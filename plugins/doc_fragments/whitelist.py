@@ -12,8 +12,8 @@ options:
   resources:
     description:
       - Several resources in one whitelist (Jellyfin, Jellyseerr, Audiobookshelf, ...), each given as its id (a
-        number), as its name, nice id or full domain within O(org_id) (text), or as C({id: 3}) or
-        C({name: jellyfin.example.com}). Every user gets a rule on every resource, at the same priority, and one login
+        number), as its name, nice id or full domain within O(org_id) (text), or as a mapping with the key C(id) or
+        C(name). Every user gets a rule on every resource, at the same priority, and one login
         updates all of them; the authentik side (notification rules, policies, bindings, body mappings) is shared, so
         a login costs the worker one task per notification rule and one per resource of its users. Their transports
         to the first resource keep the plain name C(<head>/<username>/<n>); further resources add C(/resource-<id>).

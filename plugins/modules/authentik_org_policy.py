@@ -30,10 +30,7 @@ description:
 author:
   - Pangolin Authentik Maintainers (@homelab-pangolin-authentik)
 extends_documentation_fragment:
-  - homelab.pangolin_authentik.connection
-  - homelab.pangolin_authentik.pangolin
-  - homelab.pangolin_authentik.attributes
-  - homelab.pangolin_authentik.attributes.PANGOLIN_GROUP
+  - homelab.pangolin_authentik.connection.PANGOLIN_ORG
   - ansible.builtin.action_common_attributes
 options:
   idp_id:

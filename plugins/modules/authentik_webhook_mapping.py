@@ -24,10 +24,7 @@ description:
 author:
   - Pangolin Authentik Maintainers (@homelab-pangolin-authentik)
 extends_documentation_fragment:
-  - homelab.pangolin_authentik.connection
-  - homelab.pangolin_authentik.authentik
-  - homelab.pangolin_authentik.attributes
-  - homelab.pangolin_authentik.attributes.AUTHENTIK_GROUP
+  - homelab.pangolin_authentik.connection.AUTHENTIK
   - ansible.builtin.action_common_attributes
 options:
   name:

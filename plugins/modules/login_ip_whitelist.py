@@ -60,14 +60,9 @@ description:
 author:
   - Pangolin Authentik Maintainers (@homelab-pangolin-authentik)
 extends_documentation_fragment:
-  - homelab.pangolin_authentik.connection
-  - homelab.pangolin_authentik.pangolin
-  - homelab.pangolin_authentik.resource
-  - homelab.pangolin_authentik.authentik
+  - homelab.pangolin_authentik.connection.BOTH
   - homelab.pangolin_authentik.whitelist
   - homelab.pangolin_authentik.whitelist.CHAIN
-  - homelab.pangolin_authentik.attributes
-  - homelab.pangolin_authentik.attributes.BOTH_GROUPS
   - ansible.builtin.action_common_attributes
 options:
   state:

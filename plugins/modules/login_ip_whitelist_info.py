@@ -39,14 +39,9 @@ description:
 author:
   - Pangolin Authentik Maintainers (@homelab-pangolin-authentik)
 extends_documentation_fragment:
-  - homelab.pangolin_authentik.connection
-  - homelab.pangolin_authentik.pangolin
-  - homelab.pangolin_authentik.resource
-  - homelab.pangolin_authentik.authentik
+  - homelab.pangolin_authentik.connection.BOTH_INFO
   - homelab.pangolin_authentik.whitelist
   - homelab.pangolin_authentik.whitelist.CHAIN
-  - homelab.pangolin_authentik.attributes.INFO_MODULE
-  - homelab.pangolin_authentik.attributes.BOTH_GROUPS
   - ansible.builtin.action_common_attributes
 options:
   recent_logins:

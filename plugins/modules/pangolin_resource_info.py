@@ -19,10 +19,7 @@ description:
 author:
   - Pangolin Authentik Maintainers (@homelab-pangolin-authentik)
 extends_documentation_fragment:
-  - homelab.pangolin_authentik.connection
-  - homelab.pangolin_authentik.pangolin
-  - homelab.pangolin_authentik.attributes.INFO_MODULE
-  - homelab.pangolin_authentik.attributes.PANGOLIN_GROUP
+  - homelab.pangolin_authentik.connection.PANGOLIN_INFO
   - ansible.builtin.action_common_attributes
 options:
   org_id:
