@@ -163,7 +163,8 @@ PANGOLIN_GROUP = r'''
 
 AUTHENTIK_GROUP = r'''
   action_group:
-    description: Use C(group/homelab.pangolin_authentik.authentik) in C(module_defaults) to set defaults for this module.
+    description:
+      - Use C(group/homelab.pangolin_authentik.authentik) in C(module_defaults) to set defaults for this module.
     support: full
     membership:
       - homelab.pangolin_authentik.authentik'''

@@ -18,7 +18,8 @@ description:
     rule when it is created, and an existing rule's match and value are never compared, changed or reverted.
   - Deletes only touch rule ids read from the resource's own rule list (Pangolin would delete another resource's
     rule if asked).
-  - Rules are only evaluated when the resource has C(applyRules) on; see M(homelab.pangolin_authentik.pangolin_resource).
+  - Rules are only evaluated when the resource has C(applyRules) on;
+    see M(homelab.pangolin_authentik.pangolin_resource).
 author:
   - Pangolin Authentik Maintainers (@homelab-pangolin-authentik)
 extends_documentation_fragment:
