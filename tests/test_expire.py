@@ -127,6 +127,7 @@ def test_a_whitelisted_address_without_any_login_event_is_stale(env):
 
 def test_expire_days_zero_keeps_addresses_until_the_next_login(env):
     result = expire(env, expire_days=0)
+    assert sorted(by_user(result)) == env.usernames, result["users"]
     assert not any(e["expired"] for e in result["users"]) and env.writes() == []
     assert env.rule_of("user000")["value"] == "203.0.113.10"  # 40 days old, but no limit
     env.authentik.events[:] = [e for e in env.authentik.events if e.user.get("username") != "user001"]

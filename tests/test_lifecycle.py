@@ -331,6 +331,7 @@ def test_an_install_of_version_02_is_adopted_without_a_gap(env):
     assert env.addresses_of("user001") == ["203.0.113.91"]  # rewritten from authentik's state
     assert legacy.legacy_objects(env) == {}  # the 0.2 chain, its rules and headers mapping are gone
     assert len(env.authentik.rules) == 1
+    assert sorted(u["username"] for u in result["users"]) == env.usernames, result["users"]
     assert all(u["status"] == "updated" for u in result["users"]), result["users"]
     assert whitelist(env)["changed"] is False
     env.login("user002", "203.0.113.92")

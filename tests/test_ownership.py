@@ -240,6 +240,7 @@ def test_a_login_email_moved_from_a_group_to_the_user_no_longer_mails_the_group(
 def test_a_rotation_waits_for_webhook_tasks_in_every_unfinished_state(env, state):
     managed(env)
     old = [k for k, v in env.pangolin.api_keys.items() if v["name"] == HEAD + "/webhook"]
+    assert len(old) == 1, old  # the checks on the old key below would hold for no key at all
     with env.authentik.lock:  # a webhook that rendered the old key, still in flight
         task = env.authentik._new_task("notification_transport", ("authentik_events", "notificationtransport",
                                                                    next(iter(env.authentik.transports))))

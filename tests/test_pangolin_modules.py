@@ -656,6 +656,7 @@ def test_info_query_is_server_side(env):
 
 def test_info_without_rules(env):
     result = ok(info(env, include_rules=False))
+    assert sorted(r["name"] for r in result["resources"]) == ["Grafana", "Jellyfin", "Minecraft"]
     assert all("rules" not in r for r in result["resources"])
     assert not [p for p in gets(env) if p.endswith("/rules")]
 

@@ -170,6 +170,7 @@ def test_the_run_reports_every_user_and_never_fails_on_its_report(env, scenario,
     data = PlaybookEnv.inventory_data(inventory)
     teardown = data.get("jellyfin_whitelist_state") == "absent"
     absent = [u["username"] for u in data["jellyfin_whitelist_users"] if teardown or u.get("state") == "absent"]
+    assert absent == (env.usernames if scenario in ("every user absent", "teardown") else []), absent
     for step, check in enumerate([True, False, False]):
         env.pangolin.reset_log()
         env.authentik.reset_log()
@@ -304,6 +305,7 @@ def test_expiry_predicts_then_reports(env):
     report(run(env, inventory=env.inventory(jellyfin_whitelist_state="absent")))
     checked, done, _checked_msg, _done_msg = checked_then_real(env, playbook="expire.yml")
     for lines in (checked, done):
+        assert sorted(lines) == env.usernames, lines
         assert all(" nothing to expire - " in line for line in lines.values()), lines
 
 
@@ -380,7 +382,7 @@ def test_check_diff_from_empty_is_small_per_user_and_whole_at_v(env25):
     priorities = priorities_of(lines)
     assert len(priorities) == USERS
     blocks = diff_blocks(out)
-    assert all(changed_lines(printed) for _name, printed in blocks), "a diff that shows no change"
+    assert blocks and all(changed_lines(printed) for _name, printed in blocks), "a diff that shows no change"
     per_user_lines = dict((u, 0) for u in env.usernames)
     shared = 0
     for name, printed in blocks:

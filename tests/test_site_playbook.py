@@ -83,7 +83,9 @@ def test_rerun_changes_nothing_and_keeps_the_ips(env):
     assert env.stats(parsed)["changed"] == 0
     assert env.writes() == []
     assert env.addresses_of("user002") == ["203.0.113.9"]
-    assert all(u["status"] == "unchanged" for u in env.whitelist_users(parsed).values())
+    users = env.whitelist_users(parsed)
+    assert sorted(users) == env.usernames
+    assert all(u["status"] == "unchanged" for u in users.values())
 
 
 def test_check_diff_on_empty_setup_writes_nothing_and_predicts_the_real_run(env):
@@ -91,6 +93,7 @@ def test_check_diff_on_empty_setup_writes_nothing_and_predicts_the_real_run(env)
     assert rc == 0, out[-3000:]
     assert env.writes() == []
     predicted = dict((name, u["changes"]) for name, u in env.whitelist_users(checked).items())
+    assert sorted(predicted) == env.usernames
     assert all(predicted.values())
     real = converge(env, diff=True)
     done = dict((name, u["changes"]) for name, u in env.whitelist_users(real).items())
@@ -130,6 +133,7 @@ def test_renumbered_rules_are_repaired_by_the_next_run(env):
     parsed = converge(env)
     assert env.stats(parsed)["changed"] == 1  # only the chain task, only the transports
     changes = env.whitelist_users(parsed)
+    assert sorted(changes) == env.usernames
     assert all(u["changes"] == ["update notification transport %r" % env.slot_name(name)]
                for name, u in changes.items())
     assert env.addresses_of("user001") == ["203.0.113.20"]  # the renumbered rule kept its address
