@@ -268,10 +268,12 @@ class PangolinRequestLog:
 
     def _filter_attributes(self, window):
         def distinct(field):
-            seen = []
+            seen, known = [], set()  # the set only makes the lookup cheap; the list keeps the order
             for row in window:
-                if row[field] is not None and row[field] not in seen and len(seen) <= DISTINCT_LIMIT:
-                    seen.append(row[field])
+                value = row[field]
+                if value is not None and value not in known and len(seen) <= DISTINCT_LIMIT:
+                    seen.append(value)
+                    known.add(value)
             return seen
 
         resources = [{"id": rid, "name": self.resources[rid]["name"]}
