@@ -4,7 +4,7 @@
 # 2.19 on 3.11), .venv-218 the old line (ansible-core 2.18).
 BUILD_DIR ?= build
 
-.PHONY: test sanity units lint pytest-218 galaxy ee docs build clean demo
+.PHONY: test sanity units lint pytest-218 galaxy ee docs build clean demo release
 
 test:
 	bash scripts/test.sh
@@ -19,7 +19,7 @@ units:
 lint:
 	bash scripts/test.sh lint
 
-# The whole pytest suite on ansible-core 2.18.
+# The pytest suite on ansible-core 2.18 (but for the files scripts/test.sh leaves out there).
 pytest-218:
 	bash scripts/test.sh pytest-218
 
@@ -51,6 +51,15 @@ build:
 demo:
 	bash scripts/setup-venv.sh main
 	.venv/bin/python scripts/demo.py
+
+# A release: galaxy.yml's version set to VERSION, and changelogs/fragments/ (with a release_summary
+# fragment) turned into CHANGELOG.rst and changelogs/changelog.yaml by antsibull-changelog.
+release:
+	@test -n "$(VERSION)" || { echo "usage: make release VERSION=X.Y.Z"; exit 1; }
+	bash scripts/setup-venv.sh changelog
+	sed -i 's/^version: .*/version: $(VERSION)/' galaxy.yml
+	.venv-changelog/bin/antsibull-changelog lint
+	.venv-changelog/bin/antsibull-changelog release --version $(VERSION)
 
 clean:
 	rm -rf $(BUILD_DIR) .ansible tests/.collections tests/output

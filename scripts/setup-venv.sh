@@ -11,6 +11,7 @@
 #           importer  .venv-importer: galaxy-importer (requirements/galaxy-importer.txt)
 #           builder   .venv-builder: ansible-builder (requirements/ansible-builder.txt)
 #           docs      .venv-docs: antsibull-docs (requirements/antsibull-docs.txt)
+#           changelog .venv-changelog: antsibull-changelog (requirements/antsibull-changelog.txt)
 #   PYTHON  an interpreter path to use instead of searching (scripts/find-python.sh)
 #
 #   scripts/setup-venv.sh --print-python LINE   only print the interpreter LINE would use
@@ -34,7 +35,8 @@ case "$LINE" in
     importer) VENV="$ROOT/.venv-importer"; PICK=newest; REQS="$ROOT/requirements/galaxy-importer.txt" ;;
     builder)  VENV="$ROOT/.venv-builder";  PICK=newest; REQS="$ROOT/requirements/ansible-builder.txt" ;;
     docs)     VENV="$ROOT/.venv-docs";     PICK=newest; REQS="$ROOT/requirements/antsibull-docs.txt" ;;
-    *) die "unknown line '$LINE' (main, 218, importer, builder or docs)" ;;
+    changelog) VENV="$ROOT/.venv-changelog"; PICK=newest; REQS="$ROOT/requirements/antsibull-changelog.txt" ;;
+    *) die "unknown line '$LINE' (main, 218, importer, builder, docs or changelog)" ;;
 esac
 
 if [ -z "$PY" ]; then

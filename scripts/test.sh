@@ -22,7 +22,7 @@
 # 6. ansible-lint (profile production, see .ansible-lint) and shellcheck
 # 7. molecule test (extensions/molecule/default) against the simulators
 # 8. the one-command demo (scripts/demo.py)
-# 9. pytest: the whole suite again on the old line
+# 9. pytest: the suite again on the old line, but for the files OLD_LINE_LEAVES_OUT names
 # 10. galaxy: galaxy-importer on the built tarball (scripts/galaxy-import.sh, .venv-importer)
 # 11. ee: the tarball in an execution environment build context and ansible-builder's
 #     introspection of it (scripts/ee-check.sh, .venv-builder)
@@ -44,6 +44,14 @@ cd "$ROOT" || exit 1
 # Sanity tests left out, each with the reason (printed in the summary).
 SANITY_SKIPS=(
     "pslint:the collection has no PowerShell code and pwsh is not installed"
+)
+# Test files the old line leaves out, each with the reason (printed in the summary). They replay the planner's
+# reports and the household's scenarios, dozens of playbook runs whose code paths do not depend on ansible-core:
+# the old line still runs every playbook, module and role template they use (site, doctor, expire, newcomer),
+# and the main line runs them all. Left out to keep CI near 20 minutes on two cores.
+OLD_LINE_LEAVES_OUT=(
+    "tests/test_reports.py:the planner's report wording over every kind of change, the same Python on both lines"
+    "tests/test_household.py:the household's resource scenarios, the same Python on both lines"
 )
 PYTEST_WORKERS="${PYTEST_WORKERS:-2}"
 SKIP_PHASES=" ${SKIP_PHASES:-} "
@@ -193,8 +201,12 @@ pytest_main() {
 }
 
 pytest_old() {
+    local entry ignore=()
     line_info "$VENV_218"
-    run_pytest "$VENV_218" -q -n "$PYTEST_WORKERS" -p no:cacheprovider tests/
+    for entry in "${OLD_LINE_LEAVES_OUT[@]}"; do
+        ignore+=(--ignore "${entry%%:*}")
+    done
+    run_pytest "$VENV_218" -q -n "$PYTEST_WORKERS" -p no:cacheprovider "${ignore[@]}" tests/
 }
 
 stage_collection() {  # stage_collection DIR [PATH...]: a copy of the collection under DIR/ansible_collections/<ns>/<name>
@@ -365,6 +377,9 @@ else
     phase molecule molecule_scenario
     phase demo demo
     phase pytest-218 pytest_old
+    if selected pytest-218; then
+        for entry in "${OLD_LINE_LEAVES_OUT[@]}"; do NOTES+=("old line leaves out ${entry%%:*}: ${entry#*:}"); done
+    fi
     phase_collect sanity
     phase_collect units
     phase_collect galaxy

@@ -4,11 +4,17 @@
 
 from __future__ import annotations
 
-# The pieces every module's documentation is made of, each written once: the connection options shared by both
-# servers, each server's own options, the resource a module works on, and the attributes (check and diff mode,
-# the module_defaults action groups). The fragments below put them together, one per kind of module.
+# The pieces every module's documentation is made of, each written once. A module lists the ones it needs under
+# extends_documentation_fragment (Ansible merges their options and attributes): the connection options shared by
+# both servers (DOCUMENTATION), each server's own (PANGOLIN, AUTHENTIK), the resource a module works on (RESOURCE),
+# what the module does in check and diff mode (CHANGES or READS) and its module_defaults action groups.
+# Each piece is a plain string: ansible-test reads fragments without running them.
 
-SHARED_OPTIONS = r'''
+
+class ModuleDocFragment(object):
+    # The connection options of both servers, with the notes and requirements every module shares.
+    DOCUMENTATION = r'''
+options:
   validate_certs:
     description:
       - Verify the server's TLS certificate. Only turn this off for a throw-away test setup.
@@ -29,9 +35,22 @@ SHARED_OPTIONS = r'''
         C(Retry-After)) or a 5xx answer, with exponential backoff. Each retry is reported as a warning.
       - Creates are never re-sent blindly; after an unanswered create the module looks for the object first.
     type: int
-    default: 3'''
+    default: 3
+notes:
+  - Each server's connection settings can also be given on their own, with the options C(pangolin_validate_certs),
+    C(pangolin_ca_path), C(pangolin_timeout), C(pangolin_retries) and their C(authentik_) twins; each one wins over
+    the unprefixed O(validate_certs), O(ca_path), O(timeout) or O(retries) for its server. Use them in
+    C(module_defaults) for the groups C(group/homelab.pangolin_authentik.pangolin) and
+    C(group/homelab.pangolin_authentik.authentik). The C(login_ip_whitelist) modules belong to both groups and
+    talk to both servers, so they get one value of an unprefixed option from the two groups' defaults (that of the
+    group listed last) and apply it to both servers.
+requirements:
+  - requests
+'''
 
-PANGOLIN_OPTIONS = r'''
+    # Pangolin's URL and key, and Pangolin's own connection settings.
+    PANGOLIN = r'''
+options:
   pangolin_url:
     description:
       - Base URL of Pangolin's Integration API, for example C(https://api.example.com) or C(http://pangolin:3003).
@@ -67,9 +86,12 @@ PANGOLIN_OPTIONS = r'''
     description:
       - How many times a read or an update sent to Pangolin is retried; overrides O(retries) for Pangolin only.
       - If not set, the value of the E(PANGOLIN_RETRIES) environment variable is used, else O(retries).
-    type: int'''
+    type: int
+'''
 
-AUTHENTIK_OPTIONS = r'''
+    # authentik's URL and token, and authentik's own connection settings.
+    AUTHENTIK = r'''
+options:
   authentik_url:
     description:
       - Base URL of authentik, for example C(https://auth.example.com).
@@ -104,9 +126,12 @@ AUTHENTIK_OPTIONS = r'''
     description:
       - How many times a read or an update sent to authentik is retried; overrides O(retries) for authentik only.
       - If not set, the value of the E(AUTHENTIK_RETRIES) environment variable is used, else O(retries).
-    type: int'''
+    type: int
+'''
 
-RESOURCE_OPTIONS = r'''
+    # The Pangolin resource a module works on.
+    RESOURCE = r'''
+options:
   resource_id:
     description:
       - Id of the resource. Mutually exclusive with O(resource).
@@ -118,23 +143,12 @@ RESOURCE_OPTIONS = r'''
   org_id:
     description:
       - Organization of O(resource). Required with O(resource).
-    type: str'''
+    type: str
+'''
 
-NOTES = r'''
-notes:
-  - Each server's connection settings can also be given on their own, with the options C(pangolin_validate_certs),
-    C(pangolin_ca_path), C(pangolin_timeout), C(pangolin_retries) and their C(authentik_) twins; each one wins over
-    the unprefixed O(validate_certs), O(ca_path), O(timeout) or O(retries) for its server. Use them in
-    C(module_defaults) for the groups C(group/homelab.pangolin_authentik.pangolin) and
-    C(group/homelab.pangolin_authentik.authentik). The C(login_ip_whitelist) modules belong to both groups and
-    talk to both servers, so they get one value of an unprefixed option from the two groups' defaults (that of the
-    group listed last) and apply it to both servers.'''
-
-REQUIREMENTS = r'''
-requirements:
-  - requests'''
-
-CHANGES = r'''
+    # A module that changes something: check and diff mode in full.
+    CHANGES = r'''
+attributes:
   check_mode:
     support: full
     description: Reports what would change and sends no write.
@@ -142,9 +156,12 @@ CHANGES = r'''
     support: full
     description: Shows the managed fields before and after; secrets are redacted.
   platform:
-    platforms: all'''
+    platforms: all
+'''
 
-READS = r'''
+    # A module that only reads.
+    READS = r'''
+attributes:
   check_mode:
     support: full
     description: The module only reads.
@@ -152,24 +169,33 @@ READS = r'''
     support: N/A
     description: The module changes nothing.
   platform:
-    platforms: all'''
+    platforms: all
+'''
 
-PANGOLIN_GROUP = r'''
+    # A module of the action group pangolin.
+    PANGOLIN_GROUP = r'''
+attributes:
   action_group:
     description: Use C(group/homelab.pangolin_authentik.pangolin) in C(module_defaults) to set defaults for this module.
     support: full
     membership:
-      - homelab.pangolin_authentik.pangolin'''
+      - homelab.pangolin_authentik.pangolin
+'''
 
-AUTHENTIK_GROUP = r'''
+    # A module of the action group authentik.
+    AUTHENTIK_GROUP = r'''
+attributes:
   action_group:
     description:
       - Use C(group/homelab.pangolin_authentik.authentik) in C(module_defaults) to set defaults for this module.
     support: full
     membership:
-      - homelab.pangolin_authentik.authentik'''
+      - homelab.pangolin_authentik.authentik
+'''
 
-BOTH_GROUPS = r'''
+    # A module of both action groups (it talks to both servers).
+    BOTH_GROUPS = r'''
+attributes:
   action_group:
     description:
       - Use C(group/homelab.pangolin_authentik.pangolin) and C(group/homelab.pangolin_authentik.authentik) in
@@ -180,28 +206,5 @@ BOTH_GROUPS = r'''
     support: full
     membership:
       - homelab.pangolin_authentik.pangolin
-      - homelab.pangolin_authentik.authentik'''
-
-
-def fragment(options, attributes):
-    """A fragment's YAML: its options, the connection notes and requirements, its attributes."""
-    return "options:" + "".join(options) + NOTES + REQUIREMENTS + "\nattributes:" + "".join(attributes) + "\n"
-
-
-class ModuleDocFragment(object):
-    # The connection options alone.
-    DOCUMENTATION = "options:" + SHARED_OPTIONS + NOTES + REQUIREMENTS + "\n"
-
-    # A module that changes something in Pangolin (action group pangolin); with a resource, or not.
-    PANGOLIN = fragment([SHARED_OPTIONS, PANGOLIN_OPTIONS, RESOURCE_OPTIONS], [CHANGES, PANGOLIN_GROUP])
-    PANGOLIN_ORG = fragment([SHARED_OPTIONS, PANGOLIN_OPTIONS], [CHANGES, PANGOLIN_GROUP])
-    PANGOLIN_INFO = fragment([SHARED_OPTIONS, PANGOLIN_OPTIONS], [READS, PANGOLIN_GROUP])
-
-    # A module of authentik (action group authentik).
-    AUTHENTIK = fragment([SHARED_OPTIONS, AUTHENTIK_OPTIONS], [CHANGES, AUTHENTIK_GROUP])
-    AUTHENTIK_INFO = fragment([SHARED_OPTIONS, AUTHENTIK_OPTIONS], [READS, AUTHENTIK_GROUP])
-
-    # A whitelist module: both servers and the resources (both action groups).
-    BOTH = fragment([SHARED_OPTIONS, PANGOLIN_OPTIONS, AUTHENTIK_OPTIONS, RESOURCE_OPTIONS], [CHANGES, BOTH_GROUPS])
-    BOTH_INFO = fragment([SHARED_OPTIONS, PANGOLIN_OPTIONS, AUTHENTIK_OPTIONS, RESOURCE_OPTIONS],
-                         [READS, BOTH_GROUPS])
+      - homelab.pangolin_authentik.authentik
+'''

@@ -24,7 +24,10 @@ description:
 author:
   - Pangolin Authentik Maintainers (@homelab-pangolin-authentik)
 extends_documentation_fragment:
+  - homelab.pangolin_authentik.connection
   - homelab.pangolin_authentik.connection.AUTHENTIK
+  - homelab.pangolin_authentik.connection.CHANGES
+  - homelab.pangolin_authentik.connection.AUTHENTIK_GROUP
   - ansible.builtin.action_common_attributes
 options:
   name:

@@ -60,7 +60,12 @@ description:
 author:
   - Pangolin Authentik Maintainers (@homelab-pangolin-authentik)
 extends_documentation_fragment:
-  - homelab.pangolin_authentik.connection.BOTH
+  - homelab.pangolin_authentik.connection
+  - homelab.pangolin_authentik.connection.PANGOLIN
+  - homelab.pangolin_authentik.connection.AUTHENTIK
+  - homelab.pangolin_authentik.connection.RESOURCE
+  - homelab.pangolin_authentik.connection.CHANGES
+  - homelab.pangolin_authentik.connection.BOTH_GROUPS
   - homelab.pangolin_authentik.whitelist
   - homelab.pangolin_authentik.whitelist.CHAIN
   - ansible.builtin.action_common_attributes
@@ -142,6 +147,39 @@ options:
         description:
           - authentik's e-mail template (authentik 2025.8 and later).
         type: str
+  planned:
+    description:
+      - What a step that ran before this one in the same play did, or in check mode would do, to the O(users_from_group)
+        group and its members. A dry run has not made those changes, so the module reads authentik as if they were
+        made and its prediction covers the whole run.
+      - The role passes its users step's results here; a playbook that manages the group itself can do the same.
+    type: dict
+    version_added: 0.5.0
+    suboptions:
+      group:
+        description:
+          - What happened to the group.
+        type: str
+        choices: [created, deleted, kept]
+        default: kept
+      members:
+        description:
+          - Usernames that joined the group.
+        type: list
+        elements: str
+        default: []
+      created:
+        description:
+          - Usernames of authentik users that were created (in check mode not yet there).
+        type: list
+        elements: str
+        default: []
+      removed:
+        description:
+          - Usernames that left the group.
+        type: list
+        elements: str
+        default: []
 '''
 
 EXAMPLES = r'''

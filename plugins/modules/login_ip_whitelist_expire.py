@@ -30,7 +30,12 @@ description:
 author:
   - Pangolin Authentik Maintainers (@homelab-pangolin-authentik)
 extends_documentation_fragment:
-  - homelab.pangolin_authentik.connection.BOTH
+  - homelab.pangolin_authentik.connection
+  - homelab.pangolin_authentik.connection.PANGOLIN
+  - homelab.pangolin_authentik.connection.AUTHENTIK
+  - homelab.pangolin_authentik.connection.RESOURCE
+  - homelab.pangolin_authentik.connection.CHANGES
+  - homelab.pangolin_authentik.connection.BOTH_GROUPS
   - homelab.pangolin_authentik.whitelist
   - ansible.builtin.action_common_attributes
 options:

@@ -39,7 +39,12 @@ description:
 author:
   - Pangolin Authentik Maintainers (@homelab-pangolin-authentik)
 extends_documentation_fragment:
-  - homelab.pangolin_authentik.connection.BOTH_INFO
+  - homelab.pangolin_authentik.connection
+  - homelab.pangolin_authentik.connection.PANGOLIN
+  - homelab.pangolin_authentik.connection.AUTHENTIK
+  - homelab.pangolin_authentik.connection.RESOURCE
+  - homelab.pangolin_authentik.connection.READS
+  - homelab.pangolin_authentik.connection.BOTH_GROUPS
   - homelab.pangolin_authentik.whitelist
   - homelab.pangolin_authentik.whitelist.CHAIN
   - ansible.builtin.action_common_attributes

@@ -24,7 +24,11 @@ description:
 author:
   - Pangolin Authentik Maintainers (@homelab-pangolin-authentik)
 extends_documentation_fragment:
+  - homelab.pangolin_authentik.connection
   - homelab.pangolin_authentik.connection.PANGOLIN
+  - homelab.pangolin_authentik.connection.RESOURCE
+  - homelab.pangolin_authentik.connection.CHANGES
+  - homelab.pangolin_authentik.connection.PANGOLIN_GROUP
   - ansible.builtin.action_common_attributes
 options:
   apply_rules:

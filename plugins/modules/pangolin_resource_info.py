@@ -19,7 +19,10 @@ description:
 author:
   - Pangolin Authentik Maintainers (@homelab-pangolin-authentik)
 extends_documentation_fragment:
-  - homelab.pangolin_authentik.connection.PANGOLIN_INFO
+  - homelab.pangolin_authentik.connection
+  - homelab.pangolin_authentik.connection.PANGOLIN
+  - homelab.pangolin_authentik.connection.READS
+  - homelab.pangolin_authentik.connection.PANGOLIN_GROUP
   - ansible.builtin.action_common_attributes
 options:
   org_id:

@@ -135,10 +135,11 @@ class WhitelistDoctor(object):
             for finding in found:
                 finding.update(message=self._commands(finding["message"]), fix=self._commands(finding["fix"]))
         healthy = not report.problems and not any(u["problems"] for u in users)
+        broken = set(u["username"] for u in users if u["problems"])
+        broken.update(p["user"] for p in report.problems if p.get("user"))
         return dict(healthy=healthy, problems=report.problems, notes=report.notes, users=users,
                     verdict=verdict(report.problems, users),
-                    broken_users=sorted(set([u["username"] for u in users if u["problems"]]
-                                            + [p["user"] for p in report.problems if p.get("user")])),
+                    broken_users=sorted(broken),
                     resource_id=self.dep.primary, resource_ids=list(self.dep.resource_ids),
                     instance=self.dep.instance, apply_rules=self.snap.resource(self.dep.primary).applies_rules,
                     backlog=dict(available=self.task_api, queued=self.queued, notification_rules=self.rules_ours,

@@ -136,7 +136,8 @@ class WhitelistExpiry(object):
         stamp = self.now.isoformat()
         for slot in self.w.ownership.slots_of(username):
             if slot.body is not None:
-                closed = tuple(c for c in slot.body.closed if (c[0], c[1]) not in set((m, v) for m, v, _ in idle))
+                closing_now = set((match, value) for match, value, _why in idle)
+                closed = tuple(c for c in slot.body.closed if (c[0], c[1]) not in closing_now)
                 body = slot.body.with_changes(closed=closed + tuple((m, v, stamp) for m, v, _why in idle))
                 reconciler.ensure(self.w.snapshot.mapping_kind, dict(name=slot.mapping["name"],
                                                                      expression=body.expression()),
