@@ -56,10 +56,12 @@ demo:
 # fragment) turned into CHANGELOG.rst and changelogs/changelog.yaml by antsibull-changelog.
 release:
 	@test -n "$(VERSION)" || { echo "usage: make release VERSION=X.Y.Z"; exit 1; }
+	bash scripts/setup-venv.sh main
 	bash scripts/setup-venv.sh changelog
 	sed -i 's/^version: .*/version: $(VERSION)/' galaxy.yml
 	.venv-changelog/bin/antsibull-changelog lint
-	.venv-changelog/bin/antsibull-changelog release --version $(VERSION)
+	# antsibull-changelog asks ansible-doc (the main line's) which modules are new in the release
+	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv-changelog/bin/antsibull-changelog release --version $(VERSION)
 
 clean:
 	rm -rf $(BUILD_DIR) .ansible tests/.collections tests/output
