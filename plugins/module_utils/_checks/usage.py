@@ -20,6 +20,7 @@ import ipaddress
 from datetime import datetime, timedelta, timezone
 
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.client import ApiError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.inputs import is_int
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.holdings import plain_address
 
 ALLOWED_BY_RULE = 100
@@ -65,7 +66,7 @@ class RequestLog(object):
         except ApiError as exc:
             return self._cannot(exc, "getOrg")
         retention = org.get(RETENTION_SETTING)
-        if not isinstance(retention, int) or isinstance(retention, bool):
+        if not is_int(retention):
             self.problem = ("this Pangolin has no request log (Pangolin 1.18 and later keep one); the last use of "
                             "an address is unknown")
             return self

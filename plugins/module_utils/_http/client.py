@@ -29,6 +29,7 @@ except ImportError as _exc:  # pragma: no cover - reported by the module
 
 from urllib.parse import urlsplit
 
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.inputs import is_int
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.secrets import Secrets
 
 RETRY_STATUSES = frozenset((429, 500, 502, 503, 504))
@@ -148,7 +149,7 @@ class ApiClient(object):
         self.token = token
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
             raise ApiError("%s must be a positive number of seconds, got %r" % (timeout_option, timeout))
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        if not is_int(retries) or retries < 0:
             raise ApiError("%s must be 0 or a positive integer, got %r" % (retries_option, retries))
         self.timeout = timeout
         self.retries = retries

@@ -12,7 +12,7 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangol
     rule_value_error,
 )
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.reconcile import ObjectKind
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.inputs import InputError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.inputs import InputError, is_int
 
 # Pangolin's rule priority is a JS integer; stay inside what it stores exactly.
 PRIORITY_MIN, PRIORITY_MAX = -(2 ** 31), 2 ** 31 - 1
@@ -21,7 +21,7 @@ PRIORITY_MIN, PRIORITY_MAX = -(2 ** 31), 2 ** 31 - 1
 def validate_rule(rule, state="present", prefix=""):
     """Check a desired rule the way Pangolin will, naming the option on failure."""
     priority = rule.get("priority")
-    if isinstance(priority, bool) or not isinstance(priority, int):
+    if not is_int(priority):
         raise InputError("%spriority must be an integer, got %r" % (prefix, priority))
     if not PRIORITY_MIN <= priority <= PRIORITY_MAX:
         raise InputError("%spriority %d is out of range" % (prefix, priority))
