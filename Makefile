@@ -53,14 +53,14 @@ demo:
 	.venv/bin/python scripts/demo.py
 
 # A release: galaxy.yml's version set to VERSION, and changelogs/fragments/ (with a release_summary
-# fragment) turned into CHANGELOG.rst and changelogs/changelog.yaml by antsibull-changelog.
+# fragment) turned into CHANGELOG.rst and changelogs/changelog.yaml by antsibull-changelog, which asks
+# the main line's ansible-doc which modules are new in the release.
 release:
 	@test -n "$(VERSION)" || { echo "usage: make release VERSION=X.Y.Z"; exit 1; }
 	bash scripts/setup-venv.sh main
 	bash scripts/setup-venv.sh changelog
 	sed -i 's/^version: .*/version: $(VERSION)/' galaxy.yml
 	.venv-changelog/bin/antsibull-changelog lint
-	# antsibull-changelog asks ansible-doc (the main line's) which modules are new in the release
 	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv-changelog/bin/antsibull-changelog release --version $(VERSION)
 
 clean:
