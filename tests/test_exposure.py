@@ -205,6 +205,27 @@ def test_the_converge_expiry_and_the_doctor_agree_on_a_rule_that_holds_a_refused
     assert user["problems"] == [] and user["refused_logins"] == []
 
 
+def test_a_rule_wider_than_a_device_is_a_problem_and_the_converge_writes_it_again(env):
+    """Whoever holds the webhook's key can write any network into a user's rule; the whitelist only ever writes one
+    address (or an IPv6 login's prefix), so a wider one is someone else's and no part of the collection keeps it."""
+    whitelist(env)
+    login_through_proxy(env, "user000", "203.0.113.80")
+    assert env.addresses_of("user000") == ["203.0.113.80"]
+    set_value(env, "user000", "1.0.0.0/1")  # from 0.0.0.0 to 127.255.255.255: 10/8 and 127/8 included
+    with env.pangolin.lock:
+        env.pangolin.policy_rules[env.rule_of("user000")["ruleId"]]["match"] = "CIDR"
+    report = run_module("login_ip_whitelist_info", module_args(env))
+    [user] = [u for u in report["users"] if u["username"] == "user000"]
+    assert [p["check"] for p in user["problems"]] == ["unwritten_value"] and "1.0.0.0/1" in user["problems"][0][
+        "message"], user["problems"]
+    assert not report["healthy"] and report["broken_users"] == ["user000"]
+    result = whitelist(env, check=True)
+    assert [u["username"] for u in result["users"] if u["changed"]] == ["user000"]
+    whitelist(env)
+    assert env.addresses_of("user000") == ["203.0.113.80"]
+    assert env.rule_of("user000")["match"] == "IP"
+
+
 def test_the_doctor_lists_refused_logins_and_blames_the_proxy(env):
     whitelist(env)
     login_through_proxy(env, "user000", "203.0.113.70")

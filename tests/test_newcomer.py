@@ -174,3 +174,19 @@ def test_a_dry_run_predicts_the_run_whatever_the_tags(env, tags):
         assert env.authentik.wait_idle(60)
         rc, ran, out = dry_then_run(env, inventory, *args)
         assert rc == 0 and env.whitelist_users(ran)["carol"]["status"] == "removed", out[-3000:]
+
+
+def test_without_a_group_the_dry_run_predicts_the_people_the_run_creates_and_deletes(env):
+    """The users listed by name, not taken from a group: the dry run from the empty pair assumes the people the
+    users step creates, and later the deletion of one still listed fails the dry run as it fails the run."""
+    inventory = household_inventory(env)
+    edit(inventory, jellyfin_whitelist_users_from_group=None,
+         jellyfin_whitelist_users=[{"username": name} for name in PEOPLE])
+    rc, ran, _out = dry_then_run(env, inventory)
+    assert rc == 0 and sorted(env.whitelist_users(ran)) == sorted(PEOPLE), env.whitelist_users(ran)
+    data = yaml.safe_load((inventory / "group_vars" / "all" / "main.yml").read_text())
+    edit(inventory, jellyfin_whitelist_authentik_users=[dict(u, state="absent") if u["username"] == "carol" else u
+                                                        for u in data["jellyfin_whitelist_authentik_users"]])
+    rc, ran, _out = dry_then_run(env, inventory)
+    task, failed = env.failure(ran)
+    assert rc != 0 and "authentik has no user 'carol'" in failed["msg"], failed

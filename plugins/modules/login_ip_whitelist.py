@@ -149,9 +149,9 @@ options:
         type: str
   planned:
     description:
-      - What a step that ran before this one in the same play did, or in check mode would do, to the O(users_from_group)
-        group and its members. A dry run has not made those changes, so the module reads authentik as if they were
-        made and its prediction covers the whole run.
+      - What a step that ran before this one in the same play did, or in check mode would do, to authentik's users
+        and to the O(users_from_group) group. A dry run has not made those changes, so the module reads authentik as
+        if they were made and its prediction covers the whole run.
       - The role passes its users step's results here; a playbook that manages the group itself can do the same.
     type: dict
     version_added: 0.5.0
@@ -164,7 +164,7 @@ options:
         default: kept
       members:
         description:
-          - Usernames that joined the group.
+          - Usernames added to the O(users_from_group) group.
         type: list
         elements: str
         default: []
@@ -176,7 +176,7 @@ options:
         default: []
       removed:
         description:
-          - Usernames that left the group.
+          - Usernames of authentik users that were deleted (in check mode still there).
         type: list
         elements: str
         default: []

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.body import BodySettings
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.holdings import (
+    may_hold,
     refusal,
     rule_entry,
 )
@@ -158,10 +160,13 @@ class ChainExam(object):
             report.problem("body_mapping", "the body mapping %r computes the addresses of user pk %s, but %r is "
                            "pk %d now (was the user recreated?)" % (name, slot.user_pk, self.username,
                                                                     self.account["pk"]), RERUN)
-        expected = slot.body.under(self.settings)
+        # a revocation or a closing one of the user's body mappings records holds for all of them
+        expected = slot.body.with_changes(**self.d.w.recorded_of(self.username).kept()).under(self.settings)
         for setting, (recorded, wanted) in sorted(slot.body.differences(expected).items()):
-            report.problem("body_mapping", "the body mapping %r was rendered with %s %r, the inventory says %r"
-                           % (name, setting, recorded, wanted), RERUN)
+            says = "another of the user's body mappings records" if setting in BodySettings.KEPT else \
+                "the inventory says"
+            report.problem("body_mapping", "the body mapping %r was rendered with %s %r, %s %r"
+                           % (name, setting, recorded, says, wanted), RERUN)
 
     def _shadowing(self, resource_id, rule):
         client_ip = None if rule["value"] == self.settings.placeholder else rule["value"].split("/")[0]
@@ -217,7 +222,8 @@ class ChainExam(object):
         if account is None:
             return
         placeholder = self.settings.placeholder
-        expected = self.snap.entries_of(username, self.d.w.judged_by(username), now=self.d.now)
+        judged = self.d.w.judged_by(username)
+        expected = self.snap.entries_of(username, judged, now=self.d.now)
         for resource_id, rule in rules:
             entry = (rule["match"], rule["value"])
             summary["addresses"].append(dict(resource_id=resource_id, rule_id=rule["rule_id"],
@@ -232,6 +238,11 @@ class ChainExam(object):
                                "be a device's as Pangolin sees it (or is private and not opted in)"
                                % (rule["rule_id"], resource_id, rule["value"], kind),
                                "run {expire} or {site}, which reset it")
+            elif not may_hold(rule, judged):
+                report.problem("unwritten_value", "rule %d of resource %d lets in %s %s, which no login makes: the "
+                               "whitelist writes one device's address (or its IPv6 prefix), so someone else wrote it"
+                               % (rule["rule_id"], resource_id, rule["match"], rule["value"]),
+                               "run {site}, which resets it; then find who holds the webhook's key")
             elif not account["is_active"]:
                 report.problem("deactivated", "user %r is deactivated, but rule %d of resource %d still lets %s in"
                                % (username, rule["rule_id"], resource_id, rule["value"]),

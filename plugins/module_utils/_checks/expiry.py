@@ -116,6 +116,9 @@ class WhitelistExpiry(object):
         for found in dict.fromkeys(expected):
             if found == placeholder:
                 continue
+            if any(self.usage.last_use(rid, found) is None and not self.usage.complete(rid)
+                   for rid in self.usage.resource_ids):
+                continue  # not among the newest requests read (the page bound): unknown, never idle
             used = self.usage.last_use_anywhere(found)
             logins = [s["when"] for s in self.w.snapshot.sources_of(username, False)
                       if s["when"] is not None and written_as(s["address"], judged.ipv6_prefix) == found]
@@ -134,11 +137,13 @@ class WhitelistExpiry(object):
     def _close(self, reconciler, username, idle):
         """Record the closed addresses in the user's body mappings: a login from there after now reopens one."""
         stamp = self.now.isoformat()
+        recorded = self.w.recorded_of(username)  # every slot records every closing and the latest revocation
+        closing_now = set((match, value) for match, value, _why in idle)
+        closed = tuple(c for c in recorded.closed if (c[0], c[1]) not in closing_now) if recorded else ()
         for slot in self.w.ownership.slots_of(username):
             if slot.body is not None:
-                closing_now = set((match, value) for match, value, _why in idle)
-                closed = tuple(c for c in slot.body.closed if (c[0], c[1]) not in closing_now)
-                body = slot.body.with_changes(closed=closed + tuple((m, v, stamp) for m, v, _why in idle))
+                body = slot.body.with_changes(**dict(recorded.kept(), closed=closed + tuple(
+                    (m, v, stamp) for m, v, _why in idle)))
                 reconciler.ensure(self.w.snapshot.mapping_kind, dict(name=slot.mapping["name"],
                                                                      expression=body.expression()),
                                   current=slot.mapping, lookup=False)
@@ -195,11 +200,14 @@ class WhitelistExpiry(object):
         ended = sessions.of_user() if sessions else []
         # The body mappings first: from now on a delivery computes nothing from before the revocation, and never
         # a session live now; then the rules; then the sessions themselves.
+        recorded = self.w.recorded_of(username)
         for slot in self.w.ownership.slots_of(username):
             if slot.body is not None:
-                body = slot.body.with_changes(not_before=stamp, revoked_sessions=tuple(s["uuid"] for s in ended))
+                body = slot.body.with_changes(not_before=stamp, revoked_sessions=tuple(s["uuid"] for s in ended),
+                                              closed=recorded.closed)
                 reconciler.ensure(snap.mapping_kind, dict(name=slot.mapping["name"], expression=body.expression()),
                                   current=slot.mapping, lookup=False)
+                slot.body = body
         for _slot, resource_id, rule in rules:
             self._write(reconciler, resource_id, rule, "IP", self.settings.placeholder)
         for session in ended:

@@ -18,6 +18,7 @@ the event that made authentik send it. Both come from ``render_body``.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from datetime import datetime
 
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.render import (
     RENDERED_MARK,
@@ -32,6 +33,11 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitel
     SOURCE,
     opt_in_error,
 )
+
+
+def _instant(iso):
+    """A recorded ISO time (a revocation, a closing) as a datetime, to compare."""
+    return datetime.fromisoformat(iso[:-1] + "+00:00" if iso.endswith("Z") else iso)
 
 
 def render_body(settings, code):
@@ -107,7 +113,7 @@ class BodySettings(object):
     def of(cls, settings, user_pk, slot, priority, recorded=None):
         """What the whitelist's ``settings`` (an options.Settings) give rule ``slot`` of a user; what the user's
         body mapping ``recorded`` (a revocation, closed addresses) stays."""
-        kept = dict((name, getattr(recorded, name)) for name in cls.KEPT) if recorded is not None else {}
+        kept = recorded.kept() if recorded is not None else {}
         return cls(user_pk=user_pk, slot=slot, slots=settings.max_addresses, priority=priority,
                    action=settings.action, placeholder=settings.placeholder, ipv6_prefix=settings.ipv6_prefix,
                    sessions=settings.follow_sessions, expire_days=settings.expire_days,
@@ -152,6 +158,29 @@ class BodySettings(object):
 
     def with_changes(self, **changes):
         return replace(self, **changes)
+
+    def kept(self):
+        """{setting: value} of what a run keeps of this body mapping (``KEPT``)."""
+        return dict((name, getattr(self, name)) for name in self.KEPT)
+
+    @classmethod
+    def kept_of_all(cls, bodies):
+        """What a run keeps, merged over all of a user's body mappings: the newest revocation, every session
+        any of them ended, every closed address at its latest closing. A slot made after a revocation or a closing
+        (max_addresses raised, a mapping recreated) must not forget it. {} for no body mapping."""
+        bodies = [body for body in bodies if body is not None]
+        if not bodies:
+            return {}
+        revocations = [body.not_before for body in bodies if body.not_before]
+        sessions, closed = [], {}
+        for body in bodies:
+            sessions.extend(uuid for uuid in body.revoked_sessions if uuid not in sessions)
+            for match, value, when in body.closed:
+                seen = closed.get((match, value))
+                if seen is None or _instant(when) > _instant(seen):
+                    closed[(match, value)] = when
+        return dict(not_before=max(revocations, key=_instant) if revocations else None,
+                    revoked_sessions=tuple(sessions), closed=tuple((m, v, w) for (m, v), w in closed.items()))
 
     # -- rendering ---------------------------------------------------------
     def settings(self):

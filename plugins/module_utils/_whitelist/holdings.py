@@ -164,12 +164,13 @@ user_entries = _namespace["user_entries"]
 
 
 def may_hold(rule, body):
-    """Whether an owned rule's value may stand under the body settings ``body``: the placeholder, or an address
-    (or network) that may become a rule. A rule holding anything else is written again in the run."""
+    """Whether an owned rule's value may stand under the body settings ``body``: the placeholder, or exactly what
+    a login from an address that may become a rule writes (an IP, or an IPv6 login's prefix as the settings
+    give it), never a wider network. A rule holding anything else is written again in the run."""
     if (rule["match"], rule["value"]) == ("IP", body.placeholder):
         return True
     address = str(rule["value"]).split("/", maxsplit=1)[0]
-    return rule["match"] in ("IP", "CIDR") and refusal(address, body.private_networks) is None
+    return rule_entry(address, body.ipv6_prefix, body.private_networks) == (rule["match"], str(rule["value"]))
 
 
 def opt_in_error(cidr):

@@ -201,8 +201,8 @@ def _user_plan(w, entry, priorities, group):
 def _slot_plan(w, username, account, number, priority):
     slot = w.ownership.slots.get((username, number))
     owned = _owned_rules(w, username, number)
-    recorded = slot.body if slot else None
-    body = BodySettings.of(w.settings, account["pk"], number, priority, recorded)
+    # a revocation or a closing any of the user's body mappings records holds for every slot, a new one included
+    body = BodySettings.of(w.settings, account["pk"], number, priority, w.recorded_of(username))
     rules = []
     for resource_id in w.deployment.resource_ids:
         name = w.deployment.transport_name(username, number, resource_id)
@@ -221,8 +221,9 @@ def _with_values(w, username, account, slots):
         recorded = w.ownership.slots.get((username, slot_plan.number))
         if recorded is None or recorded.body is None:
             return True
-        return slot_plan.body.holds_other_values(recorded.body) or any(
-            r.current is None or not may_hold(r.current, slot_plan.body) for r in slot_plan.rules)
+        if slot_plan.body.holds_other_values(recorded.body) or recorded.body.kept() != slot_plan.body.kept():
+            return True
+        return any(r.current is None or not may_hold(r.current, slot_plan.body) for r in slot_plan.rules)
     if not w.settings.follow_sessions and account["is_active"] and not any(stale(s) for s in slots):
         return slots
     values = w.snapshot.entries_of(username, slots[0].body)

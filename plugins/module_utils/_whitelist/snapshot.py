@@ -98,6 +98,7 @@ class Snapshot(object):
     """One read of everything a whitelist involves, on both servers."""
 
     def __init__(self, pangolin, authentik, resource_ids, usernames, sessions=False, groups=None, planned=()):
+        """``planned``: the options.Planned of this run's users step (in check mode it has only predicted it)."""
         self.pangolin = pangolin
         self.authentik = authentik
         self.resource_ids = tuple(resource_ids)
@@ -106,7 +107,8 @@ class Snapshot(object):
         self.want_groups = dict((name, option) for name, option in (groups or {}).items() if name)
         self._logins = {}
         self.members = None  # with users_from_group: the usernames of its active direct members
-        self.planned = tuple(planned)  # users this run creates before the whitelist (check mode: not yet)
+        self.planned = planned
+        self.deleted = set(planned.removed if planned else ())  # accounts this run's users step deletes
         self.now = datetime.now(timezone.utc)
 
     def read(self):
@@ -122,9 +124,12 @@ class Snapshot(object):
         self.notification_rules = dict((v["name"], v) for v in self.notification_kind.views())
         self.bindings = []
         self.accounts = dict((u["username"], u) for u in UserKind.summaries(self.authentik, self.usernames))
-        for username in self.planned:  # in check mode, the users step has only predicted them
+        # in check mode the users step has only predicted its creations and deletions; after it, they are done
+        for username in self.planned.created if self.planned else ():
             self.accounts.setdefault(username, dict(pk=0, username=username, name=username, is_active=True,
                                                     planned=True))
+        for username in self.deleted:
+            self.accounts.pop(username, None)
         self.sessions = self.read_sessions() if self.want_sessions else []
         self.group_pks = dict((name, self.authentik.group_pk(name, option))
                               for name, option in self.want_groups.items())
@@ -141,7 +146,7 @@ class Snapshot(object):
 
     def read_accounts(self, usernames):
         """The accounts of more users (pk, ``is_active``), next to the listed ones (one request)."""
-        wanted = [u for u in dict.fromkeys(usernames) if u not in self.accounts]
+        wanted = [u for u in dict.fromkeys(usernames) if u not in self.accounts and u not in self.deleted]
         self.accounts.update((u["username"], u) for u in UserKind.summaries(self.authentik, wanted))
         return self.accounts
 

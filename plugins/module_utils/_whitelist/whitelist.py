@@ -112,7 +112,7 @@ class Whitelist(object):
             groups[settings.login_email.group] = "login_email.group"
         self.snapshot = Snapshot(self.pangolin, self.authentik, self.deployment.resource_ids,
                                  [u.username for u in self.present], sessions=settings.follow_sessions,
-                                 groups=groups, planned=self.inputs.planned.created).read()
+                                 groups=groups, planned=self.inputs.planned).read()
         if members is not None:
             self.snapshot.members = set(members)
             self.snapshot.group_pks[settings.users_from_group] = self.group_pk
@@ -168,12 +168,17 @@ class Whitelist(object):
                        for name in members)
         return listed, tuple(u for u in self.inputs.users if u.username not in members)
 
+    def recorded_of(self, username):
+        """What the user's body mappings record that a run keeps (a revocation, the sessions it ended, closed
+        addresses), merged over all of them, as a BodySettings; None when the user has none."""
+        bodies = [s.body for s in self.ownership.slots_of(username) if s.body is not None]
+        return bodies[0].with_changes(**BodySettings.kept_of_all(bodies)) if bodies else None
+
     def judged_by(self, username, slots=None):
         """The body settings a user's rules are judged by now: the inventory's, with the revocation the user's
         body mappings record (``slots`` rules: the inventory's max_addresses unless given)."""
-        recorded = next((s.body for s in self.ownership.slots_of(username) if s.body), None)
         account = self.snapshot.accounts.get(username)
-        body = BodySettings.of(self.settings, account["pk"] if account else 0, 1, 0, recorded)
+        body = BodySettings.of(self.settings, account["pk"] if account else 0, 1, 0, self.recorded_of(username))
         return body.with_changes(slots=slots or self.settings.max_addresses)
 
     def check_one_org(self):

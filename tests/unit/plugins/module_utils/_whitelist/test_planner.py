@@ -394,3 +394,75 @@ def test_a_deactivated_user_gets_the_placeholder_written():
 def test_a_missing_authentik_user_is_an_error():
     with pytest.raises(InputError, match="authentik has no user 'zoe'"):
         World().plan("zoe")
+
+
+# -- what a revocation or a closing leaves, for every slot -----------------------------------------
+REVOKED_AT = (NOW - timedelta(days=2)).isoformat()
+CLOSED = (("IP", "203.0.113.9", (NOW - timedelta(days=3)).isoformat()),)
+
+
+def test_a_slot_made_after_a_revocation_records_it_and_writes_nothing_from_before():
+    """max_addresses raised after alice was revoked: the new slot's body mapping must not let her old address back
+    in at the next delivery."""
+    world = World(max_addresses=2)
+    world.login("alice", "203.0.113.9", days_ago=3)  # before the revocation
+    world.body("alice", 1, 100, not_before=REVOKED_AT, revoked_sessions=("s-1",))
+    world.transport("alice", world.rule(100), 1)
+    alice = user(world.plan("alice"), "alice")
+    assert [s.number for s in alice.slots] == [1, 2]
+    for slot in alice.slots:
+        assert (slot.body.not_before, slot.body.revoked_sessions) == (REVOKED_AT, ("s-1",)), slot.number
+        assert [r.write for r in slot.rules] == [("IP", "0.0.0.0")], slot.number
+
+
+def test_a_slot_that_missed_a_closing_gets_it_and_its_rule_is_written_from_the_state():
+    """Slot 2's body mapping was recreated without the closing slot 1 records: the run gives it the closing and
+    writes the rule itself, so the closed address does not come back."""
+    world = World(max_addresses=2)
+    world.login("alice", "203.0.113.9", days_ago=4)  # before the closing: it does not reopen the address
+    world.body("alice", 1, 100, closed=CLOSED)
+    world.transport("alice", world.rule(100), 1)
+    world.body("alice", 2, 101)
+    world.transport("alice", world.rule(101, value="203.0.113.9"), 2)
+    alice = user(world.plan("alice"), "alice")
+    slots = dict((s.number, s) for s in alice.slots)
+    assert len(slots) == 2
+    assert slots[2].body.closed == slots[1].body.closed == CLOSED
+    assert [r.write for r in slots[2].rules] == [("IP", "0.0.0.0")]
+
+
+def test_the_kept_settings_merge_to_the_newest_revocation_and_every_closing():
+    older = BodySettings(user_pk=10, slot=1, slots=2, priority=100, action="ACCEPT", placeholder="0.0.0.0",
+                         ipv6_prefix=0, sessions=False, expire_days=30, not_before=REVOKED_AT,
+                         revoked_sessions=("s-1",), closed=CLOSED)
+    newer_at = (NOW - timedelta(days=1)).isoformat()
+    newer = older.with_changes(slot=2, not_before=newer_at, revoked_sessions=("s-2", "s-1"),
+                               closed=(("IP", "203.0.113.9", newer_at), ("IP", "198.51.100.4", newer_at)))
+    merged = BodySettings.kept_of_all([older, None, newer])
+    assert merged == dict(not_before=newer_at, revoked_sessions=("s-1", "s-2"),
+                          closed=(("IP", "203.0.113.9", newer_at), ("IP", "198.51.100.4", newer_at)))
+    assert BodySettings.kept_of_all([older, older]) == older.kept()  # consistent mappings: nothing changes
+    assert BodySettings.kept_of_all([]) == {}
+
+
+@pytest.mark.parametrize("match, value", [("CIDR", "1.0.0.0/1"), ("CIDR", "203.0.113.0/24"),
+                                          ("CIDR", "8000::/1"), ("CIDR", "2001:db8::/32"), ("IP", "127.0.0.1")])
+def test_a_rule_wider_than_a_device_or_its_prefix_is_written_again(match, value):
+    """Anyone holding the webhook's key can put any value in a rule: only what a login makes may stand."""
+    world = World(ipv6_prefix=64)
+    world.chain("alice", 100, value=value)
+    world.rules[1][0]["match"] = match
+    world.login("alice", "203.0.113.9")
+    alice = user(world.plan("alice"), "alice")
+    assert [r.write for r in alice.slots[0].rules] == [("IP", "203.0.113.9")]
+
+
+@pytest.mark.parametrize("match, value, login", [("IP", "203.0.113.9", "203.0.113.9"),
+                                                 ("CIDR", "2001:db8:1:2::/64", "2001:db8:1:2::7")])
+def test_a_rule_holding_what_a_login_made_stands(match, value, login):
+    world = World(ipv6_prefix=64)
+    world.chain("alice", 100, value=value)
+    world.rules[1][0]["match"] = match
+    world.login("alice", login)
+    alice = user(world.plan("alice"), "alice")
+    assert [r.write for r in alice.slots[0].rules] == [None]
