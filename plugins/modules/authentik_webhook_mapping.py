@@ -147,7 +147,6 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authen
 )
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.module import run, single_result
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin.objects import validate_rule
-from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin.values import rule_value_error
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.inputs import InputError
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.render import check_python
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.webhook_key import (
@@ -158,6 +157,7 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangol
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.body import event_body_expression
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.holdings import PLACEHOLDER
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.options import (
+    check_placeholder,
     check_private_networks,
 )
 
@@ -173,10 +173,7 @@ def desired_expression(params):
         if params["priority"] is None:
             raise InputError("priority is required with template pangolin_rule_body")
         validate_rule(dict(priority=params["priority"], action=params["action"], match="IP", value=PLACEHOLDER))
-        error = rule_value_error("IP", params["placeholder"])
-        if error:
-            raise InputError("placeholder %r %s" % (params["placeholder"], error))
-        return event_body_expression(params["priority"], params["action"], params["placeholder"],
+        return event_body_expression(params["priority"], params["action"], check_placeholder(params["placeholder"]),
                                      private_networks=check_private_networks(params["private_networks"]))
     if params["expression"] is None:
         raise InputError("expression (or template) is required when state is present")

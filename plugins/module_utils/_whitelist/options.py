@@ -232,6 +232,14 @@ def check_webhook_key(params):
     return key
 
 
+def check_placeholder(value):
+    """The value a rule holds while it lets nobody in: an IP address Pangolin takes."""
+    error = rule_value_error("IP", value)
+    if error:
+        raise InputError("placeholder %r %s" % (value, error))
+    return value
+
+
 def check_private_networks(networks):
     """The opted-in private networks, each checked: a network that is never allowed is refused."""
     checked = []
@@ -249,9 +257,7 @@ def whitelist_inputs(params):
     name_prefix = check_name(params["name_prefix"], "name_prefix")
     if get("instance") is not None:
         check_instance(get("instance"))
-    error = rule_value_error("IP", params["placeholder"])
-    if error:
-        raise InputError("placeholder %r %s" % (params["placeholder"], error))
+    check_placeholder(params["placeholder"])
     start, end = get("priority_start", 100), get("priority_end", 999)
     for option, value in (("priority_start", start), ("priority_end", end)):
         check_int(value, option, PRIORITY_MIN, PRIORITY_MAX)
@@ -355,5 +361,5 @@ def whitelist_argument_spec(module):
 
 
 __all__ = ["Settings", "Inputs", "UserEntry", "ResourceRef", "LoginEmail", "whitelist_inputs", "present",
-           "check_private_networks",
+           "check_placeholder", "check_private_networks",
            "whitelist_argument_spec", "check_instance"]
