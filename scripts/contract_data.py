@@ -337,7 +337,8 @@ def main(argv=None):
     specs = args.specs.resolve()
     if not specs.is_dir():
         if args.check:
-            print("contract data: %s is not there; the data is checked against them where they are beside the checkout, and the tests replay it as it is" % specs)
+            print("contract data: %s is not there; the tests replay tests/contract/ as it is, and the data is "
+                  "checked against the specs where they are beside the checkout" % specs)
             return 0
         print("contract data: %s is not there; cannot regenerate" % specs, file=sys.stderr)
         return 2
