@@ -9,6 +9,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 COLLECTIONS = REPO / "tests" / ".collections"
 LINK = COLLECTIONS / "ansible_collections" / "homelab" / "pangolin_authentik"
@@ -24,3 +26,13 @@ for path in (str(REPO), str(COLLECTIONS)):
     if path not in sys.path:
         sys.path.insert(0, path)
 os.environ.setdefault("ANSIBLE_COLLECTIONS_PATH", str(COLLECTIONS))
+
+
+@pytest.fixture(scope="module")
+def pangolin_server():
+    """One Pangolin simulator for a test module; each test's ``env`` resets it."""
+    from tests.simulators.pangolin import PangolinSimulator
+    sim = PangolinSimulator()
+    sim.start()
+    yield sim
+    sim.stop()

@@ -17,23 +17,14 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangol
     group_membership_mapping,
 )
 from tests.module_harness import run_module
-from tests.simulators.pangolin import PangolinSimulator
 
 ALL_KEYS = []  # every key handed to a module in this file
 
 
-@pytest.fixture(scope="module")
-def server():
-    sim = PangolinSimulator()
-    sim.start()
-    yield sim
-    sim.stop()
-
-
 @pytest.fixture
-def env(server):
+def env(pangolin_server):
     """Fresh state: org homelab (two http resources, one tcp), org other (one), IdP authentik, a root key."""
-    sim = server
+    sim = pangolin_server
     sim.reset()
     sim.add_org("homelab", "Home Lab")
     sim.add_org("other")

@@ -21,18 +21,10 @@ from tests.simulators.pangolin_validation import js_date_parse
 DAY = 86400
 
 
-@pytest.fixture(scope="module")
-def server():
-    sim = PangolinSimulator()
-    sim.start()
-    yield sim
-    sim.stop()
-
-
 @pytest.fixture
-def env(server):
+def env(pangolin_server):
     """Org homelab with two http resources that apply rules, org other with one; a root key."""
-    sim = server
+    sim = pangolin_server
     sim.reset()
     sim.add_org("homelab", "Home Lab")
     sim.add_org("other")

@@ -17,24 +17,15 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
-from tests.simulators.pangolin import PangolinSimulator
 
 REPO = Path(__file__).resolve().parents[1]
 OBSERVED = REPO / "tests" / "contract" / "observed-pangolin.json"  # see tests/contract/README.md
 
 
-@pytest.fixture(scope="module")
-def server():
-    sim = PangolinSimulator()
-    sim.start()
-    yield sim
-    sim.stop()
-
-
 @pytest.fixture
-def env(server):
+def env(pangolin_server):
     """Fresh state: org homelab with two http resources and a tcp one, an IdP with a policy."""
-    sim = server
+    sim = pangolin_server
     sim.reset()
     sim.add_org("homelab", "Home Lab")
     sim.add_org("other")
@@ -610,8 +601,8 @@ def test_get_resource_policy_by_id(env):
     assert env.call("GET", "/resource-policy/%d" % foreign).status_code == 200  # root: any org
 
 
-
 # -- resources, orgs, roles --------------------------------------------------------
+
 
 def test_resource_list_is_page_based(env):
     for i in range(3):
