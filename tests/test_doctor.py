@@ -841,6 +841,54 @@ def test_worker_backlog_is_reported(env):
     assert result["healthy"], result
 
 
+def test_a_worker_that_falls_behind_is_named_the_bottleneck_with_what_a_login_costs_it(env):
+    env.authentik.pause_worker()
+    for address in ("203.0.113.1", "203.0.113.2"):
+        env.login("user000", address, wait=False)
+    result = doctor(env)
+    # just queued: a backlog, but nothing has waited long yet
+    assert result["worker"]["connected"] == 1 and result["worker"]["bottleneck"] is False, result["worker"]
+    assert result["worker"]["queue_wait"] < 5 and "bottleneck" not in checks(result["notes"])
+    # three users on the one rule of this env: a login sends all three webhooks
+    (rule,) = env.authentik.rules.values()
+    assert result["worker"]["webhook_tasks_per_login"] == 3 == len(rule["transports"])
+    assert result["worker"]["handler_tasks_per_event"] == len(env.authentik.rules) == 1
+    env.authentik.age_queue(40)  # the worker fell 40 s behind
+    result = doctor(env)
+    assert result["worker"]["bottleneck"] is True and result["worker"]["queue_wait"] >= 40, result["worker"]
+    found = of_check(result["notes"], "bottleneck")
+    assert found and "has waited 4" in found[0]["message"] and "up to 3 webhook tasks" in found[0]["message"], found
+    assert "AUTHENTIK_WORKER__THREADS" in found[0]["fix"] and "AUTHENTIK_WORKER__PROCESSES" in found[0]["fix"]
+    assert result["healthy"], result["problems"]  # slow, not broken: a note
+    env.authentik.resume_worker()
+    assert env.authentik.wait_idle(60)
+    assert env.addresses_of("user000") == ["203.0.113.2"]
+    result = doctor(env)
+    assert result["worker"]["queue_wait"] == 0 and not result["worker"]["bottleneck"]
+    assert "bottleneck" not in checks(result["notes"]) and result["healthy"]
+
+
+def test_no_worker_is_a_problem_and_a_worker_of_another_version_a_note(env):
+    env.authentik.worker_down()
+    env.login("user001", "198.51.100.12", wait=False)
+    result = doctor(env)
+    assert result["worker"]["connected"] == 0 and not result["healthy"]
+    found = of_check(result["problems"], "worker")
+    assert found and "no authentik worker" in found[0]["message"] and "ak worker" in found[0]["fix"], found
+    assert env.addresses_of("user001") == ["198.51.100.11"]  # indeed nothing is delivered
+    env.authentik.worker_up()
+    assert env.authentik.wait_idle(60)
+    assert env.addresses_of("user001") == ["198.51.100.12"]
+    env.authentik.worker_version = "2026.2.2"
+    env.authentik.worker_processes = 2
+    result = doctor(env)
+    assert result["healthy"] and result["worker"]["connected"] == 2, result
+    found = of_check(result["notes"], "worker_version")
+    assert found and "1@authentik-worker, 2@authentik-worker" in found[0]["message"], result["notes"]
+    env.authentik.worker_version = None
+    assert "worker_version" not in checks(doctor(env)["notes"])
+
+
 def test_no_task_api_before_2025_8():
     with PlaybookEnv(users=1, authentik_version="2025.6.3") as env:
         env.authentik.add_group("jellyfin-notify", users=[pk_of(env, "user000")])
@@ -851,6 +899,7 @@ def test_no_task_api_before_2025_8():
                                      "other_notification_rules": 0}
         assert result["healthy"], result
         assert user_report(result, "user000")["whitelisted"] == "203.0.113.30"
+        assert result["worker"]["connected"] is None and result["worker"]["queue_wait"] is None  # nothing to ask
 
 
 def test_backlog_counts_this_whitelists_rules_apart_from_authentiks_others():

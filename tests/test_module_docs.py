@@ -109,7 +109,7 @@ def test_every_module_names_its_action_group(name):
 
 
 WHITELIST_MODULES = ["login_ip_whitelist", "login_ip_whitelist_info", "login_ip_whitelist_expire"]
-TYPES = {"str": str, "int": int, "bool": bool, "list": list, "dict": dict}
+TYPES = {"float": float, "str": str, "int": int, "bool": bool, "list": list, "dict": dict}
 
 
 def sample_problems(returns, where=""):

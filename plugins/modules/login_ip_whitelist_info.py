@@ -383,6 +383,47 @@ backlog:
           which cost the same; each event costs RV(backlog.notification_rules) plus these handler tasks.
       type: int
       sample: 3
+worker:
+  description:
+    - authentik's worker as the task API shows it (authentik 2025.8 and later), and what a login of this whitelist
+      costs it.
+  returned: always
+  type: dict
+  sample:
+    connected: 1
+    queue_wait: 0.0
+    bottleneck: false
+    handler_tasks_per_event: 6
+    webhook_tasks_per_login: 30
+  contains:
+    connected:
+      description:
+        - Number of worker processes that checked in within the last 45 seconds; 0 means no webhook is sent
+          (a problem). Null without a task API or with a token that may not read it.
+      type: int
+      sample: 1
+    queue_wait:
+      description:
+        - Seconds the oldest queued task that is due has waited for the worker (tasks waiting out a retry's backoff
+          do not count); a login made now waits about as long. Null without a task API.
+      type: float
+      sample: 0.0
+    bottleneck:
+      description:
+        - Whether logins wait for the worker (RV(worker.queue_wait) of 5 seconds or more); the C(bottleneck) note
+          says which authentik settings help.
+      type: bool
+      sample: false
+    handler_tasks_per_event:
+      description: Handler tasks every authentik event costs the worker (one per notification rule).
+      type: int
+      sample: 6
+    webhook_tasks_per_login:
+      description:
+        - The most webhook tasks one login of a listed user queues - every transport of the notification rule
+          of the user's group, one per user of the group, address slot and resource.
+      type: int
+      sample: 30
 group:
   description:
     - With O(users_from_group), the group's members against O(users); null without it.

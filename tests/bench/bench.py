@@ -27,7 +27,26 @@ the difference: ``--no-latency``, ``--no-default-rules``, ``--no-dispatch-wait``
 collection's wait for the event dispatches sees an empty queue), ``--cost actor=seconds``,
 ``--threads N``, ``--converge-only``. ``--resources R`` runs one whitelist over R resources (every
 user gets a rule and a transport on each; "whitelisted" is then every resource's rule list showing
-the address), e.g. ``--table --resources 3 25`` for the "25 users x 3 resources" row.
+the address), e.g. ``--table --resources 3 25`` for the "25 users x 3 resources" row. Each row also says
+what a login cost the worker (handler tasks per event: one per notification rule; transport tasks per login)
+and the spread of the login times (fastest-slowest). ``--logins N`` times N logins (``--login-seed`` picks
+which users log in).
+
+    python -m tests.bench.bench --table --seed-chain --resources 3 25
+
+first times the seed's manual chain of one user on the same profile (§18's floor: one Pangolin rule, one
+transport whose body is the event's address, one notification rule sending to the event's user with a policy
+matching the user's login; that rule the only one on the server, as it was measured), then each row's
+login p95 as a multiple of the chain's. ``--seed-chain`` alone prints that row and the same chain next to
+a fresh install's 3 default rules.
+
+What-ifs, for finding out what a layout or the server could gain: ``--users-per-rule N`` (or ``balanced``:
+as many rules as 10 a rule makes, the users spread evenly); ``--order listed|shuffled|own-first``, the order
+in which the matching rule's handler queues its transports; ``--cost own_transport=S`` /
+``--cost other_transport=S``, what a transport task costs when its user is / is not the one who logged in;
+``--threads N`` and ``--processes P`` (authentik's ``AUTHENTIK_WORKER__THREADS`` and
+``AUTHENTIK_WORKER__PROCESSES``: P x N tasks run side by side; the simulated worker does not model the
+cores they share). See ``vary_worker``.
 
     python -m tests.bench.bench --drains
 
@@ -37,6 +56,7 @@ measured times.
 
 import argparse
 import copy
+import hashlib
 import random
 import statistics
 import sys
@@ -114,6 +134,7 @@ def fmt(counts):
 def open_env(size, profile, dispatch_wait=True, resources=1):
     env = PlaybookEnv(users=size, **profile["authentik"])
     calibration.apply(env, profile)
+    vary_worker(env, **profile.get("variant", {}))
     # one whitelist over ``resources`` resources of the org: every user gets a rule and a transport on each,
     # the notification rules, policies and body mappings are shared
     env.resource_ids = [env.resource_id] + [
@@ -121,6 +142,11 @@ def open_env(size, profile, dispatch_wait=True, resources=1):
         for n in range(2, resources + 1)]
     env.bench_overrides = {} if resources == 1 else dict(
         jellyfin_whitelist_resources=[{"id": r} for r in env.resource_ids], jellyfin_whitelist_instance="bench")
+    per_rule = profile.get("users_per_rule")
+    if per_rule == "balanced":  # as few rules as 10 a rule makes, their users spread evenly
+        per_rule = -(-size // -(-size // 10)) if size else 10
+    if per_rule is not None:
+        env.bench_overrides["jellyfin_whitelist_users_per_rule"] = int(per_rule)
     env.rule_creates = []  # (seconds since the converge began, dispatches queued, all queued) at each rule POST
     env.converge_started = None
     handle = env.authentik.handle
@@ -137,6 +163,61 @@ def open_env(size, profile, dispatch_wait=True, resources=1):
 
     env.authentik.handle = watching
     return env
+
+
+def vary_worker(env, order="listed", own_transport=None, other_transport=None):
+    """What-ifs on authentik's worker, for finding out what a layout could gain (none is a setting of authentik):
+
+    * ``order``: the order in which a matching rule's handler queues its transports. ``listed``: as the rule's
+      ``transports`` were last sent (what the simulator does by default); ``shuffled``: a fixed arbitrary order per
+      rule (what ``trigger.transports.all()`` without an ordering leaves to the database); ``own-first``: the
+      transports of the user who logged in first (no authentik does this);
+    * ``own_transport`` / ``other_transport``: seconds a transport task costs when its user is / is not the one the
+      event is about (a body mapping that did no work for other users' logins), instead of the profile's cost.
+    """
+    sim = env.authentik
+    handler, transport = sim._actor_event_trigger_handler, sim._actor_notification_transport
+
+    def owner(transport_pk):
+        """The username in the transport's name (``<head>/<username>/<slot>[/resource-<id>]``)."""
+        parts = (sim.transports.get(transport_pk) or {}).get("name", "").split("/")
+        return parts[1] if len(parts) >= 3 else None
+
+    def ordered(message, event_uuid, rule_name):
+        with sim.lock:
+            rule = next((r for r in sim.rules.values() if r["name"] == rule_name), None)
+            event = sim._event(event_uuid)
+            if order == "listed" or rule is None or event is None:
+                return handler(message, event_uuid, rule_name)
+            listed = list(rule["transports"])
+            if order == "shuffled":
+                rule["transports"] = sorted(listed, key=lambda pk: hashlib.sha256(
+                    ("%s %s" % (rule["pk"], pk)).encode()).hexdigest())
+            else:
+                rule["transports"] = sorted(listed, key=lambda pk: owner(pk) != event.user.get("username"))
+            try:
+                return handler(message, event_uuid, rule_name)
+            finally:
+                rule["transports"] = listed
+
+    base = sim.task_costs["notification_transport"]
+    own = base if own_transport is None else own_transport
+    other = base if other_transport is None else other_transport
+    if own != base or other != base:
+        sim.task_costs["notification_transport"] = max(min(own, other), 0.001)  # the rest is slept below
+
+    def costed(message, transport_pk, event_uuid, user_pk, rule_pk):
+        with sim.lock:
+            mine = owner(transport_pk) == (sim.users.get(user_pk) or {}).get("username")
+        rest = (own if mine else other) - sim.task_costs["notification_transport"]
+        if rest > 0:
+            time.sleep(rest)
+        return transport(message, transport_pk, event_uuid, user_pk, rule_pk)
+
+    if order not in ("listed", "shuffled", "own-first"):
+        raise SystemExit("--order is listed, shuffled or own-first")
+    sim._actor_event_trigger_handler = ordered
+    sim._actor_notification_transport = costed
 
 
 def inventory(env, **overrides):
@@ -198,12 +279,46 @@ def timed_logins(env, profile, count=20, seed=7):
     return sorted(latencies)
 
 
-def table(sizes, profile, dispatch_wait=True, converge_only=False, logins_per_size=20, resources=1):
-    """The columns of §18's table, one row per size, plus what the converge queued."""
-    print("| users | converge from empty | requests | worker busy after it | no-op rerun | check mode "
-          "| remove everyone (one run) | login -> whitelisted median / p95 | converge tasks d/h/t "
-          "| first rule POST at (dispatches / all tasks queued) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+def p95_of(latencies):
+    return latencies[max(0, -(-len(latencies) * 95 // 100) - 1)]
+
+
+TABLE_HEADER = ("| users | converge from empty | requests | worker busy after it | no-op rerun | check mode "
+                "| remove everyone (one run) | login -> whitelisted median / p95 | converge tasks d/h/t "
+                "| first rule POST at (dispatches / all tasks queued) | handler tasks per event "
+                "| transports per login | login spread (min-max) | p95 / seed chain p95 |")
+
+
+def print_header():
+    print(TABLE_HEADER)
+    print("|---" * TABLE_HEADER.count(" | ") + "|---|")
+
+
+def login_cells(env, profile, count, seed, floor=None):
+    """Timed logins on an idle worker: the login columns of a row."""
+    found = {}
+
+    def work():
+        found["latencies"] = timed_logins(env, profile, count, seed)
+        return dict(modules=0, changed="-")
+
+    row = measure(env, "logins", work)
+    latencies = found["latencies"]
+    tasks = row["tasks"]
+    dispatches = max(1, tasks["event_trigger_dispatch"])
+    return latencies, dict(
+        login="%.2f / %.2f s" % (statistics.median(latencies), p95_of(latencies)),
+        handlers="%.1f" % (tasks["event_trigger_handler"] / float(dispatches)),
+        transports="%.1f" % (tasks["notification_transport"] / float(len(latencies))),
+        spread="%.2f-%.2f s" % (latencies[0], latencies[-1]),
+        ratio="%.2f" % (p95_of(latencies) / floor) if floor else "-")
+
+
+def table(sizes, profile, dispatch_wait=True, converge_only=False, logins_per_size=20, resources=1, floor=None,
+          seed=7, header=True, label_suffix=""):
+    """The columns of §18's table, one row per size, plus what the converge queued and what a login costs."""
+    if header:
+        print_header()
     for size in sizes:
         with open_env(size, profile, dispatch_wait, resources) as env:
             settle(env)
@@ -211,6 +326,7 @@ def table(sizes, profile, dispatch_wait=True, converge_only=False, logins_per_si
             converge = playbook(env, "converge")
             first = env.rule_creates[0] if env.rule_creates else (float("nan"), 0, 0)
             cells = ["%.1f s" % converge["seconds"], "%d" % requests_of(converge), "%.0f s" % converge["busy"]]
+            login = dict.fromkeys(("login", "handlers", "transports", "spread", "ratio"), "-")
             if converge_only:
                 cells += ["-"] * 4
             else:
@@ -218,24 +334,79 @@ def table(sizes, profile, dispatch_wait=True, converge_only=False, logins_per_si
                 cells.append("%.1f s, %d requests, %d writes" % (noop["seconds"], requests_of(noop), noop["writes"]))
                 check = playbook(env, "check", check=True)
                 cells.append("%.1f s" % check["seconds"])
-                found = {}
-
-                def work():
-                    found["latencies"] = timed_logins(env, profile, logins_per_size)
-                    return dict(modules=0, changed="-")
-
-                measure(env, "logins", work)
-                latencies = found["latencies"]
-                p95 = latencies[max(0, -(-len(latencies) * 95 // 100) - 1)]
+                _latencies, login = login_cells(env, profile, logins_per_size, seed, floor)
                 remove = playbook(env, "remove", inventory=removal(env))
                 cells.append("%.1f s" % remove["seconds"])
-                cells.append("%.2f / %.2f s" % (statistics.median(latencies), p95))
+                cells.append(login["login"])
             tasks = converge["tasks"]
             cells.append("%d/%d/%d" % (tasks["event_trigger_dispatch"], tasks["event_trigger_handler"],
                                        tasks["notification_transport"]))
             cells.append("%.1f s (%d / %d)" % first)
+            cells += [login["handlers"], login["transports"], login["spread"], login["ratio"]]
             label = "%d" % size if resources == 1 else "%d × %d resources" % (size, resources)
-            print("| %s | %s |" % (label, " | ".join(cells)), flush=True)
+            print("| %s%s | %s |" % (label, label_suffix, " | ".join(cells)), flush=True)
+
+
+def seed_chain(profile, logins=20, seed=7, default_rules=False, header=True, floor=None):
+    """The seed's manual chain for one user, on the profile's servers: one Pangolin rule, one webhook transport
+    whose body is the address of the event that made authentik send it, one notification rule sending to the
+    event's user, with an expression policy matching the user's login bound to it. §18's floor was measured with
+    that rule the only notification rule on the server (``default_rules`` False); with ``default_rules`` a fresh
+    install's 3 rules are there too. Built through the simulators' APIs; returns the p95."""
+    import requests
+
+    from tests.playbook_env import COLLECTIONS, REPO
+    for path in (str(REPO), str(COLLECTIONS)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.render import (
+        login_policy_expression,
+    )
+    from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.body import (
+        event_body_expression,
+    )
+    from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.urls import rule_url
+    from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.webhook_key import (
+        headers_mapping_expression,
+    )
+    from tests.playbook_env import AUTHENTIK_TOKEN
+
+    profile = copy.deepcopy(profile)
+    profile["authentik"]["default_rules"] = default_rules
+    if header:
+        print_header()
+    with open_env(1, profile) as env:
+        session = requests.Session()
+        session.headers["Authorization"] = "Bearer " + AUTHENTIK_TOKEN
+        base = env.authentik.base_url + "/api/v3"
+
+        def post(path, body):
+            resp = session.post(base + path, json=body, timeout=60)
+            resp.raise_for_status()
+            return resp.json()
+
+        username = env.usernames[0]
+        user_pk = env.authentik.user_by_username(username)["pk"]
+        priority = 100
+        rule_id = env.pangolin.add_rule(env.resource_id, "ACCEPT", "IP", "0.0.0.0", priority)
+        headers = post("/propertymappings/notification/", {"name": "seed/headers",
+                                                           "expression": headers_mapping_expression(env.webhook_key)})
+        body = post("/propertymappings/notification/", {"name": "seed/body",
+                                                        "expression": event_body_expression(priority)})
+        transport = post("/events/transports/", {
+            "name": "seed/transport", "mode": "webhook", "send_once": True,
+            "webhook_url": rule_url(env.pangolin.base_url, env.resource_id, rule_id),
+            "webhook_mapping_body": body["pk"], "webhook_mapping_headers": headers["pk"]})
+        policy = post("/policies/expression/", {"name": "seed/login", "expression": login_policy_expression(user_pk)})
+        rule = post("/events/rules/", {"name": "seed/login", "destination_event_user": True, "severity": "notice",
+                                       "transports": [transport["pk"]]})
+        post("/policies/bindings/", {"policy": policy["pk"], "target": rule["pk"], "order": 0})
+        latencies, login = login_cells(env, profile, logins, seed, floor)
+        label = "1 (seed chain%s)" % (", with the 3 default rules" if default_rules else ", its rule the only one")
+        cells = ["-"] * 6 + [login["login"], "-", "-", login["handlers"], login["transports"], login["spread"],
+                             login["ratio"] if floor else "1.00"]
+        print("| %s | %s |" % (label, " | ".join(cells)), flush=True)
+        return p95_of(latencies)
 
 
 def drains(profile):
@@ -306,11 +477,22 @@ def profile_from(args):
         profile["authentik"]["task_cost_per_queued"] = args.per_queued
     if args.threads:
         profile["authentik"]["worker_threads"] = args.threads
+    if args.processes:  # each process runs its own threads: processes x threads tasks side by side
+        profile["authentik"]["worker_threads"] = args.processes * profile["authentik"]["worker_threads"]
+    variant = profile.setdefault("variant", {})
     for item in args.cost:
         actor, value = item.split("=")
+        if actor in ("own_transport", "other_transport"):
+            variant[actor] = float(value)
+            continue
         profile["authentik"]["task_costs"]["event_trigger_" + actor if actor in ("dispatch", "handler")
                                           else "notification_transport" if actor == "transport" else actor] = \
             float(value)
+    if args.order:
+        variant["order"] = args.order
+    if args.users_per_rule:
+        profile["users_per_rule"] = args.users_per_rule if args.users_per_rule == "balanced" \
+            else int(args.users_per_rule)
     return profile
 
 
@@ -331,14 +513,30 @@ if __name__ == "__main__":
     parser.add_argument("--logins", type=int, default=20)
     parser.add_argument("--resources", type=int, default=1,
                         help="one whitelist over this many resources (a rule and a transport per user on each)")
-    parser.add_argument("--cost", action="append", default=[], help="dispatch|handler|transport=seconds")
+    parser.add_argument("--cost", action="append", default=[],
+                        help="dispatch|handler|transport|own_transport|other_transport=seconds")
+    parser.add_argument("--processes", type=int, help="worker processes, each with the profile's (or --threads) "
+                                                      "threads")
+    parser.add_argument("--seed-chain", action="store_true",
+                        help="with --table: first a row for the seed's manual chain of one user, then the ratio of "
+                             "each row's p95 to its p95; alone: only that row (and the one with the 3 default rules)")
+    parser.add_argument("--users-per-rule", help="users per notification rule (the inventory's), or 'balanced': "
+                                                 "as many rules as 10 a rule makes, users spread evenly")
+    parser.add_argument("--order", help="listed (default), shuffled or own-first: see vary_worker")
+    parser.add_argument("--login-seed", type=int, default=7, help="seed of the timed logins' choice of users")
     args = parser.parse_args()
     chosen = profile_from(args)
     print("profile: %s" % chosen, flush=True)
     if args.drains:
         drains(chosen)
-    elif args.table:
-        table(args.sizes or [10, 25, 50, 100], chosen, not args.no_dispatch_wait, args.converge_only, args.logins,
-              args.resources)
+    elif args.table or args.seed_chain:
+        floor = None
+        if args.seed_chain:
+            floor = seed_chain(chosen, args.logins, args.login_seed)
+            if not args.table:
+                seed_chain(chosen, args.logins, args.login_seed, default_rules=True, header=False, floor=floor)
+        if args.table:
+            table(args.sizes or [10, 25, 50, 100], chosen, not args.no_dispatch_wait, args.converge_only, args.logins,
+                  args.resources, floor=floor, seed=args.login_seed, header=not args.seed_chain)
     else:
         main(args.sizes or [5, 25, 100], chosen, args.resources)

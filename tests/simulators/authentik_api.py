@@ -225,6 +225,13 @@ class AuthentikApi:
         m = re.match(r"^([a-z_]+/[a-z_]+)(?:/([^/]+))?(?:/([a-z_]+))?$", rest)
         if m and m.group(1) == "tasks/tasks" and self.vt >= (2025, 8):  # Dramatiq era only (§10.7)
             return self._tasks_api(req, self._authenticate(req), m.group(2), m.group(3))
+        if m and m.group(1) == "tasks/workers" and not m.group(2) and self.vt >= (2025, 8):
+            token = self._authenticate(req)
+            if req.method != "GET":
+                raise ApiError(405, {"detail": 'Method "%s" not allowed.' % req.method})
+            if not token["superuser"]:  # HasPermission("authentik_rbac.view_system_info")
+                raise ApiError(403, {"detail": NO_PERMISSION})
+            return Response(200, self.workers())  # a plain list, not the paginated shape
         if m and m.group(1) == "core/authenticated_sessions":
             return self._sessions_api(req, self._authenticate(req), m.group(2), m.group(3))
         if not m or (m.group(1) not in KINDS and m.group(1) not in READ_ONLY):

@@ -361,6 +361,10 @@ class AuthentikStore:
             self._messages = []  # the broker's queue, oldest first
             self._running = 0
             self._paused = set()  # actors the worker leaves alone
+            # the worker processes that check in (WorkerStatus rows seen within 45 s, ``/tasks/workers/``);
+            # ``worker_down()`` empties it, a version given here is one the worker runs apart from the server
+            self.worker_processes, self.worker_version = 1, None
+            self._worker_down = False
             self.reset_counts()  # the worker's counts: messages sent per actor, refused deletes
             self._next_user = ADMIN_PK
             self.add_user("akadmin", name="authentik Default Admin", email="root@example.com")

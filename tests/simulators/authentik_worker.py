@@ -63,7 +63,8 @@ and logs follow ``TaskLogMiddleware`` and the Postgres broker:
   queued handler of a deleted rule never runs;
 * not modelled: ``system_task_exception`` events (both exceptions above subclass
   ``SentryIgnoredException``, which the middleware skips, so the real worker records none
-  for them either), email ``send_mail`` tasks, worker rows. At most ``task_limit`` rows
+  for them either), email ``send_mail`` tasks. Worker status rows: ``worker_processes`` rows that check
+  in, none after ``worker_down()``. At most ``task_limit`` rows
   are kept (finished ones are purged oldest first, like the broker's expiry).
 """
 
@@ -272,6 +273,35 @@ class AuthentikWorker:
             self._paused = set()
             self._work.notify_all()
         self._drain()
+
+    def worker_down(self):
+        """A stopped worker container: nothing runs, and no worker checks in (``/tasks/workers/`` is empty)."""
+        self.pause_worker()
+        with self.lock:
+            self._worker_down = True
+
+    def worker_up(self):
+        """The worker container started again. Call WITHOUT holding the lock."""
+        with self.lock:
+            self._worker_down = False
+        self.resume_worker()
+
+    def workers(self):
+        """``WorkerView``: one row per worker process that checked in within 45 s."""
+        with self.lock:
+            if self._worker_down:
+                return []
+            version = self.worker_version or self.version
+            return [{"worker_id": "%d@authentik-worker" % (index + 1), "version": version,
+                     "version_matching": version == self.version} for index in range(self.worker_processes)]
+
+    def age_queue(self, seconds):
+        """Time passing for the queue, on a simulated clock: every queued task row was queued ``seconds``
+        earlier (its ``mtime``), as a worker that fell behind leaves it."""
+        with self.lock:
+            for task in self.tasks.values():
+                if task["state"] == "queued":
+                    task["mtime"] -= timedelta(seconds=seconds)
 
     @property
     def worker_paused(self):

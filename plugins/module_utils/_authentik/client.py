@@ -203,6 +203,19 @@ class AuthentikClient(ApiClient):
                 return None  # no task API, or a token that may not see tasks
             raise
 
+    def workers(self):
+        """The workers that checked in within the last 45 s (``[{worker_id, version, version_matching}]``), or
+        None where the server has no such list (before 2025.8) or the token may not read it."""
+        if not self.at_least(TASK_API_SINCE):
+            return None
+        try:
+            found = self.get("/tasks/workers/", "worker list")
+        except ApiError as exc:
+            if exc.status in (403, 404):
+                return None
+            raise
+        return found if isinstance(found, list) else None
+
     def find_by(self, path, what, field, value, extra=None):
         """The one object whose ``field`` equals ``value``, or None.
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.client import ApiError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.client import parse_time
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._checks.findings import (
     PROXY_SETTING,
     RERUN,
@@ -81,8 +82,11 @@ class WhitelistDoctor(object):
                                        "ordering": "-mtime"})
         self.task_api = failed is not None
         self.failed_tasks = failed[0] if failed else []
-        queued = self.authentik.tasks({"state": "queued"}, page_size=1)
+        # oldest first: how long the head of the queue has waited is how long a login waits now
+        queued = self.authentik.tasks({"state": "queued", "ordering": "mtime"}, page_size=100)
         self.queued = queued[1] if queued else None
+        self.queue_wait = queue_wait(queued[0], self.now) if queued else None
+        self.workers = self.authentik.workers()
         self.rules_ours, self.rules_others = self._rule_counts()
         placeholder = ("IP", self.settings.placeholder)
         held = set((r["match"], r["value"]) for username in self.own.usernames()
@@ -96,6 +100,13 @@ class WhitelistDoctor(object):
         per event. Which are this whitelist's is what ownership resolved."""
         ours = len(self.own.notification_rules())
         return ours, len(self.snap.notification_rules) - ours
+
+    def _login_cost(self):
+        """(handler tasks per event, the most webhook tasks one login of a listed user queues): a login matches
+        the notification rule of its user's group, which sends every transport it has."""
+        handlers = self.rules_ours + self.rules_others
+        transports = [len(g.rule.get("transports") or []) for g in self.own.groups.values() if g.rule]
+        return handlers, max(transports or [0])
 
     def _group_members(self):
         """With users_from_group, the group's side of the listed users (``Whitelist.listed_users`` made them):
@@ -125,6 +136,7 @@ class WhitelistDoctor(object):
         self._check_playbook_key(report)
         self._check_proxy(report)
         self._check_backlog(report)
+        self._check_worker(report)
         if not self.usage.available:
             report.note("request_log", "the doctor cannot tell when each address last let a request through: %s"
                         % self.usage.problem)
@@ -144,6 +156,7 @@ class WhitelistDoctor(object):
                     instance=self.dep.instance, apply_rules=self.snap.resource(self.dep.primary).applies_rules,
                     backlog=dict(available=self.task_api, queued=self.queued, notification_rules=self.rules_ours,
                                  other_notification_rules=self.rules_others),
+                    worker=self._worker_summary(),
                     request_log=dict(available=self.usage.available, retention_days=self.usage.retention,
                                      window=self.usage.window, problem=self.usage.problem),
                     playbook_key=self.playbook_key,
@@ -333,6 +346,55 @@ class WhitelistDoctor(object):
             "this whitelist, %d others in authentik), so logins wait behind the queue and the whitelist lags until "
             "it drains" % (self.queued, self.rules_ours, self.rules_others),
             "wait for the queue to drain (authentik admin: System > Tasks), or give the worker more CPU")
+
+    def _worker_summary(self):
+        handlers, transports = self._login_cost()
+        return dict(connected=None if self.workers is None else len(self.workers),
+                    queue_wait=None if self.queue_wait is None else round(self.queue_wait, 1),
+                    bottleneck=self.queue_wait is not None and self.queue_wait >= BOTTLENECK_WAIT,
+                    handler_tasks_per_event=handlers, webhook_tasks_per_login=transports)
+
+    def _check_worker(self, report):
+        """Whether authentik's worker runs at all, and whether it is what logins wait for (where the API says:
+        2025.8+)."""
+        if self.workers == []:
+            report.problem("worker", "no authentik worker has checked in for 45 s, so authentik sends no webhook "
+                           "and no login is whitelisted", WORKER_DOWN_FIX)
+            return
+        other = sorted(w.get("worker_id") for w in self.workers or [] if w.get("version_matching") is False)
+        if other:
+            report.note("worker_version", "authentik's worker %s runs another version than the server"
+                        % ", ".join(other), "run the worker and the server from the same authentik version")
+        if self.queue_wait is None or self.queue_wait < BOTTLENECK_WAIT:
+            return
+        handlers, transports = self._login_cost()
+        report.note(
+            "bottleneck",
+            "authentik's worker is the bottleneck: the oldest task due among the %d queued has waited %d s to "
+            "start, so a login now waits about as long before its webhook is sent. Each event costs the worker "
+            "%d handler tasks and a login of this whitelist up to %d webhook tasks, run 2 at a time by a default "
+            "worker (1 process, 2 threads)" % (self.queued, self.queue_wait, handlers, transports),
+            WORKER_FIX)
+
+
+# The oldest due task waiting this long (seconds) means logins wait for the worker, not for anything else: an idle
+# worker starts a login's first task well within a second.
+BOTTLENECK_WAIT = 5
+WORKER_FIX = ("raise AUTHENTIK_WORKER__THREADS (default 2) or AUTHENTIK_WORKER__PROCESSES (default 1) on authentik's "
+              "worker and restart it, give it more CPU, or wait for the queue to drain (authentik admin: System > "
+              "Tasks)")
+WORKER_DOWN_FIX = "start authentik's worker (its container runs 'ak worker') and read its log"
+
+
+def queue_wait(oldest_first, now):
+    """Seconds the oldest queued task that is due has waited (0 when none is): a task waiting out a retry's
+    backoff (``eta`` ahead) is not waiting for the worker."""
+    for row in oldest_first:
+        queued_at, eta = parse_time(row.get("mtime")), parse_time(row.get("eta"))
+        if queued_at is None or (eta is not None and eta > now):
+            continue
+        return max(0.0, (now - max(queued_at, eta or queued_at)).total_seconds())
+    return 0.0
 
 
 def verdict(problems, users):
