@@ -74,6 +74,8 @@ AUTHENTIK_CALLS = [
     ("GET", "/events/events/", PAGE + ("action", "actions", "username", "ordering")),
     ("GET", "/tasks/tasks/", PAGE + ("aggregated_status", "rel_obj_content_type__app_label",
                                      "rel_obj_content_type__model", "ordering", "state", "actor_name")),
+    # the doctor: which worker processes checked in (a plain list)
+    ("GET", "/tasks/workers/", ()),
     # follow_sessions reads every session; a revocation ends the user's own
     ("GET", "/core/authenticated_sessions/", PAGE + ("user__username",)),
     ("DELETE", "/core/authenticated_sessions/{}/", ()),
