@@ -370,10 +370,28 @@ def test_tasks_api_absent_before_dramatiq():
         sim.add_token(TOKEN)
         api = Api(sim)
         sim.create_event("login", user="akadmin")
-        for path in ("/tasks/tasks/", "/tasks/tasks/status/"):
+        for path in ("/tasks/tasks/", "/tasks/tasks/status/", "/tasks/workers/"):
             resp = api("GET", path)
             assert resp.status_code == 404 and "text/html" in resp.headers["content-type"]
         assert sim.tasks == {}
+
+
+def test_workers_lists_the_processes_that_checked_in(sim, api):
+    """``WorkerView``: a plain list of the worker processes seen within 45 s, for a token that may view system
+    info; a stopped worker is in no row."""
+    assert api.ok("GET", "/tasks/workers/") == [
+        {"worker_id": "1@authentik-worker", "version": sim.version, "version_matching": True}]
+    sim.worker_processes, sim.worker_version = 2, "2026.2.2"
+    rows = api.ok("GET", "/tasks/workers/")
+    assert [r["worker_id"] for r in rows] == ["1@authentik-worker", "2@authentik-worker"]
+    assert all(r["version"] == "2026.2.2" and r["version_matching"] is False for r in rows)
+    sim.worker_down()
+    assert api.ok("GET", "/tasks/workers/") == []
+    sim.worker_up()
+    assert len(api.ok("GET", "/tasks/workers/")) == 2
+    assert api("POST", "/tasks/workers/").status_code == 405
+    sim.add_token("plain-user-token", superuser=False)
+    assert api("GET", "/tasks/workers/", token="plain-user-token").status_code == 403
 
 
 def test_events_filters_and_ordering(sim, api):
