@@ -453,8 +453,8 @@ def drains(profile):
             if not sim.wait_idle(1800):
                 raise SystemExit("the worker did not drain")
             took = time.time() - start
-            print("| %s | %d | %d | %.1f s | %.1f s |" % (label, tasks, sim.enqueued["event_trigger_handler"], seconds,
-                                                        took), flush=True)
+            print("| %s | %d | %d | %.1f s | %.1f s |"
+                  % (label, tasks, sim.enqueued["event_trigger_handler"], seconds, took), flush=True)
 
 
 def profile_from(args):
@@ -485,9 +485,9 @@ def profile_from(args):
         if actor in ("own_transport", "other_transport"):
             variant[actor] = float(value)
             continue
-        profile["authentik"]["task_costs"]["event_trigger_" + actor if actor in ("dispatch", "handler")
-                                          else "notification_transport" if actor == "transport" else actor] = \
-            float(value)
+        name = ("event_trigger_" + actor if actor in ("dispatch", "handler")
+                else "notification_transport" if actor == "transport" else actor)
+        profile["authentik"]["task_costs"][name] = float(value)
     if args.order:
         variant["order"] = args.order
     if args.users_per_rule:

@@ -57,6 +57,10 @@ message queued when it starts):
   38.5 s, 314 requests, 110 writes to authentik, and the worker idle 2-3 s after it (the 10 s wait
   absorbs that backlog); login -> whitelisted on all three 2.35 / 4.0 s (the matching rule has 30
   transports).
+* the seed's manual chain for one user (``bench.py --seed-chain``, not fitted beyond the floor above):
+  1.14 / 1.14 s median / p95 against §18's 1.11 / 1.16 s; with a fresh install's 3 default rules
+  beside it 1.24 s. A household row's p95 divided by the chain's is the bench's "p95 / seed chain p95"
+  column (25 users 1.80, where §18's real servers give 2.05 / 1.16 = 1.77).
 """
 
 from tests.bench.layouts import COSTS
