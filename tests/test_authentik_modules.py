@@ -252,6 +252,8 @@ def test_mapping_rule_body_template(env):
 @pytest.mark.parametrize("args,fragments", [
     (dict(priority=100, placeholder="not-an-ip"), ["placeholder", "not-an-ip"]),
     (dict(priority=100, placeholder="10.0.0.0/8"), ["placeholder"]),
+    # an ACCEPT rule holding an address a client connects from lets it in (a DROP rule may: see above)
+    (dict(priority=100, placeholder="192.0.2.1"), ["placeholder", "'192.0.2.1'", "connect from"]),
     (dict(priority=2 ** 40), ["priority", "out of range"]),
     (dict(priority="high"), ["priority"]),
     (dict(), ["priority is required"]),

@@ -80,6 +80,8 @@ options:
   placeholder:
     description:
       - Value of a rule that lets nobody in (before the first login, after an expiry); an address no client has.
+      - With O(action=ACCEPT), an address no connection comes from (unspecified, V(255.255.255.255) or multicast);
+        any other fails before anything is written, since every rule holding it would let that address in.
     type: str
     default: 0.0.0.0
   action:

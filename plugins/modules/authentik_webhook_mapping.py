@@ -173,7 +173,8 @@ def desired_expression(params):
         if params["priority"] is None:
             raise InputError("priority is required with template pangolin_rule_body")
         validate_rule(dict(priority=params["priority"], action=params["action"], match="IP", value=PLACEHOLDER))
-        return event_body_expression(params["priority"], params["action"], check_placeholder(params["placeholder"]),
+        placeholder = check_placeholder(params["placeholder"], params["action"])
+        return event_body_expression(params["priority"], params["action"], placeholder,
                                      private_networks=check_private_networks(params["private_networks"]))
     if params["expression"] is None:
         raise InputError("expression (or template) is required when state is present")

@@ -232,12 +232,24 @@ def check_webhook_key(params):
     return key
 
 
-def check_placeholder(value):
-    """The value a rule holds while it lets nobody in: an IP address Pangolin takes."""
+def check_placeholder(value, action="ACCEPT"):
+    """The value a rule holds while it lets nobody in: an IP address Pangolin takes and, for a rule that lets
+    in what it holds (ACCEPT), one no connection comes from, or every user's rule would let that address in."""
     error = rule_value_error("IP", value)
     if error:
         raise InputError("placeholder %r %s" % (value, error))
+    if action == "ACCEPT" and not never_a_source(value):
+        raise InputError("placeholder %r is an address a client can connect from, so every rule holding it would "
+                         "let that address in; use 0.0.0.0, ::, 255.255.255.255 or a multicast address" % (value,))
     return value
+
+
+def never_a_source(value):
+    """Whether no TCP connection can come from the address: unspecified, the IPv4 limited broadcast, multicast
+    (an IPv4-mapped form counts as its IPv4 address)."""
+    address = ipaddress.ip_address(value)
+    address = getattr(address, "ipv4_mapped", None) or address
+    return address.is_unspecified or address.is_multicast or address == ipaddress.IPv4Address("255.255.255.255")
 
 
 def check_private_networks(networks):
@@ -257,7 +269,7 @@ def whitelist_inputs(params):
     name_prefix = check_name(params["name_prefix"], "name_prefix")
     if get("instance") is not None:
         check_instance(get("instance"))
-    check_placeholder(params["placeholder"])
+    check_placeholder(params["placeholder"], params["action"])
     start, end = get("priority_start", 100), get("priority_end", 999)
     for option, value in (("priority_start", start), ("priority_end", end)):
         check_int(value, option, PRIORITY_MIN, PRIORITY_MAX)
