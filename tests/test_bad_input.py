@@ -370,6 +370,36 @@ def test_role_refuses_bad_inventory_before_any_write(overrides, task, fragments)
         assert env.writes() == []
 
 
+@pytest.mark.parametrize("overrides,fragments", [
+    (dict(jellyfin_whitelist_placeholder="192.0.2.1"), ["placeholder '192.0.2.1'", "connect from"]),
+    (dict(jellyfin_whitelist_webhook_url="http://pan_golin:3003"), ["webhook_url", "pan_golin"]),
+    (dict(jellyfin_whitelist_priority_start=900, jellyfin_whitelist_priority_end=100),
+     ["priority_start 900", "priority_end 100"]),
+], ids=["placeholder", "webhook-url", "priority-range"])
+def test_role_refuses_a_bad_whitelist_setting_before_the_users_step_writes(overrides, fragments):
+    """The users step runs first and would create the new user: the whitelist's settings are checked before it,
+    with the module's own checks, in a dry run as in a run."""
+    with PlaybookEnv(users=1) as env:
+        newcomer = {"username": "newcomer", "name": "New Comer"}
+        inventory = env.inventory(users=[{"username": "user000"}, {"username": "newcomer"}],
+                                  jellyfin_whitelist_authentik_users=[newcomer], **overrides)
+        for check in (True, False):
+            rc, parsed, out, err = env.run(inventory=inventory, check=check)
+            assert rc != 0
+            task, failed = env.failure(parsed)
+            assert task.endswith("Check the whitelist's settings before anything is written"), (task, out[-2000:])
+            for fragment in fragments:
+                assert fragment in failed["msg"], (fragment, failed["msg"])
+            assert "\n" not in failed["msg"].strip() and "Traceback" not in out + err
+            assert env.writes() == [] and env.authentik.user_by_username("newcomer") is None
+        # the same inventory without the bad setting: the users step does create the user
+        good = env.inventory(users=[{"username": "user000"}, {"username": "newcomer"}],
+                             jellyfin_whitelist_authentik_users=[newcomer])
+        rc, parsed, out, _err = env.run(inventory=good)
+        assert rc == 0, out[-3000:]
+        assert env.authentik.user_by_username("newcomer") is not None
+
+
 def test_role_refuses_duplicate_priorities_without_writing():
     """The role checks the whole user list before its first write, even on a fresh setup."""
     with PlaybookEnv(users=2) as env:
