@@ -28,7 +28,9 @@ description:
     come from one private or proxy address (an untrusted reverse proxy in front of authentik, fixed with
     C(AUTHENTIK_LISTEN__TRUSTED_PROXY_CIDRS)); the backlog of authentik's worker (2025.8 and later), with this
     whitelist's notification rules counted apart from authentik's others (its default rules, other whitelists);
-    objects left behind by absent or unlisted users and chains of collection version 0.2.
+    whether a worker process checked in (none is a problem) and whether logins wait for the worker (a
+    C(bottleneck) note when the oldest due task has waited 5 seconds or more); objects left behind by absent or
+    unlisted users and chains of collection version 0.2.
   - With O(users_from_group) - each member the whitelist has no rules for yet (a problem of that user, until
     M(homelab.pangolin_authentik.login_ip_whitelist) runs again), and, as notes, where the group and O(users)
     disagree - entries of O(users), not V(absent), for users who are not active members of the group, and members

@@ -6,9 +6,10 @@
 The doctor reads what the whitelist reads (the same snapshot and ownership,
 each list once) plus what authentik recorded: each user's newest ``login``
 event, recent logins of everyone (an untrusted proxy shows as one private
-address for all users), mapping and policy exceptions, failed webhook tasks and
-the worker's queue. It writes nothing. Each finding says what is wrong and what
-to do, in plain words; ``doctor_chain.py`` looks at each listed user.
+address for all users), mapping and policy exceptions, failed webhook tasks,
+the worker's queue and the worker processes that checked in. It writes
+nothing. Each finding says what is wrong and what to do, in plain words;
+``chain.py`` looks at each listed user.
 
 The worker's load counts this whitelist's notification rules apart from
 authentik's others (its defaults, other deployments): which are this
