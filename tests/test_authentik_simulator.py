@@ -392,6 +392,17 @@ def test_workers_lists_the_processes_that_checked_in(sim, api):
     assert api("POST", "/tasks/workers/").status_code == 405
     sim.add_token("plain-user-token", superuser=False)
     assert api("GET", "/tasks/workers/", token="plain-user-token").status_code == 403
+    assert api("GET", "/tasks/workers").status_code == 404  # APPEND_SLASH = False
+
+
+def test_workers_is_routed_without_the_slash_before_2026_5():
+    """2026.2's API schema has ``/tasks/workers``, the one path without a trailing slash; 2026.5's adds it."""
+    with AuthentikSimulator(version="2026.2.2") as sim:
+        sim.add_token(TOKEN)
+        api = Api(sim)
+        assert [r["worker_id"] for r in api.ok("GET", "/tasks/workers")] == ["1@authentik-worker"]
+        resp = api("GET", "/tasks/workers/")
+        assert resp.status_code == 404 and "text/html" in resp.headers["content-type"]
 
 
 def test_events_filters_and_ordering(sim, api):

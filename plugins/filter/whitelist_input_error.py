@@ -49,12 +49,25 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.common.parameters import remove_values
 
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._authentik.client import (
+    authentik_argument_spec,
+)
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.inputs import InputError
+from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._pangolin.client import (
+    pangolin_argument_spec,
+)
 from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._whitelist.options import (
     whitelist_argument_spec,
     whitelist_inputs,
 )
+
+# The servers may be given where this filter cannot see them (a play's module_defaults for the collection's
+# action groups, a play's environment): the module insists on them, this check only on what it is given.
+CONNECTION = frozenset(pangolin_argument_spec()) | frozenset(authentik_argument_spec())
+# Stands in for an unseen pangolin_url, which only serves as the webhook URL's default.
+UNSEEN_URL = "https://pangolin.invalid"
 
 
 def whitelist_input_error(options, module="site"):
@@ -63,13 +76,18 @@ def whitelist_input_error(options, module="site"):
     if module not in ("site", "doctor", "expire"):
         raise AnsibleFilterError("whitelist_input_error: module must be site, doctor or expire")
     spec, rules = whitelist_argument_spec(module)
+    spec = dict((name, dict(option, required=False) if name in CONNECTION else option) for name, option in spec.items())
     result = ArgumentSpecValidator(spec, **rules).validate(dict(options))
+    params = dict(result.validated_parameters)
+    # as the module's fail_json would: no key or token in what is said
+    secrets = set(str(params[name]) for name, option in spec.items() if option.get("no_log") and params.get(name))
     if result.error_messages:
-        return result.error_messages[0]
+        return remove_values(result.error_messages[0], secrets)
+    params["pangolin_url"] = params.get("pangolin_url") or UNSEEN_URL
     try:
-        whitelist_inputs(result.validated_parameters)
+        whitelist_inputs(params)
     except InputError as exc:
-        return str(exc)
+        return remove_values(str(exc), secrets)
     return ""
 
 

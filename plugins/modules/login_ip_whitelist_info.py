@@ -401,13 +401,15 @@ worker:
     connected:
       description:
         - Number of worker processes that checked in within the last 45 seconds; 0 means no webhook is sent
-          (a problem). Null without a task API or with a token that may not read it.
+          (a problem). Null before authentik 2025.8, or with a token that may not list the workers (a
+          C(worker_list) note).
       type: int
       sample: 1
     queue_wait:
       description:
         - Seconds the oldest queued task that is due has waited for the worker (tasks waiting out a retry's backoff
-          do not count); a login made now waits about as long. Null without a task API.
+          do not count); a login made now waits about as long. Null without a task API (before 2025.8, or a token
+          that may not read tasks).
       type: float
       sample: 0.0
     bottleneck:

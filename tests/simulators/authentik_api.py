@@ -214,6 +214,8 @@ class AuthentikApi:
             return self._sim_worker(req)
         if path == "/_sim/logout/" and req.method == "POST":
             return self._sim_logout(req)
+        if path.rstrip("/") == "/api/v3/tasks/workers" and (path.endswith("/") == (self.vt >= (2026, 5))):
+            return self._workers_api(req)  # routed without the trailing slash until 2026.2 (its API schema)
         if not path.startswith("/api/v3/") or not path.endswith("/"):
             raise ApiError(404, HTML_404, "text/html")  # APPEND_SLASH = False (§1)
         rest = path[len("/api/v3/"):-1]
@@ -225,13 +227,6 @@ class AuthentikApi:
         m = re.match(r"^([a-z_]+/[a-z_]+)(?:/([^/]+))?(?:/([a-z_]+))?$", rest)
         if m and m.group(1) == "tasks/tasks" and self.vt >= (2025, 8):  # Dramatiq era only (§10.7)
             return self._tasks_api(req, self._authenticate(req), m.group(2), m.group(3))
-        if m and m.group(1) == "tasks/workers" and not m.group(2) and self.vt >= (2025, 8):
-            token = self._authenticate(req)
-            if req.method != "GET":
-                raise ApiError(405, {"detail": 'Method "%s" not allowed.' % req.method})
-            if not token["superuser"]:  # HasPermission("authentik_rbac.view_system_info")
-                raise ApiError(403, {"detail": NO_PERMISSION})
-            return Response(200, self.workers())  # a plain list, not the paginated shape
         if m and m.group(1) == "core/authenticated_sessions":
             return self._sessions_api(req, self._authenticate(req), m.group(2), m.group(3))
         if not m or (m.group(1) not in KINDS and m.group(1) not in READ_ONLY):
@@ -411,6 +406,17 @@ class AuthentikApi:
                 "expires": iso(sess["expires"])}
 
     # -- worker tasks (>= 2025.8) ------------------------------------------------
+    def _workers_api(self, req):
+        """``WorkerView`` (>= 2025.8): the worker processes that checked in, a plain list, not the paginated shape."""
+        if self.vt < (2025, 8):
+            raise ApiError(404, HTML_404, "text/html")  # the Celery era's count is /admin/workers/
+        token = self._authenticate(req)
+        if req.method != "GET":
+            raise ApiError(405, {"detail": 'Method "%s" not allowed.' % req.method})
+        if not token["superuser"] or "authentik_rbac.view_system_info" in token.get("without", ()):
+            raise ApiError(403, {"detail": NO_PERMISSION})  # HasPermission("authentik_rbac.view_system_info")
+        return Response(200, self.workers())
+
     def _tasks_api(self, req, token, pk, action):
         """``TaskViewSet``: list, retrieve and the ``status`` list action; read-only."""
         if action:

@@ -406,9 +406,11 @@ class AuthentikStore:
         return parse_version(self.version)
 
     # -- seeding -----------------------------------------------------------
-    def add_token(self, key, superuser=True):
+    def add_token(self, key, superuser=True, without=()):
+        """An API token; ``without`` names permissions its user lacks although a superuser (for the checks that
+        ask for one, such as ``authentik_rbac.view_system_info``)."""
         with self.lock:
-            self.tokens[key] = {"superuser": superuser}
+            self.tokens[key] = {"superuser": superuser, "without": frozenset(without)}
         return key
 
     def add_user(self, username, name="", email="", password=None, groups=(), is_active=True):

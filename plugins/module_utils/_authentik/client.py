@@ -26,6 +26,7 @@ from ansible_collections.homelab.pangolin_authentik.plugins.module_utils._http.c
 HEADERS_MAPPING_SINCE = (2025, 4)
 DESTINATION_RENAME_SINCE = (2025, 8)
 TASK_API_SINCE = (2025, 8)  # the Dramatiq worker and its /tasks/ API
+WORKERS_SLASH_SINCE = (2026, 5)  # /tasks/workers/ (before: /tasks/workers, the one path without the slash)
 SESSIONS_IN_DATABASE_SINCE = (2025, 4)  # Session model with last_ip/last_used/expires; AuthenticatedSession.session
 EXACT_ACTIONS_FILTER_SINCE = (2026, 2)  # events ?actions= (exact, repeatable) next to ?action= (contains)
 
@@ -208,13 +209,16 @@ class AuthentikClient(ApiClient):
         None where the server has no such list (before 2025.8) or the token may not read it."""
         if not self.at_least(TASK_API_SINCE):
             return None
+        path = "/tasks/workers/"
+        if not self.at_least(WORKERS_SLASH_SINCE):
+            path = path.rstrip("/")  # routed without the trailing slash until 2026.2 (its API schema)
         try:
-            found = self.get("/tasks/workers/", "worker list")
+            found = self.get(path, "worker list")
         except ApiError as exc:
             if exc.status in (403, 404):
                 return None
             raise
-        return found if isinstance(found, list) else None
+        return [row for row in found if isinstance(row, dict)] if isinstance(found, list) else None
 
     def find_by(self, path, what, field, value, extra=None):
         """The one object whose ``field`` equals ``value``, or None.

@@ -362,19 +362,26 @@ class WhitelistDoctor(object):
             report.problem("worker", "no authentik worker has checked in for 45 s, so authentik sends no webhook "
                            "and no login is whitelisted", WORKER_DOWN_FIX)
             return
-        other = sorted(w.get("worker_id") for w in self.workers or [] if w.get("version_matching") is False)
+        if self.workers is None and self.task_api:
+            report.note("worker_list", "the doctor cannot tell whether authentik's worker runs: the token may not "
+                        "list the workers (permission authentik_rbac.view_system_info)",
+                        "give the token's user that permission, or use an admin's token")
+        other = sorted(str(w.get("worker_id") or "?") for w in self.workers or [] if w.get("version_matching") is False)
         if other:
             report.note("worker_version", "authentik's worker %s runs another version than the server"
                         % ", ".join(other), "run the worker and the server from the same authentik version")
         if self.queue_wait is None or self.queue_wait < BOTTLENECK_WAIT:
             return
         handlers, transports = self._login_cost()
+        processes = len(self.workers or [])
+        side_by_side = ("%d worker processes, each running 2 tasks at a time by default" % processes
+                        if processes > 1 else "a default worker runs 2 tasks at a time (1 process, 2 threads)")
         report.note(
             "bottleneck",
             "authentik's worker is the bottleneck: the oldest task due among the %d queued has waited %d s to "
             "start, so a login now waits about as long before its webhook is sent. Each event costs the worker "
-            "%d handler tasks and a login of this whitelist up to %d webhook tasks, run 2 at a time by a default "
-            "worker (1 process, 2 threads)" % (self.queued, self.queue_wait, handlers, transports),
+            "%d handler tasks and a login of this whitelist up to %d webhook tasks; %s"
+            % (self.queued, self.queue_wait, handlers, transports, side_by_side),
             WORKER_FIX)
 
 
@@ -391,6 +398,8 @@ def queue_wait(oldest_first, now):
     """Seconds the oldest queued task that is due has waited (0 when none is): a task waiting out a retry's
     backoff (``eta`` ahead) is not waiting for the worker."""
     for row in oldest_first:
+        if not isinstance(row, dict):
+            continue
         queued_at, eta = parse_time(row.get("mtime")), parse_time(row.get("eta"))
         if queued_at is None or (eta is not None and eta > now):
             continue
