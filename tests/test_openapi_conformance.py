@@ -190,14 +190,6 @@ def pangolin_spec():
     return Spec(PANGOLIN_CONTRACT)
 
 
-@pytest.fixture(scope="module")
-def pangolin_server():
-    sim = PangolinSimulator()
-    sim.start()
-    yield sim
-    sim.stop()
-
-
 @pytest.fixture
 def pg(pangolin_server, pangolin_spec):
     """A fresh Pangolin: org homelab, an http resource, an IdP with a policy for another org, a root key."""
